@@ -1,0 +1,74 @@
+// Command moat runs an AWS-style web architecture on one Linux machine
+// (moat up) or renders it as a CloudFormation stack (moat deploy).
+//
+// This package is wiring only: flags, output, and calls into internal/.
+// Each subcommand lives in its own file and registers itself with
+// register() from an init function, so files can be added without
+// touching this one.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK       = 0
+	exitFailure  = 1 // the command ran and failed (e.g. a daemon error)
+	exitUsage    = 2 // bad flags or arguments
+	exitInvalid  = 3 // the stack file is invalid
+	exitNotFound = 4 // no stack running, no such instance, ...
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode wraps err so that main exits with code.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+var subcommands []func() *cobra.Command
+
+// register adds a subcommand constructor; call it from an init function.
+func register(f func() *cobra.Command) { subcommands = append(subcommands, f) }
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "moat",
+		Short:         "Run an AWS web architecture on one Linux machine, or deploy it to AWS",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitUsage, err) })
+	for _, f := range subcommands {
+		root.AddCommand(f())
+	}
+	return root
+}
+
+func main() {
+	err := newRootCommand().Execute()
+	if err == nil {
+		os.Exit(exitOK)
+	}
+	fmt.Fprintln(os.Stderr, "moat:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	os.Exit(exitFailure)
+}
