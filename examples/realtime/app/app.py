@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A small real-time web app: a page with a live stream of updates.
+
+Standard library only. Each instance tells who it is (instance id, zone,
+private IP) from the instance metadata service, as on EC2, falling back to
+environment variables and the hostname.
+
+  GET /         the page
+  GET /events   Server-Sent Events: a tick every second, with who served it
+  GET /health   200 "ok" (503 once /health/fail was called: for demos)
+  GET /whoami   JSON of the instance identity
+"""
+import json
+import os
+import socket
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT = int(os.environ.get("PORT", "8000"))
+IMDS = os.environ.get("MOAT_IMDS", "http://169.254.169.254")
+healthy = True
+started = time.time()
+
+
+def imds(path, default):
+    """Reads one instance metadata path (IMDSv2), or returns default."""
+    try:
+        req = urllib.request.Request(IMDS + "/latest/api/token", method="PUT",
+                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        token = urllib.request.urlopen(req, timeout=0.5).read().decode()
+        req = urllib.request.Request(IMDS + "/latest/meta-data/" + path,
+                                     headers={"X-aws-ec2-metadata-token": token})
+        return urllib.request.urlopen(req, timeout=0.5).read().decode()
+    except Exception:
+        return default
+
+
+def local_ip():
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect(("10.255.255.255", 9))  # UDP connect sends nothing; it picks the source address
+        ip = s.getsockname()[0]
+        s.close()
+        return ip
+    except OSError:
+        return "127.0.0.1"
+
+
+IDENTITY = {
+    "instance": imds("instance-id", os.environ.get("MOAT_INSTANCE_ID", socket.gethostname())),
+    "zone": imds("placement/availability-zone", os.environ.get("MOAT_ZONE", "local")),
+    "ip": imds("local-ipv4", os.environ.get("MOAT_PRIVATE_IP", "")) or local_ip(),
+}
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>moat realtime</title>
+<style>body{font-family:sans-serif;margin:2em}#log{font-family:monospace}</style></head>
+<body><h1>moat realtime</h1>
+<p>Page served by <b id="who">%(instance)s</b> in zone <b>%(zone)s</b> at <b>%(ip)s</b>.</p>
+<p>Status: <span id="status">connecting</span></p>
+<ol id="log"></ol>
+<script>
+const log = document.getElementById("log");
+const es = new EventSource("/events");
+es.onopen = () => document.getElementById("status").textContent = "live";
+es.onerror = () => document.getElementById("status").textContent = "reconnecting";
+es.onmessage = (e) => {
+  const d = JSON.parse(e.data);
+  const li = document.createElement("li");
+  li.textContent = `#${d.seq} ${d.time} from ${d.instance} (${d.zone}, ${d.ip})`;
+  log.prepend(li);
+  while (log.children.length > 20) log.lastChild.remove();
+};
+</script></body></html>
+"""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send(self, code, ctype, body):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        global healthy
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            self.send(200, "text/html; charset=utf-8", PAGE % IDENTITY)
+        elif path == "/health":
+            self.send(200 if healthy else 503, "text/plain", "ok\n" if healthy else "failing\n")
+        elif path == "/health/fail":
+            healthy = False
+            self.send(200, "text/plain", "health will now fail\n")
+        elif path == "/whoami":
+            self.send(200, "application/json", json.dumps(IDENTITY) + "\n")
+        elif path == "/events":
+            self.events()
+        else:
+            self.send(404, "text/plain", "not found\n")
+
+    def events(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        seq = 0
+        try:
+            while True:
+                seq += 1
+                d = dict(IDENTITY, seq=seq, time=time.strftime("%H:%M:%S"))
+                self.wfile.write(("data: " + json.dumps(d) + "\n\n").encode())
+                self.wfile.flush()
+                time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def main():
+    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    server.daemon_threads = True
+    print(f"listening on :{PORT} as {IDENTITY}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

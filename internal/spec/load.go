@@ -1,0 +1,284 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a loaded stack file: the stack, where it came from, and the
+// position of every field that was written, for error messages.
+type File struct {
+	Path  string
+	Dir   string // directory the file's relative paths are resolved against
+	Stack Stack
+	pos   map[string]Position
+	// parseProblems are shape problems that did not stop decoding
+	// (unknown fields); Validate reports them.
+	parseProblems Problems
+}
+
+// Pos returns the position of a field path such as vpc.subnets[1].cidr.
+// For a field that was not written it returns the nearest written parent.
+func (f *File) Pos(path string) Position {
+	for {
+		if p, ok := f.pos[path]; ok {
+			return p
+		}
+		if path == "" {
+			return Position{File: f.Path}
+		}
+		path = parentPath(path)
+	}
+}
+
+func parentPath(path string) string {
+	if strings.HasSuffix(path, "]") {
+		if i := strings.LastIndexByte(path, '['); i >= 0 {
+			return path[:i]
+		}
+	}
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// LoadFile reads and parses a stack file. Syntax and shape problems (bad
+// YAML, unknown fields, wrong types) come back as Problems; it does not
+// validate references or apply defaults (see Validate and Defaults).
+func LoadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read stack file: %w", err)
+	}
+	f, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err == nil {
+		f.Dir = abs
+	}
+	return f, nil
+}
+
+// Parse parses stack file content; name is used in positions.
+func Parse(name string, data []byte) (*File, error) {
+	f := &File{Path: name, Dir: filepath.Dir(name), pos: map[string]Position{}}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Problems{{Severity: Error, Pos: Position{File: name, Line: 1, Column: 1},
+				Message: "the stack file is empty", Hint: "start from the example: moat init"}}
+		}
+		return nil, Problems{yamlProblem(name, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Problems{{Severity: Error, Pos: Position{File: name, Line: extra.Line, Column: extra.Column},
+			Message: "the file holds more than one YAML document", Hint: "remove the second document (after ---)"}}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	w := walker{file: name, pos: f.pos}
+	w.walk(root, reflect.TypeOf(Stack{}), "")
+	w.problems.Sort()
+	if err := root.Decode(&f.Stack); err != nil {
+		// Shape problems (wrong kinds) explain decode failures better.
+		if len(w.problems) > 0 {
+			return nil, w.problems
+		}
+		return nil, Problems{yamlProblem(name, err)}
+	}
+	// Unknown fields do not stop decoding: Validate reports them with
+	// everything else, so the user sees every problem at once.
+	f.parseProblems = w.problems
+	return f, nil
+}
+
+// yamlProblem turns a YAML library error ("yaml: line 3: ...") into a Problem.
+func yamlProblem(name string, err error) Problem {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, tail, ok := strings.Cut(rest, ":"); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				line, msg = l, strings.TrimSpace(tail)
+			}
+		}
+	}
+	return Problem{Severity: Error, Pos: Position{File: name, Line: line, Column: 1},
+		Message: "invalid YAML: " + msg, Hint: "check indentation and quoting on that line"}
+}
+
+// walker checks a YAML node tree against the Go types: unknown fields,
+// wrong kinds, scalars that do not parse. It records every field's position.
+type walker struct {
+	file     string
+	pos      map[string]Position
+	problems Problems
+}
+
+func (w *walker) at(n *yaml.Node) Position {
+	return Position{File: w.file, Line: n.Line, Column: n.Column}
+}
+
+func (w *walker) add(n *yaml.Node, path, msg, hint string) {
+	w.problems = append(w.problems, Problem{Severity: Error, Pos: w.at(n), Path: path, Message: msg, Hint: hint})
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		if _, seen := w.pos[path]; !seen {
+			w.pos[path] = w.at(n)
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		v := reflect.New(t)
+		if err := v.Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			w.add(n, path, err.Error(), "")
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			w.add(n, path, fmt.Sprintf("expected a mapping (key: value lines), found %s", kindName(n)), "")
+			return
+		}
+		fields := yamlFields(t)
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			sub := join(path, k.Value)
+			if seen[k.Value] {
+				w.add(k, sub, fmt.Sprintf("%q is set twice", k.Value), "remove one of them")
+				continue
+			}
+			seen[k.Value] = true
+			ft, ok := fields[k.Value]
+			if !ok {
+				w.pos[sub] = w.at(k)
+				where := "here"
+				if path != "" {
+					where = "in " + path
+				}
+				hint := didYouMean(k.Value, names, "field")
+				if closest(k.Value, names) == "" {
+					hint = "remove it; the fields allowed " + where + " are: " + strings.Join(names, ", ")
+				}
+				w.add(k, sub, fmt.Sprintf("unknown field %q", k.Value), hint)
+				continue
+			}
+			w.walk(v, ft, sub) // records the value's position
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.add(n, path, fmt.Sprintf("expected a list, found %s", kindName(n)), "write it as a list: [a, b] or lines starting with '- '")
+			return
+		}
+		for i, c := range n.Content {
+			w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.add(n, path, fmt.Sprintf("expected a mapping, found %s", kindName(n)), "")
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			sub := join(path, k.Value)
+			w.pos[sub] = w.at(k)
+			w.walk(v, t.Elem(), sub)
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			w.add(n, path, fmt.Sprintf("expected text, found %s", kindName(n)), "")
+		}
+	case reflect.Int, reflect.Int64:
+		if n.Kind != yaml.ScalarNode {
+			w.add(n, path, fmt.Sprintf("expected a whole number, found %s", kindName(n)), "")
+		} else if _, err := strconv.ParseInt(n.Value, 0, 64); err != nil {
+			w.add(n, path, fmt.Sprintf("expected a whole number, found %q", n.Value), "write a number without quotes or units, e.g. 30")
+		}
+	case reflect.Float64:
+		if n.Kind != yaml.ScalarNode {
+			w.add(n, path, fmt.Sprintf("expected a number, found %s", kindName(n)), "")
+		} else if _, err := strconv.ParseFloat(n.Value, 64); err != nil {
+			w.add(n, path, fmt.Sprintf("expected a number, found %q", n.Value), "write a number without quotes, e.g. 50 or 0.5")
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+			w.add(n, path, fmt.Sprintf("expected true or false, found %q", n.Value), "")
+		}
+	}
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// yamlFields maps YAML keys to field types for a struct type.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
