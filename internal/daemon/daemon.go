@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+// Options configure a daemon.
+type Options struct {
+	// File is the stack file the plan came from (for status).
+	File string
+	// Dir is the state directory; default StackDir(plan.Stack).
+	Dir Dir
+	// Logger for the daemon's own log; default slog.Default().
+	Logger *slog.Logger
+	// Ready, if set, is called once the stack is up (or failed to come up).
+	Ready func(error)
+}
+
+// Daemon runs one stack.
+type Daemon struct {
+	plan    *plan.Plan
+	opts    Options
+	dir     Dir
+	log     *slog.Logger
+	events  *events.Log
+	started time.Time
+
+	mu     sync.Mutex
+	phase  string
+	err    error
+	stack  *stack
+	stopCh chan struct{}
+	once   sync.Once
+}
+
+// Run brings the stack up, serves the control API until ctx is done or a
+// client asks it to stop, then tears everything down. A failed start tears
+// down what it made and returns the error.
+func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
+	d := &Daemon{plan: p, opts: opts, dir: opts.Dir, log: opts.Logger, phase: PhaseStarting,
+		started: time.Now().UTC(), stopCh: make(chan struct{})}
+	if d.dir == "" {
+		d.dir = StackDir(p.Stack)
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.log = d.log.With("component", "daemon", "stack", p.Stack)
+	ready := func(err error) {
+		if opts.Ready != nil {
+			opts.Ready(err)
+			opts.Ready = nil
+		}
+	}
+	defer func() { ready(err) }()
+
+	lock, err := d.dir.Acquire()
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	d.events, err = events.Open(d.dir.Events())
+	if err != nil {
+		return err
+	}
+	defer d.events.Close()
+	if b, err := json.MarshalIndent(p, "", "  "); err == nil {
+		_ = os.WriteFile(d.dir.Path("plan.json"), b, 0o600)
+	}
+
+	// The API comes up first, so `moat status` works while the stack starts.
+	_ = os.Remove(d.dir.Socket())
+	ln, err := net.Listen("unix", d.dir.Socket())
+	if err != nil {
+		return fmt.Errorf("listen on control socket: %w", err)
+	}
+	_ = os.Chmod(d.dir.Socket(), 0o600)
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("control API stopped", "err", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = os.Remove(d.dir.Socket())
+		_ = os.Remove(d.dir.PIDFile())
+	}()
+
+	d.events.Addf("daemon", "stack.starting", nil, "Starting stack %s (pid %d)", p.Stack, os.Getpid())
+	st := newStack(p, d.dir, d.events, d.log)
+	d.mu.Lock()
+	d.stack = st
+	d.mu.Unlock()
+	// Teardown runs whatever happened, with a fresh context: ctx may be
+	// cancelled already (Ctrl-C).
+	defer func() {
+		d.setPhase(PhaseStopping, nil)
+		d.events.Addf("daemon", "stack.stopping", nil, "Tearing down stack %s", p.Stack)
+		tctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if terr := st.stop(tctx); terr != nil {
+			d.log.Error("teardown incomplete", "err", terr)
+			err = errors.Join(err, fmt.Errorf("teardown: %w", terr))
+		}
+		d.events.Addf("daemon", "stack.stopped", nil, "Stack %s is down", p.Stack)
+	}()
+	if err := st.start(ctx); err != nil {
+		d.setPhase(PhaseFailed, err)
+		d.events.Addf("daemon", "stack.failed", nil, "Stack %s failed to start: %v", p.Stack, err)
+		return fmt.Errorf("start stack %s: %w", p.Stack, err)
+	}
+	d.setPhase(PhaseRunning, nil)
+	d.events.Addf("daemon", "stack.running", nil, "Stack %s is running", p.Stack)
+	ready(nil)
+
+	select {
+	case <-ctx.Done():
+	case <-d.stopCh:
+	}
+	return nil
+}
+
+func (d *Daemon) setPhase(phase string, err error) {
+	d.mu.Lock()
+	d.phase, d.err = phase, err
+	d.mu.Unlock()
+}
+
+func (d *Daemon) status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := Status{Stack: d.plan.Stack, PID: os.Getpid(), Phase: d.phase, Started: d.started,
+		StateDir: string(d.dir), File: d.opts.File, Endpoints: d.plan.Endpoints}
+	if d.err != nil {
+		s.Error = d.err.Error()
+	}
+	if d.stack != nil {
+		s.Groups = d.stack.groupStatus()
+	}
+	return s
+}
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.status())
+	})
+	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		d.once.Do(func() { close(d.stopCh) })
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+	})
+	mux.HandleFunc("GET /v1/events", d.handleEvents)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		st := d.stack
+		d.mu.Unlock()
+		if st == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("the stack is starting"))
+			return
+		}
+		st.ServeHTTP(w, r)
+	})
+	return mux
+}
+
+// handleEvents streams the event log as JSON lines: the history, then,
+// with ?follow=1, new events as they happen.
+func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
+	follow := r.URL.Query().Get("follow") == "1"
+	var ch <-chan events.Event
+	if follow {
+		var cancel func()
+		ch, cancel = d.events.Subscribe()
+		defer cancel()
+	}
+	past, _ := events.ReadFile(d.dir.Events())
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	for _, e := range past {
+		_ = enc.Encode(e)
+	}
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	if !follow {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-ch:
+			if !ok {
+				return
+			}
+			if enc.Encode(e) != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+// APIError is the body of every non-2xx API answer.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, APIError{Error: err.Error()})
+}
