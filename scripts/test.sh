@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs moat's checks and tests: gofmt, go vet, and go test -race on every
+# package. Tests that need root skip when not root, and fail instead when
+# CI=true (CI runs as root and must run them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export PATH="/usr/local/go/bin:$PATH"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change: $bad" >&2; exit 1; fi
+go vet ./...
+CGO_ENABLED=0 go build -o bin/moat ./cmd/moat
+go test -race -count=1 -timeout 20m ./... "$@"
