@@ -1,0 +1,81 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+func TestLockIsExclusiveAndReleasedOnExit(t *testing.T) {
+	dir := daemon.Dir(t.TempDir())
+	l, err := dir.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dir.Held() {
+		t.Fatal("Held() = false while locked")
+	}
+	if _, err := dir.Acquire(); !errors.Is(err, daemon.ErrLocked) {
+		t.Fatalf("second Acquire: got %v, want ErrLocked", err)
+	}
+	l.Release()
+	if dir.Held() {
+		t.Fatal("Held() = true after Release")
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	dir := daemon.Dir(t.TempDir())
+	p := &plan.Plan{Stack: "apitest"}
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
+	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cl := client.New(dir)
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stack != "apitest" || st.Phase != daemon.PhaseRunning {
+		t.Fatalf("status = %+v", st)
+	}
+	// A second daemon for the same stack is refused.
+	if err := daemon.Run(ctx, p, daemon.Options{Dir: dir}); !errors.Is(err, daemon.ErrLocked) {
+		t.Fatalf("second daemon: got %v, want ErrLocked", err)
+	}
+	var got []events.Event
+	if err := cl.Events(ctx, false, func(e events.Event) { got = append(got, e) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || got[len(got)-1].Type != "stack.running" {
+		t.Fatalf("events = %+v", got)
+	}
+	if err := cl.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	if _, err := cl.Status(ctx); !errors.Is(err, client.ErrNotRunning) {
+		t.Fatalf("status after shutdown: %v, want ErrNotRunning", err)
+	}
+	if dir.Held() {
+		t.Fatal("lock still held after shutdown")
+	}
+}
