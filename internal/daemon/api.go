@@ -36,3 +36,43 @@ type GroupStatus struct {
 	InService int    `json:"inService"`
 	Healthy   int    `json:"healthy"`
 }
+
+// Instance is one instance as GET /v1/instances lists it.
+type Instance struct {
+	ID             string    `json:"id"`
+	Group          string    `json:"group"`
+	LaunchTemplate string    `json:"launchTemplate"`
+	Version        string    `json:"version"`
+	Zone           string    `json:"zone"`
+	Subnet         string    `json:"subnet"`
+	IP             string    `json:"ip"`
+	State          string    `json:"state"`
+	Health         string    `json:"health"`
+	StateReason    string    `json:"stateReason,omitempty"`
+	CPUPercent     float64   `json:"cpuPercent"`
+	MemoryBytes    int64     `json:"memoryBytes"`
+	Launched       time.Time `json:"launched"`
+	Protected      bool      `json:"protectedFromScaleIn,omitempty"`
+}
+
+// ScaleRequest is the body of POST /v1/groups/{name}/scale.
+type ScaleRequest struct {
+	Desired int `json:"desired"`
+}
+
+// TerminateRequest is the body of POST /v1/instances/{id}/terminate.
+type TerminateRequest struct {
+	// DecrementDesired lowers the group's desired capacity instead of
+	// replacing the instance (AWS's ShouldDecrementDesiredCapacity).
+	DecrementDesired bool `json:"decrementDesired"`
+}
+
+// Target is one target of a target group, as GET /v1/targets lists it.
+type Target struct {
+	TargetGroup string `json:"targetGroup"`
+	ID          string `json:"id"`
+	Address     string `json:"address"`
+	State       string `json:"state"`
+	Reason      string `json:"reason,omitempty"`
+	Description string `json:"description,omitempty"`
+}

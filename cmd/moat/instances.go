@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moat-dev/moat/internal/daemon"
+)
+
+func init() {
+	register(newPsCommand)
+	register(newScaleCommand)
+	register(newTerminateCommand)
+	register(newRefreshCommand)
+	register(newLogsCommand)
+}
+
+func newPsCommand() *cobra.Command {
+	var file, stack, output string
+	c := &cobra.Command{
+		Use:   "ps",
+		Short: "List the stack's instances",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			var list []daemon.Instance
+			if err := cl.Get(c.Context(), "/v1/instances", &list); err != nil {
+				return err
+			}
+			if output == "json" {
+				if list == nil {
+					list = []daemon.Instance{}
+				}
+				return writeJSON(c.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tGROUP\tZONE\tSUBNET\tIP\tSTATE\tHEALTH\tCPU\tMEM\tAGE")
+			for _, i := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\n", i.ID, i.Group, i.Zone, i.Subnet, i.IP,
+					i.State, i.Health, i.CPUPercent, humanBytes(i.MemoryBytes), time.Since(i.Launched).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	stackFlags(c, &file, &stack)
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n <= 0:
+		return "-"
+	case n < 1<<20:
+		return fmt.Sprintf("%dK", n>>10)
+	default:
+		return fmt.Sprintf("%dM", n>>20)
+	}
+}
+
+func newScaleCommand() *cobra.Command {
+	var file, stack string
+	c := &cobra.Command{
+		Use:   "scale GROUP N",
+		Short: "Set an auto scaling group's desired capacity",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 0 {
+				return withCode(exitUsage, fmt.Errorf("desired capacity %q is not a whole number ≥ 0", args[1]))
+			}
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			if err := cl.Post(c.Context(), "/v1/groups/"+url.PathEscape(args[0])+"/scale", daemon.ScaleRequest{Desired: n}, nil); err != nil {
+				return apiErr(err)
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "group %s: desired capacity set to %d\n", args[0], n)
+			return nil
+		},
+	}
+	stackFlags(c, &file, &stack)
+	return c
+}
+
+func newTerminateCommand() *cobra.Command {
+	var file, stack string
+	var decrement, yes bool
+	c := &cobra.Command{
+		Use:   "terminate ID",
+		Short: "Terminate an instance; its group replaces it unless --decrement-desired",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			req := daemon.TerminateRequest{DecrementDesired: decrement}
+			if err := cl.Post(c.Context(), "/v1/instances/"+url.PathEscape(args[0])+"/terminate", req, nil); err != nil {
+				return apiErr(err)
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "terminating %s\n", args[0])
+			return nil
+		},
+	}
+	stackFlags(c, &file, &stack)
+	c.Flags().BoolVar(&decrement, "decrement-desired", false, "lower the group's desired capacity instead of replacing the instance")
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask (terminate never asks; accepted for scripts)")
+	return c
+}
+
+func newRefreshCommand() *cobra.Command {
+	var file, stack string
+	c := &cobra.Command{
+		Use:   "refresh GROUP",
+		Short: "Start an instance refresh: replace every instance, keeping the minimum healthy percentage",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			if err := cl.Post(c.Context(), "/v1/groups/"+url.PathEscape(args[0])+"/refresh", struct{}{}, nil); err != nil {
+				return apiErr(err)
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "instance refresh of group %s started; follow it with moat events -f\n", args[0])
+			return nil
+		},
+	}
+	stackFlags(c, &file, &stack)
+	return c
+}
+
+func newLogsCommand() *cobra.Command {
+	var file, stack string
+	var follow bool
+	c := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print an instance's output (user data and app); -f to follow",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			path := "/v1/instances/" + url.PathEscape(args[0]) + "/logs"
+			if follow {
+				path += "?follow=1"
+			}
+			w := c.OutOrStdout()
+			return apiErr(cl.Stream(ctx, path, func(line []byte) {
+				w.Write(line)
+				w.Write([]byte{'\n'})
+			}))
+		},
+	}
+	c.Flags().StringVar(&file, "file", "", "stack file (default $MOAT_FILE, then ./moat.yaml)")
+	c.Flags().StringVar(&stack, "stack", "", "stack name (default: the stack file's name)")
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	return c
+}
+
+// apiErr maps the daemon's 404 to exitNotFound.
+func apiErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isNotFound(err) {
+		return withCode(exitNotFound, err)
+	}
+	return err
+}
