@@ -218,3 +218,22 @@ func TestRejects(t *testing.T) {
 		t.Error("ParseType(dsa) succeeded")
 	}
 }
+
+func TestHostKeyIsPersistent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "host_ed25519")
+	a, err := LoadOrCreateHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreateHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SHA256(a.PublicKey()) != SHA256(b.PublicKey()) {
+		t.Error("host key changed between loads")
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("host key file: %v %v", fi, err)
+	}
+}

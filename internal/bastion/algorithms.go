@@ -1,0 +1,32 @@
+package bastion
+
+import (
+	"slices"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Modern returns the algorithm settings moat's SSH servers use: post-quantum
+// hybrid and curve25519 key exchange, AEAD ciphers, SHA-2 encrypt-then-MAC;
+// no NIST curves, no SHA-1, no CBC. mlkem768x25519-sha256 is offered when
+// the library supports it (OpenSSH 9.9+ picks it; older clients use
+// curve25519-sha256).
+func Modern() ssh.Config {
+	supported := ssh.SupportedAlgorithms()
+	var kex []string
+	for _, k := range []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519} {
+		if slices.Contains(supported.KeyExchanges, k) {
+			kex = append(kex, k)
+		}
+	}
+	return ssh.Config{
+		KeyExchanges: kex,
+		Ciphers:      []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES256GCM, ssh.CipherAES128GCM},
+		MACs:         []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM},
+	}
+}
+
+// ClientKeyAlgorithms are the public key signature algorithms accepted for
+// user authentication: ed25519 and RSA with SHA-2 (no ssh-rsa/SHA-1, no
+// NIST ECDSA).
+var ClientKeyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
