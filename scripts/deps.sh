@@ -10,6 +10,9 @@ command -v ssh >/dev/null     || need+=(openssh-client)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null    || need+=(curl)
+if [ "${1:-}" = test ]; then
+  command -v chromium >/dev/null || need+=(chromium)   # the browser tests
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "moat: missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -19,6 +19,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(os.environ.get("PORT", "8000"))
+HOST = os.environ.get("HOST", "0.0.0.0")
 IMDS = os.environ.get("MOAT_IMDS", "http://169.254.169.254")
 healthy = True
 started = time.time()
@@ -128,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    server = ThreadingHTTPServer((HOST, PORT), Handler)
     server.daemon_threads = True
     print(f"listening on :{PORT} as {IDENTITY}", flush=True)
     server.serve_forever()
