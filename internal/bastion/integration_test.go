@@ -552,3 +552,25 @@ func mustRun(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+func TestPTYShellThroughJump(t *testing.T) {
+	e := start(t)
+	// -tt forces a pty; the shell reads commands from it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", "-F", e.cfgFile, "-tt", "-o", "SetEnv=LC_MOAT=yes", "web-1")
+	cmd.Env = []string{"HOME=" + e.dir, "PATH=" + os.Getenv("PATH"), "TERM=xterm-moat"}
+	cmd.Stdin = strings.NewReader("stty cols 123 rows 45; tty; stty size; echo term=$TERM lc=$LC_MOAT; exit 3\n")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("ssh -tt: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"/dev/pts/", "45 123", "term=xterm-moat lc=yes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("pty session output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -55,8 +55,8 @@ type Config struct {
 	// /bin/bash if present, else /bin/sh.
 	Shell string
 	// SFTPServer is the sftp-server binary; default the first of
-	// DefaultSFTPServers that exists. Without one, the sftp subsystem is
-	// refused and `scp -O` must be used.
+	// DefaultSFTPServers that exists; "-" disables SFTP. Without one, the
+	// sftp subsystem is refused and `scp -O` must be used.
 	SFTPServer string
 	// Logger receives one record per authentication and session.
 	Logger *slog.Logger
@@ -346,7 +346,7 @@ func (ss *session) request(ctx context.Context, r *ssh.Request, done chan<- int)
 				return false
 			}
 			what = "subsystem " + c.Name
-			if c.Name != "sftp" || ss.srv.cfg.SFTPServer == "" {
+			if c.Name != "sftp" || ss.srv.cfg.SFTPServer == "" || ss.srv.cfg.SFTPServer == "-" {
 				ss.stderrf("subsystem %q is not available here (for scp use scp -O)", c.Name)
 				ss.srv.log.Warn("session refused", "user", ss.user, "source", ss.remote, "what", what)
 				return false
