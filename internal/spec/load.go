@@ -161,14 +161,15 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		v := reflect.New(t)
 		if err := v.Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
-			w.add(n, path, err.Error(), "")
+			w.add(n, path, err.Error(), unmarshalHint(t))
 		}
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			w.add(n, path, fmt.Sprintf("expected a mapping (key: value lines), found %s", kindName(n)), "")
+			w.add(n, path, fmt.Sprintf("expected a mapping (key: value lines), found %s", kindName(n)),
+				"write the fields on indented lines below the key, or as {key: value, ...}")
 			return
 		}
 		fields := yamlFields(t)
@@ -212,7 +213,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.add(n, path, fmt.Sprintf("expected a mapping, found %s", kindName(n)), "")
+			w.add(n, path, fmt.Sprintf("expected a mapping, found %s", kindName(n)), "write NAME: value pairs on indented lines below the key")
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -223,25 +224,33 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			w.add(n, path, fmt.Sprintf("expected text, found %s", kindName(n)), "")
+			w.add(n, path, fmt.Sprintf("expected text, found %s", kindName(n)), "write a single value, quoted if it contains ':' or starts with '{' or '['")
 		}
 	case reflect.Int, reflect.Int64:
 		if n.Kind != yaml.ScalarNode {
-			w.add(n, path, fmt.Sprintf("expected a whole number, found %s", kindName(n)), "")
+			w.add(n, path, fmt.Sprintf("expected a whole number, found %s", kindName(n)), "write a number without quotes or units, e.g. 30")
 		} else if _, err := strconv.ParseInt(n.Value, 0, 64); err != nil {
 			w.add(n, path, fmt.Sprintf("expected a whole number, found %q", n.Value), "write a number without quotes or units, e.g. 30")
 		}
 	case reflect.Float64:
 		if n.Kind != yaml.ScalarNode {
-			w.add(n, path, fmt.Sprintf("expected a number, found %s", kindName(n)), "")
+			w.add(n, path, fmt.Sprintf("expected a number, found %s", kindName(n)), "write a number without quotes, e.g. 50 or 0.5")
 		} else if _, err := strconv.ParseFloat(n.Value, 64); err != nil {
 			w.add(n, path, fmt.Sprintf("expected a number, found %q", n.Value), "write a number without quotes, e.g. 50 or 0.5")
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
-			w.add(n, path, fmt.Sprintf("expected true or false, found %q", n.Value), "")
+			w.add(n, path, fmt.Sprintf("expected true or false, found %s", kindName(n)), "write true or false")
 		}
 	}
+}
+
+// unmarshalHint says how to write a value of a type with its own YAML form.
+func unmarshalHint(t reflect.Type) string {
+	if t == reflect.TypeOf(PortRange{}) {
+		return "write a port like 80 or a range like 8000-8010"
+	}
+	return "see moat schema for the accepted forms"
 }
 
 func kindName(n *yaml.Node) string {
