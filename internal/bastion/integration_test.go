@@ -273,8 +273,9 @@ func TestJumpRunsCommandOnInstance(t *testing.T) {
 		t.Errorf("output %q, want %q", out, want)
 	}
 	// Exit codes come back.
-	if _, _, code := e.run(t, "ssh", "-F", e.cfgFile, "web-1", "exit 7"); code != 7 {
-		t.Errorf("exit code %d, want 7", code)
+	args := bastion.SSHArgs(e.cfgFile, "web-1", []string{"echo", "argv-ok;", "exit", "7"})
+	if out, _, code := e.run(t, args[0], args[1:]...); code != 7 || out != "argv-ok\n" {
+		t.Errorf("SSHArgs: exit code %d, output %q; want 7, argv-ok", code, out)
 	}
 	// The audit log has the login and the forward with byte counts.
 	e.audit.waitAudit(t, map[string]string{"msg": "auth", "result": "success", "method": "publickey", "fingerprint": e.fingerprint, "source": "127.0.0.1:"})
