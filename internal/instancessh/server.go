@@ -347,9 +347,15 @@ func (ss *session) request(ctx context.Context, r *ssh.Request, done chan<- int)
 			}
 			what = "subsystem " + c.Name
 			if c.Name != "sftp" || ss.srv.cfg.SFTPServer == "" || ss.srv.cfg.SFTPServer == "-" {
-				ss.stderrf("subsystem %q is not available here (for scp use scp -O)", c.Name)
+				// Accept, explain on stderr and exit 127: a plain refusal
+				// makes clients exit before they print the explanation.
+				ss.started = true
 				ss.srv.log.Warn("session refused", "user", ss.user, "source", ss.remote, "what", what)
-				return false
+				go func() {
+					ss.stderrf("subsystem %q is not available here (for scp use scp -O)", c.Name)
+					done <- 127
+				}()
+				return true
 			}
 			argv = []string{ss.srv.cfg.SFTPServer}
 			ss.pty = nil
