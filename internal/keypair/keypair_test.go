@@ -237,3 +237,26 @@ func TestHostKeyIsPersistent(t *testing.T) {
 		t.Errorf("host key file: %v %v", fi, err)
 	}
 }
+
+func TestEnsure(t *testing.T) {
+	s := newStore(t)
+	kp, created, err := s.Ensure("gen", RSA, "")
+	if err != nil || !created || kp.Type != RSA {
+		t.Fatalf("Ensure generate: %+v %v %v", kp, created, err)
+	}
+	again, created, err := s.Ensure("gen", ED25519, "")
+	if err != nil || created || again.ID != kp.ID {
+		t.Fatalf("Ensure existing: %+v %v %v", again, created, err)
+	}
+	pub := filepath.Join(t.TempDir(), "k.pub")
+	if err := os.WriteFile(pub, []byte(again.PublicKey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imp, created, err := s.Ensure("imp", "", pub)
+	if err != nil || !created || !imp.Imported {
+		t.Fatalf("Ensure import: %+v %v %v", imp, created, err)
+	}
+	if _, _, err := s.Ensure("missing", "", filepath.Join(t.TempDir(), "nope.pub")); err == nil {
+		t.Error("Ensure with a missing public key file succeeded")
+	}
+}

@@ -288,3 +288,33 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return "key-" + hex.EncodeToString(b[:])[:17]
 }
+
+// Ensure returns key pair name, creating it when missing: imported from
+// the OpenSSH public key file pubKeyFile when that is set, otherwise
+// generated with type t (its private key going to the default path). An
+// existing key pair is returned as is, so `moat up` can call Ensure for
+// every key pair the stack file names. created reports whether it made one.
+func (s *Store) Ensure(name string, t Type, pubKeyFile string) (kp *KeyPair, created bool, err error) {
+	kp, err = s.Get(name)
+	if err == nil {
+		return kp, false, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	if pubKeyFile != "" {
+		data, rerr := os.ReadFile(pubKeyFile)
+		if rerr != nil {
+			return nil, false, fmt.Errorf("import key pair %s: %w", name, rerr)
+		}
+		kp, err = s.Import(name, data)
+	} else {
+		kp, err = s.Create(name, t, "")
+	}
+	if errors.Is(err, ErrExists) {
+		// Another process made it first.
+		kp, err = s.Get(name)
+		return kp, false, err
+	}
+	return kp, err == nil, err
+}
