@@ -318,6 +318,9 @@ func CarveSubnets(vpcCIDR string, zones []string) []Subnet {
 	if bits > 28 {
 		bits = 28
 	}
+	if bits <= p.Bits() {
+		return nil // a /28 or smaller VPC cannot be split
+	}
 	n := 1 << (bits - p.Bits()) // blocks in the VPC
 	half := n / 2
 	if len(zones) > half {
