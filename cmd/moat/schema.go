@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/invopop/jsonschema"
 	"github.com/spf13/cobra"
 
 	"github.com/moat-dev/moat/internal/spec"
@@ -9,30 +8,27 @@ import (
 
 func init() { register(newSchemaCommand) }
 
-// newSchemaCommand prints a JSON Schema of the stack file. Editors use it
-// with a first line such as
+// newSchemaCommand prints the JSON Schema (draft 2020-12) of the stack
+// file, generated from the Go types in package spec. Editors with the YAML
+// language server (VS Code's YAML extension, Neovim's yamlls, JetBrains)
+// use it for completion, hover docs and checking once moat.yaml starts with
 //
 //	# yaml-language-server: $schema=./moat.schema.json
+//
+// after `moat schema > moat.schema.json`.
 func newSchemaCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "schema",
-		Short: "Print a JSON Schema of the stack file, for editors",
-		Args:  cobra.NoArgs,
+		Short: "Print the JSON Schema of the stack file, for editors",
+		Long: `Print the JSON Schema (draft 2020-12) of moat.yaml on stdout.
+
+Save it and point your editor at it, e.g. with the YAML language server:
+  moat schema > moat.schema.json
+  # first line of moat.yaml:
+  # yaml-language-server: $schema=./moat.schema.json`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return writeJSON(c.OutOrStdout(), stackSchema())
+			return writeJSON(c.OutOrStdout(), spec.Schema())
 		},
 	}
-}
-
-func stackSchema() *jsonschema.Schema {
-	r := &jsonschema.Reflector{
-		// yaml tags are the truth; json tags mirror them.
-		RequiredFromJSONSchemaTags: false,
-		AllowAdditionalProperties:  false,
-		DoNotReference:             false,
-	}
-	s := r.Reflect(&spec.Stack{})
-	s.ID = "https://moat.dev/schema/moat.schema.json"
-	s.Title = "moat stack file"
-	return s
 }
