@@ -131,7 +131,14 @@ type walker struct {
 	file     string
 	pos      map[string]Position
 	problems Problems
+	// nodes counts visited nodes: aliases can make a small file expand
+	// exponentially ("billion laughs"), so the walk stops at maxNodes.
+	nodes int
 }
+
+// maxNodes bounds the values a stack file may expand to; real files have
+// a few hundred.
+const maxNodes = 100_000
 
 func (w *walker) at(n *yaml.Node) Position {
 	return Position{File: w.file, Line: n.Line, Column: n.Column}
@@ -146,6 +153,14 @@ var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	w.nodes++
+	if w.nodes == maxNodes {
+		w.add(n, path, fmt.Sprintf("the file expands to more than %d values", maxNodes),
+			"use fewer aliases (*name): each one copies the anchored value")
+	}
+	if w.nodes >= maxNodes {
+		return
 	}
 	if path != "" {
 		if _, seen := w.pos[path]; !seen {

@@ -378,3 +378,21 @@ func TestPos(t *testing.T) {
 		t.Errorf("fallback %v, want %v", p, q)
 	}
 }
+
+// TestParseAliasBomb: a small file whose aliases expand exponentially is
+// refused quickly instead of walking every copy.
+func TestParseAliasBomb(t *testing.T) {
+	list := func(s string, n int) string { return "[" + strings.TrimSuffix(strings.Repeat(s+",", n), ",") + "]" }
+	n := 60 // 60^4 ≈ 13 million values
+	src := "p: &p " + list("/a", n) + "\n" +
+		"r: &r {priority: 1, conditions: {pathPattern: *p}}\n" +
+		"rs: &rs " + list("*r", n) + "\n" +
+		"l: &l {port: 80, rules: *rs}\n" +
+		"ls: &ls " + list("*l", n) + "\n" +
+		"b: &b {name: x, listeners: *ls}\n" +
+		"loadBalancers: " + list("*b", n) + "\n"
+	_, err := Parse("moat.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Errorf("Parse = %v", err)
+	}
+}
