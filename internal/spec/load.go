@@ -254,7 +254,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.add(n, path, fmt.Sprintf("expected a number, found %q", n.Value), "write a number without quotes, e.g. 50 or 0.5")
 		}
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+		if _, ok := yamlBools[n.Value]; n.Kind != yaml.ScalarNode || !ok {
 			w.add(n, path, fmt.Sprintf("expected true or false, found %s", kindName(n)), "write true or false")
 		}
 	}
@@ -267,6 +267,9 @@ func unmarshalHint(t reflect.Type) string {
 	}
 	return "see moat schema for the accepted forms"
 }
+
+// yamlBools are the spellings of booleans in YAML 1.2 (the yaml package's).
+var yamlBools = map[string]bool{"true": true, "True": true, "TRUE": true, "false": false, "False": false, "FALSE": false}
 
 func kindName(n *yaml.Node) string {
 	switch n.Kind {

@@ -42,6 +42,9 @@ var (
 	userRE      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	matcherRE   = regexp.MustCompile(`^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$`)
 	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	zoneRE      = regexp.MustCompile(`^[a-z0-9-]+$`)
+	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	methodRE    = regexp.MustCompile(`^[A-Z_-]{1,40}$`)
 )
 
 func (v *validator) run() {
@@ -159,7 +162,7 @@ func (v *validator) vpc() netip.Prefix {
 	seen := map[string]bool{}
 	for i, z := range s.VPC.Zones {
 		p := fmt.Sprintf("vpc.zones[%d]", i)
-		if z == "" || !regexp.MustCompile(`^[a-z0-9-]+$`).MatchString(z) {
+		if z == "" || !zoneRE.MatchString(z) {
 			v.errf(p, "use a zone letter (a) or a full zone name (us-east-1a)", "zone %q is not valid", z)
 		}
 		if seen[z] {
@@ -371,7 +374,7 @@ func (v *validator) launchTemplates() {
 			v.errf(p+".user", "use a Unix user name like ec2-user", "user %q is not a valid user name", lt.User)
 		}
 		for k := range lt.Environment {
-			if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(k) {
+			if !envRE.MatchString(k) {
 				v.errf(p+".environment."+k, "use letters, digits and '_', not starting with a digit", "%q is not a valid environment variable name", k)
 			}
 		}
@@ -659,7 +662,7 @@ func (v *validator) conditions(p string, c Conditions) {
 		v.errf(p, "add a condition such as pathPattern: [/api/*]", "the rule has no conditions")
 	}
 	for i, m := range c.HTTPRequestMethod {
-		if !regexp.MustCompile(`^[A-Z_-]{1,40}$`).MatchString(m) {
+		if !methodRE.MatchString(m) {
 			v.errf(fmt.Sprintf("%s.httpRequestMethod[%d]", p, i), "methods are upper case, e.g. GET", "method %q is not valid", m)
 		}
 	}
@@ -745,8 +748,14 @@ func (v *validator) local() {
 	for _, lb := range v.s.LoadBalancers {
 		lbs = append(lbs, lb.Name)
 	}
+	listeners := map[string]bool{}
 	for i, pub := range l.Publish {
 		p := fmt.Sprintf("local.publish[%d]", i)
+		key := fmt.Sprintf("%s:%d", pub.LoadBalancer, pub.Listener)
+		if listeners[key] {
+			v.errf(p, "publish each listener once", "listener %s is published twice", key)
+		}
+		listeners[key] = true
 		if v.ref(p+".loadBalancer", pub.LoadBalancer, lbs, "load balancer") {
 			found := false
 			for _, lb := range v.s.LoadBalancers {

@@ -252,6 +252,8 @@ func TestValidate(t *testing.T) {
 			path: "local.bastion", msg: "127.0.0.1:8080 is also used by listener web:80"},
 		{name: "publish unknown listener", edits: []string{"listener: 80, address", "listener: 81, address"},
 			path: "local.publish[0].listener", msg: "has no listener on port 81"},
+		{name: "listener published twice", edits: []string{"    - {loadBalancer: web, listener: 80, address: 127.0.0.1:8080}", "    - {loadBalancer: web, listener: 80, address: 127.0.0.1:8080}\n    - {loadBalancer: web, listener: 80, address: 127.0.0.1:8081}"},
+			path: "local.publish[1]", msg: "listener web:80 is published twice"},
 		{name: "region", edits: []string{"region: us-east-1", "region: mars"},
 			path: "aws.region", msg: "is not a region name"},
 		{name: "app group does not admit lb", edits: []string{"port: 8000, group: lb}", "port: 8001, group: lb}"},
