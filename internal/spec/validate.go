@@ -899,7 +899,9 @@ func (v *validator) admits(dstGroups, srcGroups []string, srcSubnets []netip.Pre
 			if !ruleCoversTCP(r, port) {
 				continue
 			}
-			if r.Group != "" && contains(srcGroups, r.Group) {
+			if r.Group != "" && (contains(srcGroups, r.Group) || !contains(v.groupNames(), r.Group)) {
+				// An undefined group is already an error; do not pile a
+				// warning on top of the misspelling.
 				return true
 			}
 			if c, err := netip.ParsePrefix(r.CIDR); err == nil && len(srcSubnets) > 0 {

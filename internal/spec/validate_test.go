@@ -323,7 +323,11 @@ func TestValidateReportsEveryError(t *testing.T) {
 		"    minSize: 2", "    minSise: 2\n    minSize: 2",
 		"deregistrationDelay: 10", "deregistrationDelay: 4000",
 	)
-	ps := check(t, src).Errors()
+	all := check(t, src)
+	if w := all.Warnings(); len(w) != 0 {
+		t.Errorf("unexpected warnings:\n%s", dump(w))
+	}
+	ps := all.Errors()
 	want := []struct{ path, at string }{
 		{"vpc.subnets[3].cidr", "10.1.0.0/24"},
 		{"securityGroups[2].ingress[0].group", "lbb}"},
