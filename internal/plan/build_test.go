@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
@@ -373,5 +374,29 @@ func TestVersionChanges(t *testing.T) {
 	c, _ := build(t, base).LaunchTemplate("app")
 	if a.Version == b.Version || a.Version != c.Version {
 		t.Errorf("versions %s %s %s", a.Version, b.Version, c.Version)
+	}
+}
+
+func TestTooManyLoadBalancersForSubnet(t *testing.T) {
+	var lbs strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&lbs, "  - {name: lb%d, subnets: [public-a, public-b], securityGroups: [lb], listeners: [{port: %d, defaultAction: {fixedResponse: {statusCode: 200}}}]}\n", i, 8000+i)
+	}
+	src := strings.Replace(base, "  nat: single\n", `  nat: none
+  subnets:
+    - {name: public-a, zone: a, type: public, cidr: 10.0.0.0/28}
+    - {name: public-b, zone: b, type: public, cidr: 10.0.0.16/28}
+    - {name: private-a, zone: a, type: private, cidr: 10.0.1.0/28}
+    - {name: private-b, zone: b, type: private, cidr: 10.0.1.16/28}
+`, 1) + lbs.String()
+	f, err := spec.Parse("moat.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ps := Build(f)
+	// A /28 has 11 assignable addresses; load balancer k (web is 0) takes
+	// offset 2+k, so lb0..lb7 fit and lb8, lb9 do not, in either subnet.
+	if p != nil || len(ps.Errors()) != 4 || !strings.Contains(ps.Errors()[0].Message, "no address left for load balancer lb8") {
+		t.Errorf("problems: %v", ps)
 	}
 }

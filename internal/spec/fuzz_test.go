@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,6 +42,9 @@ func FuzzParse(f *testing.F) {
 		if (p == nil) != (len(bps.Errors()) > 0) {
 			t.Fatalf("Build gave plan %v with %d errors", p != nil, len(bps.Errors()))
 		}
+		if p != nil {
+			checkPlan(t, p)
+		}
 	})
 }
 
@@ -71,5 +75,38 @@ func TestFuzzSeedsBuild(t *testing.T) {
 	file.Dir = dir
 	if p, ps := plan.Build(file); p == nil {
 		t.Fatal(ps)
+	}
+}
+
+// checkPlan checks invariants of a resolved plan: fixed addresses lie in
+// their subnet's assignable range and are unique; references resolve.
+func checkPlan(t *testing.T, p *plan.Plan) {
+	t.Helper()
+	seen := map[netip.Addr]string{}
+	for _, s := range p.Subnets {
+		if !p.VPC.CIDR.Contains(s.CIDR.Addr()) || !s.CIDR.Contains(s.Gateway) || s.LastHost.Less(s.FirstHost) {
+			t.Fatalf("subnet %+v in VPC %s", s, p.VPC.CIDR)
+		}
+		for _, a := range s.Static {
+			if a.Addr.Less(s.FirstHost) || s.LastHost.Less(a.Addr) {
+				t.Fatalf("%s address %s outside %s's hosts %s-%s", a.Node, a.Addr, s.Name, s.FirstHost, s.LastHost)
+			}
+			if other, dup := seen[a.Addr]; dup {
+				t.Fatalf("%s and %s share %s", a.Node, other, a.Addr)
+			}
+			seen[a.Addr] = a.Node
+		}
+	}
+	for _, lb := range p.LoadBalancers {
+		for _, n := range lb.Nodes {
+			if s, ok := p.Subnet(n.Subnet); !ok || !s.Public || !s.CIDR.Contains(n.Address) {
+				t.Fatalf("load balancer %s node %+v", lb.Name, n)
+			}
+		}
+	}
+	for _, g := range p.AutoScalingGroups {
+		if _, ok := p.LaunchTemplate(g.LaunchTemplate); !ok || g.MinSize > g.DesiredCapacity || g.DesiredCapacity > g.MaxSize {
+			t.Fatalf("auto scaling group %+v", g)
+		}
 	}
 }

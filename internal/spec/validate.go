@@ -589,6 +589,13 @@ func (v *validator) loadBalancers(vpc netip.Prefix) {
 			if s.Type != "public" {
 				v.errf(sp, "use the public subnets, one per zone", "subnet %s is private: an internet-facing load balancer needs public subnets", sn)
 			}
+			if c, err := netip.ParsePrefix(s.CIDR); err == nil && c.Addr().Is4() && c.Bits() <= 32 {
+				// Fixed addresses from the first host: NAT, bastion, then
+				// one per load balancer (see package plan).
+				if hosts := 1<<(32-c.Bits()) - 5; 2+i >= hosts {
+					v.errf(sp, "use a larger subnet or fewer load balancers", "subnet %s (%s) has no address left for load balancer %s", sn, c, lb.Name)
+				}
+			}
 			if other, dup := zones[s.Zone]; dup {
 				v.errf(sp, "use one subnet per zone", "subnets %s and %s are both in zone %s; AWS allows one subnet per zone", other, sn, s.Zone)
 			}
