@@ -3,6 +3,8 @@ package bastion_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,7 +71,9 @@ func (b *syncBuffer) waitAudit(t *testing.T, want map[string]string) map[string]
 		}
 		if time.Now().After(deadline) {
 			b.mu.Lock()
-			t.Fatalf("no audit entry matching %v; audit log:\n%s", want, b.buf.String())
+			log := b.buf.String()
+			b.mu.Unlock()
+			t.Fatalf("no audit entry matching %v; audit log:\n%s", want, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -125,7 +129,9 @@ func listen(t *testing.T, addr string) net.Listener {
 // without a rule for the bastion would.
 var refusedDst = netip.MustParseAddrPort("127.0.0.4:22")
 
-func start(t *testing.T) *env {
+// start runs a bastion and an instance endpoint; the bastion blocks a
+// source after maxFailures failed handshakes.
+func start(t *testing.T, maxFailures ...int) *env {
 	t.Helper()
 	need(t, "ssh", "scp", "ssh-keygen")
 	e := &env{dir: t.TempDir(), audit: &syncBuffer{}, instanceLog: &syncBuffer{}}
@@ -187,7 +193,7 @@ func start(t *testing.T) *env {
 		},
 		Audit:            e.audit,
 		HandshakeTimeout: 5 * time.Second,
-		Limiter:          bastion.LimiterConfig{MaxFailures: 10, Window: time.Minute, Block: time.Minute},
+		Limiter:          bastion.LimiterConfig{MaxFailures: append(maxFailures, 10)[0], Window: time.Minute, Block: time.Minute},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +349,7 @@ func TestScpThroughJump(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	e := start(t)
+	e := start(t, 100) // every refusal below comes from 127.0.0.1
 	bastionPort := fmt.Sprint(e.bastionAddr.Port())
 
 	t.Run("wrong key", func(t *testing.T) {
@@ -387,6 +393,47 @@ func TestRefusals(t *testing.T) {
 		}
 		e.audit.waitAudit(t, map[string]string{"msg": "auth", "method": "password", "result": "failure", "reason": "password authentication is disabled"})
 		e.audit.waitAudit(t, map[string]string{"msg": "auth", "method": "keyboard-interactive", "result": "failure", "reason": "keyboard-interactive authentication is disabled"})
+	})
+
+	t.Run("too many keys", func(t *testing.T) {
+		var signers []ssh.Signer
+		for range 8 {
+			_, priv, _ := ed25519.GenerateKey(rand.Reader)
+			sg, _ := ssh.NewSignerFromKey(priv)
+			signers = append(signers, sg)
+		}
+		cc := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(signers...)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second}
+		if c, err := ssh.Dial("tcp", e.bastionAddr.String(), cc); err == nil {
+			c.Close()
+			t.Fatal("login with unauthorized keys succeeded")
+		}
+		e.audit.waitAudit(t, map[string]string{"msg": "auth", "method": "handshake", "reason": "too many authentication failures"})
+	})
+
+	t.Run("knowing the public key is not enough", func(t *testing.T) {
+		// The client offers the authorized public key but can only sign
+		// with another key: the signature check must reject it.
+		authorized, err := os.ReadFile(e.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real, err := ssh.ParsePrivateKey(authorized)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		other, _ := ssh.NewSignerFromKey(priv)
+		cc := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(impostor{pub: real.PublicKey(), Signer: other})},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second}
+		c, err := ssh.Dial("tcp", e.bastionAddr.String(), cc)
+		if err == nil {
+			c.Close()
+			t.Fatal("login with a forged signature succeeded")
+		}
+		t.Logf("client: %v", err)
+		e.audit.waitAudit(t, map[string]string{"msg": "auth", "method": "handshake", "result": "failure", "fingerprint": e.fingerprint,
+			"reason": "does not hold its private key"})
 	})
 
 	t.Run("destination refused by security group", func(t *testing.T) {
@@ -575,3 +622,11 @@ func TestPTYShellThroughJump(t *testing.T) {
 		}
 	}
 }
+
+// impostor presents one public key and signs with another.
+type impostor struct {
+	pub ssh.PublicKey
+	ssh.Signer
+}
+
+func (i impostor) PublicKey() ssh.PublicKey { return i.pub }

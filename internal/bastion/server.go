@@ -371,6 +371,7 @@ func (s *Server) serverConfig(st *connState) *ssh.ServerConfig {
 		ServerVersion:           "SSH-2.0-moat_bastion",
 		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			fp := ssh.FingerprintSHA256(key)
+			st.noteMethod("publickey")
 			st.mu.Lock()
 			st.offered = fp
 			st.mu.Unlock()
@@ -456,6 +457,8 @@ func (s *Server) handshakeFailed(st *connState, src netip.AddrPort, err error) {
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
 		reason = fmt.Sprintf("handshake not completed within %v", s.cfg.HandshakeTimeout)
+	case strings.Contains(reason, "signature did not verify"):
+		reason = "bad signature for key " + offered + ": the client does not hold its private key"
 	case methods == "none" || (methods != "" && !strings.Contains(methods, "publickey")):
 		reason = "client offered no public key; password and keyboard-interactive authentication are disabled"
 	case strings.Contains(methods, "publickey"):
