@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,4 +86,50 @@ func TestKeepaliveClosesDeadClients(t *testing.T) {
 	audit.waitAudit(t, map[string]string{"msg": "login"})
 	frozen.Store(true)
 	audit.waitAudit(t, map[string]string{"msg": "disconnect", "reason": "no keepalive reply"})
+}
+
+func TestAllowedSources(t *testing.T) {
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	host, _ := ssh.NewSignerFromKey(hostPriv)
+	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
+	user, _ := ssh.NewSignerFromKey(userPriv)
+	audit := &syncBuffer{}
+	b, err := bastion.New(bastion.Config{
+		HostKey: host, AuthorizedKeys: bastion.NewKeySet(user.PublicKey()),
+		Dial:           func(context.Context, string, string) (net.Conn, error) { return nil, io.EOF },
+		Audit:          audit,
+		AllowedSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t, "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = b.Serve(ctx, ln) }()
+	cc := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(user)},
+		HostKeyCallback: ssh.FixedHostKey(host.PublicKey()), Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		from string
+		ok   bool
+	}{{"127.0.0.1", true}, {"127.0.0.9", false}} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+		nc, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, chans, reqs, err := ssh.NewClientConn(nc, ln.Addr().String(), cc)
+		if (err == nil) != tc.ok {
+			t.Errorf("from %s: err %v, want ok=%v", tc.from, err, tc.ok)
+		}
+		if err == nil {
+			ssh.NewClient(c, chans, reqs).Close()
+		} else {
+			nc.Close()
+		}
+	}
+	audit.waitAudit(t, map[string]string{"msg": "connection_refused", "source": "127.0.0.9:", "reason": "allowed CIDRs"})
 }

@@ -80,6 +80,9 @@ type Config struct {
 	MaxStartups int
 	// MaxConnections caps all concurrent connections; default 512.
 	MaxConnections int
+	// AllowedSources, when not empty, are the only client networks
+	// accepted (the bastion's allowedCidrs); others are closed at once.
+	AllowedSources []netip.Prefix
 	// Limiter blocks sources after repeated failed handshakes.
 	Limiter LimiterConfig
 	// Now is the clock; default time.Now.
@@ -238,6 +241,19 @@ func (s *Server) closeAll() {
 	}
 }
 
+func (s *Server) sourceAllowed(a netip.Addr) bool {
+	if len(s.cfg.AllowedSources) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range s.cfg.AllowedSources {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // connState is what the authentication callbacks of one connection learn.
 type connState struct {
 	id       string
@@ -267,6 +283,11 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	src := addrPortOf(nc.RemoteAddr())
 	st := &connState{id: "c" + strconv.FormatUint(s.nextID.Add(1), 10), source: src.String()}
+	if !s.sourceAllowed(src.Addr()) {
+		s.audit.Warn("connection_refused", "conn", st.id, "source", st.source, "reason", "source is not in the bastion's allowed CIDRs")
+		nc.Close()
+		return
+	}
 	if ok, until := s.limiter.Allow(src.Addr(), s.cfg.Now()); !ok {
 		// Silently dropped: the block itself was audited when it began.
 		_ = until
