@@ -1,0 +1,316 @@
+package secgroup
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+// Endpoint kinds.
+const (
+	EndpointNode     = "node"
+	EndpointInternet = "internet"
+	EndpointAddress  = "address" // an address no node holds
+)
+
+// Endpoint is one end of a connection: a node, the internet, or a bare
+// address.
+type Endpoint struct {
+	Kind string     `json:"kind"`
+	Node Member     `json:"node,omitzero"`
+	Addr netip.Addr `json:"addr"`
+}
+
+// String names the endpoint for humans.
+func (e Endpoint) String() string {
+	switch e.Kind {
+	case EndpointNode:
+		return fmt.Sprintf("%s (%s)", e.Node.Name, e.Addr)
+	case EndpointInternet:
+		return "internet"
+	}
+	return e.Addr.String()
+}
+
+// Verdict is Reach's answer.
+type Verdict struct {
+	Allowed bool   `json:"allowed"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	// Route taken, or why there is none.
+	Route string `json:"route"`
+	// Egress and Ingress name the rule that allowed each side, or why
+	// nothing did.
+	Egress  string `json:"egress,omitempty"`
+	Ingress string `json:"ingress,omitempty"`
+	// Reason is the one-line summary.
+	Reason string `json:"reason"`
+	// Fix is a stack file change that would allow it, when one is known.
+	Fix string `json:"fix,omitempty"`
+}
+
+// OfflineMembership is the membership `moat reach` assumes without a
+// running stack: load balancer nodes, the bastion, and one hypothetical
+// instance of each auto scaling group in its first subnet. Names follow the
+// daemon's: lb-<lb>-<i>, bastion, <asg>-hypothetical.
+func OfflineMembership(p *plan.Plan) Membership {
+	var m Membership
+	for _, lb := range p.LoadBalancers {
+		for i, n := range lb.Nodes {
+			m.Members = append(m.Members, Member{Name: fmt.Sprintf("lb-%s-%d", lb.Name, i), Kind: KindLoadBalancer,
+				Owner: lb.Name, Subnet: n.Subnet, Addr: n.Address, Groups: lb.SecurityGroups})
+		}
+	}
+	if b := p.Bastion; b != nil {
+		m.Members = append(m.Members, Member{Name: "bastion", Kind: KindBastion, Subnet: b.Subnet, Addr: b.Address, Groups: b.SecurityGroups})
+	}
+	for _, g := range p.AutoScalingGroups {
+		lt, _ := p.LaunchTemplate(g.LaunchTemplate)
+		if len(g.Subnets) == 0 {
+			continue
+		}
+		sn, _ := p.Subnet(g.Subnets[0])
+		m.Members = append(m.Members, Member{Name: g.Name + "-hypothetical", Kind: KindInstance, Owner: g.Name,
+			Subnet: sn.Name, Addr: firstFree(sn, m), Groups: lt.SecurityGroups, Hypothetical: true})
+	}
+	return m
+}
+
+func firstFree(sn plan.Subnet, m Membership) netip.Addr {
+	for a := sn.FirstHost; a.Compare(sn.LastHost) <= 0; a = a.Next() {
+		used := slices.ContainsFunc(sn.Static, func(s plan.StaticAddress) bool { return s.Addr == a })
+		if _, taken := m.ByAddr(a); !used && !taken {
+			return a
+		}
+	}
+	return sn.FirstHost
+}
+
+// ResolveEndpoint turns a command-line name into an endpoint: "internet",
+// a node name (instance id, "bastion", lb-<lb>-<i>), a load balancer name
+// (its first node), a security group name (its first member, preferring
+// live ones), an auto scaling group name, or an address.
+func ResolveEndpoint(p *plan.Plan, m Membership, s string) (Endpoint, error) {
+	if s == "internet" {
+		return Endpoint{Kind: EndpointInternet, Addr: InternetAddr}, nil
+	}
+	if n, ok := m.ByName(s); ok {
+		return nodeEndpoint(n), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if n, ok := m.ByAddr(a); ok {
+			return nodeEndpoint(n), nil
+		}
+		if !p.VPC.CIDR.Contains(a) {
+			return Endpoint{Kind: EndpointInternet, Addr: a}, nil
+		}
+		return Endpoint{Kind: EndpointAddress, Addr: a}, nil
+	}
+	pick := func(match func(Member) bool) (Endpoint, bool) {
+		var hyp *Member
+		for i, n := range m.Members {
+			if match(n) {
+				if !n.Hypothetical {
+					return nodeEndpoint(n), true
+				}
+				if hyp == nil {
+					hyp = &m.Members[i]
+				}
+			}
+		}
+		if hyp != nil {
+			return nodeEndpoint(*hyp), true
+		}
+		return Endpoint{}, false
+	}
+	if e, ok := pick(func(n Member) bool { return n.Kind == KindLoadBalancer && n.Owner == s }); ok {
+		return e, nil
+	}
+	if e, ok := pick(func(n Member) bool { return n.Kind == KindInstance && n.Owner == s }); ok {
+		return e, nil
+	}
+	if _, ok := p.SecurityGroup(s); ok {
+		if e, ok := pick(func(n Member) bool { return slices.Contains(n.Groups, s) }); ok {
+			return e, nil
+		}
+		return Endpoint{}, fmt.Errorf("resolve %q: security group %s has no members", s, s)
+	}
+	return Endpoint{}, fmt.Errorf("resolve %q: not internet, a node, a load balancer, an auto scaling group, a security group or an address", s)
+}
+
+func nodeEndpoint(n Member) Endpoint { return Endpoint{Kind: EndpointNode, Node: n, Addr: n.Addr} }
+
+// Reach decides whether a new connection from one endpoint to another on
+// proto/port is allowed, with the same rules the VPC enforces: the route
+// (local, internet gateway, NAT or none; nothing from the internet to a
+// private subnet), the source's egress rules and the destination's
+// ingress rules (stateful, so replies need no rule).
+func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int) Verdict {
+	v := Verdict{From: from.String(), To: to.String()}
+	deny := func(reason, fix string) Verdict {
+		v.Allowed, v.Reason, v.Fix = false, reason, fix
+		return v
+	}
+	what := fmt.Sprintf("%s %d", proto, port)
+	if proto == plan.ProtoICMP || proto == plan.ProtoAll {
+		what = proto
+	}
+
+	// Route.
+	inVPC := func(e Endpoint) bool { return e.Kind != EndpointInternet && p.VPC.CIDR.Contains(e.Addr) }
+	subnetOf := func(a netip.Addr) (plan.Subnet, bool) {
+		for _, sn := range p.Subnets {
+			if sn.CIDR.Contains(a) {
+				return sn, true
+			}
+		}
+		return plan.Subnet{}, false
+	}
+	srcAddr := from.Addr // as the destination sees it
+	switch {
+	case !inVPC(from) && !inVPC(to):
+		return deny("neither end is in the VPC", "")
+	case !inVPC(from):
+		sn, ok := subnetOf(to.Addr)
+		if !ok {
+			return deny(fmt.Sprintf("%s is in no subnet", to.Addr), "")
+		}
+		if !sn.Public {
+			v.Route = fmt.Sprintf("none: %s is in private subnet %s, which the internet cannot reach", to.Addr, sn.Name)
+			return deny("no route from the internet to a private subnet", "reach it through the load balancer or the bastion in a public subnet")
+		}
+		v.Route = fmt.Sprintf("internet -> internet gateway -> public subnet %s", sn.Name)
+	case !inVPC(to):
+		sn, ok := subnetOf(from.Addr)
+		if !ok {
+			return deny(fmt.Sprintf("%s is in no subnet", from.Addr), "")
+		}
+		rt := routeTable(p, sn.RouteTable)
+		r, ok := lookup(rt, to.Addr)
+		switch {
+		case !ok:
+			v.Route = fmt.Sprintf("none: route table %s of subnet %s has no route to %s", rt.Name, sn.Name, to.Addr)
+			return deny("no route to the internet from a private subnet without a NAT gateway", "set vpc.nat: single (or per-zone) in the stack file")
+		case r.Target == plan.TargetInternetGateway:
+			v.Route = fmt.Sprintf("subnet %s -> route table %s: %s via internet gateway", sn.Name, rt.Name, r.Destination)
+		case r.Target == plan.TargetNAT:
+			v.Route = fmt.Sprintf("subnet %s -> route table %s: %s via NAT gateway %s (masquerade) -> internet gateway", sn.Name, rt.Name, r.Destination, r.NAT)
+		}
+	default:
+		a, _ := subnetOf(from.Addr)
+		b, ok := subnetOf(to.Addr)
+		if !ok {
+			return deny(fmt.Sprintf("%s is in no subnet", to.Addr), "")
+		}
+		v.Route = fmt.Sprintf("local: subnet %s -> VPC router -> subnet %s (%s local)", a.Name, b.Name, p.VPC.CIDR)
+		if a.Name == b.Name {
+			v.Route = fmt.Sprintf("local: within subnet %s", a.Name)
+		}
+	}
+	if to.Kind == EndpointAddress {
+		return deny(fmt.Sprintf("no node has address %s", to.Addr), "")
+	}
+
+	// Source egress.
+	if from.Kind == EndpointNode {
+		rs, err := Compile(p, from.Node.Name, from.Node.Groups, m)
+		if err != nil {
+			return deny(err.Error(), "")
+		}
+		if !rs.EgressRestricted {
+			v.Egress = fmt.Sprintf("%s allows all outbound traffic", groupsOf(from.Node))
+		} else if r, ok := firstMatch(rs, rs.Output, to.Addr, proto, port); ok {
+			v.Egress = "allowed by " + r.Comment
+		} else {
+			v.Egress = fmt.Sprintf("no egress rule of %s allows %s to %s", groupsOf(from.Node), what, to.Addr)
+			return deny(v.Egress, fmt.Sprintf("add to security group %s egress: %s", firstGroup(from.Node), ruleFix(proto, port, to, p)))
+		}
+	}
+
+	// Destination ingress.
+	if to.Kind == EndpointNode {
+		rs, err := Compile(p, to.Node.Name, to.Node.Groups, m)
+		if err != nil {
+			return deny(err.Error(), "")
+		}
+		r, ok := firstMatch(rs, rs.Input, srcAddr, proto, port)
+		if !ok {
+			v.Ingress = fmt.Sprintf("no ingress rule of %s allows %s from %s", groupsOf(to.Node), what, from)
+			return deny(v.Ingress, fmt.Sprintf("add to security group %s ingress: %s", firstGroup(to.Node), ruleFix(proto, port, from, p)))
+		}
+		v.Ingress = "allowed by " + r.Comment
+	} else {
+		v.Ingress = "the internet accepts everything"
+	}
+	v.Allowed = true
+	v.Reason = "allowed"
+	return v
+}
+
+func routeTable(p *plan.Plan, name string) plan.RouteTable {
+	for _, rt := range p.RouteTables {
+		if rt.Name == name {
+			return rt
+		}
+	}
+	return plan.RouteTable{Name: name}
+}
+
+// lookup is a longest-prefix match in a route table.
+func lookup(rt plan.RouteTable, a netip.Addr) (plan.Route, bool) {
+	best, found := plan.Route{}, false
+	for _, r := range rt.Routes {
+		if r.Destination.Contains(a) && (!found || r.Destination.Bits() > best.Destination.Bits()) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+func firstMatch(rs RuleSet, rules []NftRule, peer netip.Addr, proto string, port int) (NftRule, bool) {
+	sets := map[string][]netip.Addr{}
+	for _, s := range rs.Sets {
+		sets[s.Name] = s.Elements
+	}
+	for _, r := range rules {
+		if r.Matches(sets, peer, proto, port) {
+			return r, true
+		}
+	}
+	return NftRule{}, false
+}
+
+func groupsOf(n Member) string {
+	if len(n.Groups) == 0 {
+		return "(no security groups)"
+	}
+	return "security group(s) " + strings.Join(n.Groups, ", ")
+}
+
+func firstGroup(n Member) string {
+	if len(n.Groups) == 0 {
+		return "<one of " + n.Name + "'s groups>"
+	}
+	return n.Groups[0]
+}
+
+// ruleFix renders a rule allowing proto/port with the peer, in stack file
+// syntax: the peer's first group when it has one, else its address.
+func ruleFix(proto string, port int, peer Endpoint, p *plan.Plan) string {
+	var who string
+	switch {
+	case peer.Kind == EndpointNode && len(peer.Node.Groups) > 0:
+		who = "group: " + peer.Node.Groups[0]
+	case peer.Kind == EndpointInternet && peer.Addr == InternetAddr:
+		who = "cidr: 0.0.0.0/0"
+	default:
+		who = "cidr: " + netip.PrefixFrom(peer.Addr, peer.Addr.BitLen()).String()
+	}
+	if proto == plan.ProtoICMP || proto == plan.ProtoAll {
+		return fmt.Sprintf("{protocol: %s, %s}", proto, who)
+	}
+	return fmt.Sprintf("{protocol: %s, port: %d, %s}", proto, port, who)
+}
