@@ -1,0 +1,289 @@
+package instance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// requireRoot skips without root, except under CI where it fails.
+func requireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatal("this test needs root (network namespaces, other users); CI must run it as root")
+	}
+	tb.Skip("skipping: needs root (network namespaces, running as nobody); run with sudo")
+}
+
+// testNS creates a throwaway named network namespace and returns its path.
+func testNS(tb testing.TB) string {
+	tb.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "moat-test-" + hex.EncodeToString(b[:])
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		tb.Fatalf("get namespace: %v", err)
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name) // switches this thread into it
+	if err != nil {
+		tb.Fatalf("create namespace %s: %v", name, err)
+	}
+	h.Close()
+	if err := netns.Set(orig); err != nil {
+		tb.Fatalf("return to the original namespace: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := netns.DeleteNamed(name); err != nil {
+			tb.Errorf("delete namespace %s: %v", name, err)
+		}
+	})
+	return "/run/netns/" + name
+}
+
+// baseDir is a temporary directory the unprivileged account can traverse.
+func baseDir(tb testing.TB) string {
+	tb.Helper()
+	d, err := os.MkdirTemp("", "moat-instance-test-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+func spec(tb testing.TB, ns, command string) Spec {
+	d := baseDir(tb)
+	return Spec{
+		ID:        "i-0123456789abcdef0",
+		NetNSPath: ns,
+		WorkDir:   filepath.Join(d, "work"),
+		LogPath:   filepath.Join(d, "log", "console.log"),
+		Command:   command,
+	}
+}
+
+func start(t *testing.T, s Spec) *Instance {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := Start(ctx, s)
+	if err != nil {
+		log, _ := os.ReadFile(s.LogPath)
+		t.Fatalf("start: %v\nlog:\n%s", err, log)
+	}
+	t.Cleanup(func() { _ = in.Stop(context.Background(), time.Second) })
+	return in
+}
+
+func waitExit(t *testing.T, in *Instance) {
+	t.Helper()
+	select {
+	case <-in.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("instance did not exit within 15s")
+	}
+}
+
+func readLog(t *testing.T, s Spec) string {
+	t.Helper()
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestOnlyItsNamespaceInterfaces(t *testing.T) {
+	requireRoot(t)
+	ns := testNS(t)
+	s := spec(t, ns, "cat /proc/net/dev")
+	in := start(t, s)
+	waitExit(t, in)
+	log := readLog(t, s)
+	var ifaces []string
+	for _, line := range strings.Split(log, "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "moat:") && !strings.Contains(line, "|") {
+			ifaces = append(ifaces, strings.TrimSpace(name))
+		}
+	}
+	if len(ifaces) != 1 || ifaces[0] != "lo" {
+		t.Fatalf("interfaces seen by the instance = %v, want only lo; log:\n%s", ifaces, log)
+	}
+}
+
+func TestUserDataRunsFirstAndFilesAreCopied(t *testing.T) {
+	requireRoot(t)
+	files := baseDir(t)
+	if err := os.MkdirAll(filepath.Join(files, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(files, "sub", "app.txt"), []byte("shipped\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(t, testNS(t), `cat boot.txt sub/app.txt; echo "id=$MOAT_INSTANCE_ID color=$COLOR"`)
+	s.FilesDir = files
+	s.Env = map[string]string{"COLOR": "blue"}
+	s.UserData = "#!/bin/sh\necho booted > boot.txt\necho user data ran\n"
+	in := start(t, s)
+	waitExit(t, in)
+	log := readLog(t, s)
+	for _, want := range []string{"user data ran", "booted", "shipped", "id=i-0123456789abcdef0 color=blue"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Index(log, "user data ran") > strings.Index(log, "booted") {
+		t.Errorf("user data output after the command's:\n%s", log)
+	}
+	if code := in.ExitCode(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if st, reason := in.State(); st != StateTerminated || !strings.Contains(reason, "InstanceInitiatedShutdown") {
+		t.Errorf("state %s (%s), want terminated by the instance", st, reason)
+	}
+}
+
+func TestUserDataFailureFailsLaunch(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), "echo should not run")
+	s.UserData = "echo broken; exit 3"
+	_, err := Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "user data failed") {
+		t.Fatalf("Start error = %v, want user data failed", err)
+	}
+	if log := readLog(t, s); strings.Contains(log, "should not run") {
+		t.Errorf("command ran after failed user data:\n%s", log)
+	}
+}
+
+func TestNotRoot(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), "id -u; id -g; touch ./writable && echo wrote")
+	s.User = "no-such-user-moat"
+	in := start(t, s)
+	waitExit(t, in)
+	log := readLog(t, s)
+	if !strings.Contains(log, "65534\n65534\n") || !strings.Contains(log, "wrote") {
+		t.Fatalf("want uid/gid 65534 and a writable work dir, log:\n%s", log)
+	}
+}
+
+func TestKillDetected(t *testing.T) {
+	requireRoot(t)
+	in := start(t, spec(t, testNS(t), "sleep 600"))
+	if err := syscall.Kill(in.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, in)
+	st, reason := in.State()
+	if st != StateTerminated || !strings.Contains(reason, "killed") {
+		t.Fatalf("state %s (%s), want terminated, killed", st, reason)
+	}
+	if err := in.Wait(context.Background()); err == nil {
+		t.Fatal("Wait returned nil for a killed process")
+	}
+}
+
+func TestStopKillsTree(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), `trap '' TERM; (trap '' TERM; sleep 600) & echo child=$!; sleep 600`)
+	in := start(t, s)
+	var child int
+	deadline := time.Now().Add(10 * time.Second)
+	for child == 0 && time.Now().Before(deadline) {
+		for _, line := range strings.Split(readLog(t, s), "\n") {
+			if v, ok := strings.CutPrefix(line, "child="); ok {
+				child, _ = strconv.Atoi(v)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if child == 0 {
+		t.Fatal("background child not reported")
+	}
+	if err := in.Stop(context.Background(), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := in.State(); st != StateTerminated || !strings.Contains(reason, "UserInitiated") {
+		t.Errorf("state %s (%s), want terminated by the user", st, reason)
+	}
+	// The child's parent was the shell; once reparented it is reaped by
+	// init, so poll for its disappearance (or zombie state).
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background child %d survived Stop: %s", child, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUsageGrows(t *testing.T) {
+	requireRoot(t)
+	// A bounded busy loop: at most ~10 s of CPU, stopped by the test.
+	in := start(t, spec(t, testNS(t), `end=$(($(date +%s)+10)); while [ $(date +%s) -lt $end ]; do :; done`))
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		cpu, mem := in.Usage()
+		if cpu >= 0.3 && mem > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage cpu=%.2fs mem=%d after 8s of busy loop", cpu, mem)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestStartValidates(t *testing.T) {
+	if _, err := Start(context.Background(), Spec{ID: "i-1"}); err == nil {
+		t.Fatal("Start accepted a spec without command")
+	}
+}
+
+// BenchmarkLaunchToRunning measures moat's own overhead from Start to a
+// running instance in its namespace (trivial command, no user data).
+func BenchmarkLaunchToRunning(b *testing.B) {
+	requireRoot(b)
+	ns := testNS(b)
+	d := baseDir(b)
+	files := baseDir(b)
+	_ = os.WriteFile(filepath.Join(files, "app.txt"), []byte("x"), 0o644)
+	for i := 0; b.Loop(); i++ {
+		s := Spec{ID: "i-bench" + strconv.Itoa(i), NetNSPath: ns, FilesDir: files,
+			WorkDir: filepath.Join(d, strconv.Itoa(i)), LogPath: filepath.Join(d, strconv.Itoa(i)+".log"), Command: "sleep 60"}
+		in, err := Start(context.Background(), s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := in.Stop(context.Background(), time.Second); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
