@@ -1,0 +1,204 @@
+package targetgroup
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func TestHealthStateMachine(t *testing.T) {
+	pass := Result{OK: true}
+	fail := Result{Reason: ReasonResponseCodeMismatch}
+	tout := Result{Reason: ReasonTimeout}
+	tests := []struct {
+		name    string
+		results []Result
+		eject   bool
+		want    State
+		reason  string
+	}{
+		{"new target", nil, false, StateInitial, ReasonRegistrationInProgress},
+		{"one pass makes a new target healthy", []Result{pass}, false, StateHealthy, ""},
+		{"one failure keeps it initial", []Result{fail}, false, StateInitial, ReasonInitialHealthChecking},
+		{"two failures make it unhealthy", []Result{fail, fail}, false, StateUnhealthy, ReasonResponseCodeMismatch},
+		{"healthy survives one failure", []Result{pass, fail}, false, StateHealthy, ""},
+		{"healthy to unhealthy after threshold", []Result{pass, fail, tout}, false, StateUnhealthy, ReasonTimeout},
+		{"unhealthy needs five passes (4)", []Result{fail, fail, pass, pass, pass, pass}, false, StateUnhealthy, ReasonResponseCodeMismatch},
+		{"unhealthy needs five passes (5)", []Result{fail, fail, pass, pass, pass, pass, pass}, false, StateHealthy, ""},
+		{"a failure resets the pass run", []Result{fail, fail, pass, pass, pass, pass, fail, pass}, false, StateUnhealthy, ReasonResponseCodeMismatch},
+		{"ejected needs one pass", []Result{pass}, true, StateHealthy, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Unix(1000, 0)}
+			g := New(Config{}, c.now)
+			g.Register("i-1", "127.0.0.2:9001")
+			if tt.eject {
+				g.Observe("i-1", pass)
+				g.Eject("i-1")
+				if s, r := g.Health("i-1"); s != StateUnhealthy || r != ReasonFailedHealthChecks {
+					t.Fatalf("after eject: %s %s", s, r)
+				}
+			}
+			for _, r := range tt.results {
+				c.t = c.t.Add(30 * time.Second)
+				g.Observe("i-1", r)
+			}
+			s, r := g.Health("i-1")
+			if s != tt.want || r != tt.reason {
+				t.Errorf("got %s/%q, want %s/%q", s, r, tt.want, tt.reason)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	hc := DefaultHealthCheck()
+	want := HealthCheck{Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 30 * time.Second,
+		Timeout: 5 * time.Second, HealthyThreshold: 5, UnhealthyThreshold: 2, Matcher: "200"}
+	if hc != want {
+		t.Fatalf("got %+v", hc)
+	}
+	if err := hc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []HealthCheck{
+		{Interval: 4 * time.Second},
+		{Interval: 301 * time.Second},
+		{Timeout: 1 * time.Second},
+		{Interval: 5 * time.Second, Timeout: 5 * time.Second},
+		{HealthyThreshold: 11},
+		{UnhealthyThreshold: 1},
+		{Matcher: "600"},
+		{Path: "health"},
+		{Port: "70000"},
+	}
+	for _, b := range bad {
+		if err := b.WithDefaults().Validate(); err == nil {
+			t.Errorf("%+v: no error", b)
+		}
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	for _, tt := range []struct {
+		m    string
+		code int
+		want bool
+	}{{"200", 200, true}, {"200", 204, false}, {"200,202", 202, true}, {"200-299", 250, true}, {"200-299", 300, false}} {
+		if got := Matches(tt.m, tt.code); got != tt.want {
+			t.Errorf("Matches(%q,%d)=%v", tt.m, tt.code, got)
+		}
+	}
+}
+
+func TestDrainingAndFailOpen(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	g := New(Config{DeregistrationDelay: 10 * time.Second}, c.now)
+	a := g.Register("a", "127.0.0.2:1")
+	b := g.Register("b", "127.0.0.3:1")
+	// nobody healthy yet: fail open to both
+	seen := map[*Target]bool{}
+	for range 10 {
+		seen[g.Pick(nil)] = true
+	}
+	if !seen[a] || !seen[b] {
+		t.Fatalf("fail-open should route to all: %v", seen)
+	}
+	g.Observe("a", Result{OK: true})
+	for range 10 {
+		if g.Pick(nil) != a {
+			t.Fatal("only healthy target a should be picked")
+		}
+	}
+	// retry excludes the tried target and falls back to the rest
+	if got := g.Pick([]*Target{a}); got != b {
+		t.Fatalf("retry pick = %v", got)
+	}
+	g.Deregister("a")
+	if s, r := g.Health("a"); s != StateDraining || r != ReasonDeregistrationInProgress {
+		t.Fatalf("%s %s", s, r)
+	}
+	for range 10 {
+		if g.Pick(nil) == a {
+			t.Fatal("draining target picked")
+		}
+	}
+	a.Begin()
+	if gone := g.Expire(); len(gone) != 0 {
+		t.Fatal("expired before delay with a request in flight")
+	}
+	c.t = c.t.Add(10 * time.Second)
+	if gone := g.Expire(); len(gone) != 1 || gone[0] != a {
+		t.Fatalf("expire = %v", gone)
+	}
+}
+
+func TestAlgorithms(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	for _, algo := range []Algorithm{RoundRobin, LeastOutstanding, WeightedRandom} {
+		g := New(Config{Algorithm: algo}, c.now)
+		a := g.Register("a", "x:1")
+		b := g.Register("b", "y:1")
+		g.Observe("a", Result{OK: true})
+		g.Observe("b", Result{OK: true})
+		n := map[*Target]int{}
+		for range 1000 {
+			t := g.Pick(nil)
+			n[t]++
+		}
+		if n[a] < 300 || n[b] < 300 {
+			t.Errorf("%s: unbalanced %d/%d", algo, n[a], n[b])
+		}
+		if algo == LeastOutstanding {
+			a.Begin()
+			if g.Pick(nil) != b {
+				t.Errorf("least outstanding picked the busy target")
+			}
+			a.End()
+		}
+	}
+}
+
+func TestSlowStartWeight(t *testing.T) {
+	s := time.Unix(0, 0)
+	for _, tt := range []struct {
+		el   time.Duration
+		want float64
+	}{{0, 0.1}, {50 * time.Second, 0.55}, {100 * time.Second, 1}, {200 * time.Second, 1}} {
+		if got := SlowStartWeight(s.Add(tt.el), s, 100*time.Second); got < tt.want-1e-9 || got > tt.want+1e-9 {
+			t.Errorf("%s: %v want %v", tt.el, got, tt.want)
+		}
+	}
+}
+
+func TestProbe(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	var d net.Dialer
+	ctx := context.Background()
+	if r := Probe(ctx, d.DialContext, addr, HealthCheck{}); !r.OK {
+		t.Fatalf("probe: %+v", r)
+	}
+	if r := Probe(ctx, d.DialContext, addr, HealthCheck{Path: "/bad"}); r.OK || r.Reason != ReasonResponseCodeMismatch {
+		t.Fatalf("probe bad: %+v", r)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	if r := Probe(ctx, d.DialContext, dead, HealthCheck{}); r.OK || r.Reason != ReasonFailedHealthChecks {
+		t.Fatalf("probe dead: %+v", r)
+	}
+}
