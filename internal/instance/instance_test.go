@@ -287,3 +287,58 @@ func BenchmarkLaunchToRunning(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+func TestUserDataInterrupted(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), "echo should not run")
+	s.UserData = "sleep 600"
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := Start(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "user data interrupted") {
+		t.Fatalf("Start error = %v, want user data interrupted", err)
+	}
+}
+
+func TestStopAfterExit(t *testing.T) {
+	requireRoot(t)
+	in := start(t, spec(t, testNS(t), "exit 7"))
+	waitExit(t, in)
+	if code := in.ExitCode(); code != 7 {
+		t.Errorf("exit code %d, want 7", code)
+	}
+	if st, reason := in.State(); st != StateTerminated || !strings.Contains(reason, "exited with status 7") {
+		t.Errorf("state %s (%s)", st, reason)
+	}
+	if err := in.Stop(context.Background(), 100*time.Millisecond); err != nil {
+		t.Fatalf("Stop after exit: %v", err)
+	}
+}
+
+func TestUserAccount(t *testing.T) {
+	requireRoot(t)
+	// "nobody" exists on every Linux; naming it must resolve to it, and
+	// "root" must never be honoured.
+	for _, name := range []string{"nobody", "root", ""} {
+		a := resolveAccount(name)
+		if a.cred == nil || a.cred.Uid == 0 || a.cred.Gid == 0 {
+			t.Errorf("user %q resolved to %+v, want an unprivileged account", name, a.cred)
+		}
+	}
+}
+
+func TestWithoutNamespace(t *testing.T) {
+	// Runs as anyone: an empty NetNSPath starts in moat's own namespace.
+	d, err := os.MkdirTemp("", "moat-instance-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	_ = os.Chmod(d, 0o755)
+	s := Spec{ID: "i-00000000000000001", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "echo $MOAT_INSTANCE_ID"}
+	in := start(t, s)
+	waitExit(t, in)
+	if log := readLog(t, s); !strings.Contains(log, "\ni-00000000000000001\n") {
+		t.Fatalf("log:\n%s", log)
+	}
+}
