@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,49 @@ func TestHostnameOtherRegion(t *testing.T) {
 	if got != "ip-10-1-2-3.eu-west-1.compute.internal" {
 		t.Fatal(got)
 	}
+}
+
+// TestRealListener serves over a loopback socket: the source address of
+// the TCP connection identifies the instance.
+func TestRealListener(t *testing.T) {
+	h := New(func(ip netip.Addr) (Info, bool) {
+		return Info{InstanceID: "i-0000000000000000a", LocalIPv4: ip, Region: "us-east-1"}, ip == netip.MustParseAddr("127.0.0.1")
+	}, nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/latest/meta-data/local-hostname", nil)
+	req.Header.Set("X-aws-ec2-metadata-token", string(tok))
+	resp, err = srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ip-127-0-0-1.ec2.internal" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+}
+
+func FuzzServeHTTP(f *testing.F) {
+	for _, s := range []string{"/latest/meta-data/instance-id", "/latest/user-data", "/latest/api/token", "/latest/meta-data/placement/", "/%2e%2e/x"} {
+		f.Add("GET", s, "60")
+	}
+	h, _ := newHandler()
+	f.Fuzz(func(t *testing.T, method, path, ttl string) {
+		r := &http.Request{Method: method, URL: &url.URL{Path: path}, Header: http.Header{}, RemoteAddr: "10.0.11.5:1", Body: http.NoBody}
+		r.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", ttl)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code == 200 && method == "GET" && w.Body.Len() == 0 && path != "/latest/user-data" {
+			t.Fatalf("empty 200 for %q", path)
+		}
+	})
 }
