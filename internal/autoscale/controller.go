@@ -102,6 +102,9 @@ type Controller struct {
 	refresh      *refreshState
 
 	pendingTerminations []Action
+	// launch back-off after failed launches
+	failures   int
+	nextLaunch time.Time
 	scaleCause          string // why desired last changed, for the next launches
 }
 
@@ -164,6 +167,12 @@ func (c *Controller) find(id string) *Instance {
 	return nil
 }
 
+// Launch back-off after failed launches.
+const (
+	LaunchBackoff    = 10 * time.Second
+	MaxLaunchBackoff = 5 * time.Minute
+)
+
 // ErrNotFound means the instance is not in the group.
 var ErrNotFound = errors.New("instance not in group")
 
@@ -186,12 +195,17 @@ func (c *Controller) InstanceRunning(id string, now time.Time) {
 	}
 	in.Lifecycle = InService
 	in.InServiceTime = now
+	c.failures, c.nextLaunch = 0, time.Time{}
 	c.finish(id, "Launching", "Successful")
 }
 
 // LaunchFailed removes an instance that could not be started.
+// Further launches back off: 10 s after the first failure, doubling up to
+// MaxLaunchBackoff, until an instance starts.
 func (c *Controller) LaunchFailed(id string, err error, now time.Time) {
 	c.remove(id)
+	c.failures++
+	c.nextLaunch = now.Add(min(MaxLaunchBackoff, LaunchBackoff<<min(c.failures-1, 10)))
 	c.finish(id, "Launching", "Failed")
 	c.history = append(c.history, Activity{Time: now, InstanceID: id, Status: "Failed",
 		Description: "Launching a new EC2 instance: " + id + ". Status Reason: " + err.Error(),
@@ -388,7 +402,7 @@ func (c *Controller) Step(now time.Time, m *Metrics) []Action {
 	}
 	cause := c.scaleCause
 	c.scaleCause = ""
-	for active < c.g.Desired {
+	for active < c.g.Desired && !now.Before(c.nextLaunch) {
 		a, err := c.launch(now, active, cause)
 		if err != nil {
 			break
