@@ -105,7 +105,7 @@ type Controller struct {
 	// launch back-off after failed launches
 	failures   int
 	nextLaunch time.Time
-	scaleCause          string // why desired last changed, for the next launches
+	scaleCause string // why desired last changed, for the next launches
 }
 
 type refreshState struct {
