@@ -580,3 +580,42 @@ func (c *Controller) refreshStep(now time.Time) (launches, terms []Action) {
 	}
 	return launches, terms
 }
+
+// Update replaces the group's configuration (moat up re-run), keeping its
+// instances and history. A new launch template version starts an instance
+// refresh when instances run an older one. The desired capacity is the
+// new one, clamped to the new limits.
+func (c *Controller) Update(g Group, now time.Time) error {
+	g.Desired = min(g.Max, max(g.Min, g.Desired))
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if g.HealthCheckType == "" {
+		g.HealthCheckType = HealthEC2
+	}
+	oldVersion := c.g.LaunchTemplateVersion
+	if g.Desired != c.g.Desired {
+		c.scaleCause = fmt.Sprintf("At %s a user request update of AutoScalingGroup constraints to min: %d, max: %d, desired: %d changing the desired capacity from %d to %d.",
+			ts(now), g.Min, g.Max, g.Desired, c.g.Desired, g.Desired)
+		c.lastScaling = now
+	}
+	if len(g.TargetTracking) != len(c.g.TargetTracking) || len(g.StepScaling) != len(c.g.StepScaling) {
+		c.above = make([]int, len(g.TargetTracking))
+		c.below = make([]int, len(g.TargetTracking))
+		c.breach = make([]int, len(g.StepScaling))
+	}
+	c.g = g
+	if g.LaunchTemplateVersion == oldVersion || c.refresh != nil {
+		if c.refresh != nil {
+			c.refresh.version = g.LaunchTemplateVersion
+		}
+		return nil
+	}
+	for _, in := range c.instances {
+		if in.active() && in.LaunchTemplateVersion != g.LaunchTemplateVersion {
+			c.g.LaunchTemplateVersion = oldVersion // StartRefresh sets it
+			return c.StartRefresh(g.LaunchTemplateVersion, now)
+		}
+	}
+	return nil
+}

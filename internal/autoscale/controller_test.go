@@ -290,3 +290,31 @@ func TestNewInstancesProtected(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+func TestUpdate(t *testing.T) {
+	g := Group{Min: 1, Max: 3, Desired: 2}
+	c, now := steady(t, g)
+	g2 := c.Group()
+	g2.Max, g2.Desired = 4, 3
+	if err := c.Update(g2, now); err != nil {
+		t.Fatal(err)
+	}
+	acts := c.Step(now, nil)
+	if kinds(acts) != "La" || !strings.Contains(acts[0].Activity.Cause, "update of AutoScalingGroup constraints to min: 1, max: 4, desired: 3 changing the desired capacity from 2 to 3.") {
+		t.Fatalf("got %s: %q", kinds(acts), acts[0].Activity.Cause)
+	}
+	apply(c, acts, now)
+	g3 := c.Group()
+	g3.LaunchTemplateVersion = "2"
+	if err := c.Update(g3, now); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Refreshing() {
+		t.Fatal("new template version did not start a refresh")
+	}
+	g4 := c.Group()
+	g4.Min = 5
+	if err := c.Update(g4, now); err == nil {
+		t.Fatal("min above max accepted")
+	}
+}

@@ -22,6 +22,23 @@
 // the target and in after 15 below it, as the alarms AWS creates for a
 // target tracking policy do; requests per target are normalised to
 // requests per minute whatever the period.
+//
+// Where moat differs from AWS, on purpose:
+//   - Scale-in by any policy waits for the group's DefaultCooldown after
+//     the last scaling activity and for every instance to finish warming
+//     up (AWS's target tracking relies on warm-up alone); scale-out is never
+//     held by the cooldown, but warming instances count toward capacity.
+//   - Instance refresh launches each batch of replacements before it
+//     terminates the instances they replace (as AWS does with a maximum
+//     healthy percentage above 100), so the group may briefly exceed Max;
+//     a replacement counts as ready once it is InService, healthy (and
+//     healthy in its target groups, if the integrator reports that) and
+//     past the refresh warm-up. Protected instances are skipped (AWS's
+//     default, Ignore).
+//   - Unhealthy instances (either health check type) are replaced only
+//     after the health check grace period from launch; the replacement is
+//     launched in the same step, before the old instance is terminated.
+//   - After a failed launch, launches back off (10 s, doubling, at most 5 min).
 package autoscale
 
 import (
