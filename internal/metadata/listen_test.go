@@ -1,0 +1,127 @@
+package metadata
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root (network namespaces); CI must run it as root")
+	}
+	t.Skip("skipping: needs root (network namespaces); run with sudo")
+}
+
+// inNS runs fn on a thread inside the namespace.
+func inNS(t *testing.T, ns netns.NsHandle, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := netns.Set(ns); err != nil {
+			t.Error(err)
+			return
+		}
+		fn()
+		if err := netns.Set(orig); err != nil {
+			t.Error(err)
+			return // thread discarded
+		}
+		orig.Close()
+		runtime.UnlockOSThread()
+	}()
+	<-done
+}
+
+func TestListenInNamespace(t *testing.T) {
+	requireRoot(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "moat-test-" + hex.EncodeToString(b[:])
+	var ns netns.NsHandle
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer orig.Close()
+		if ns, err = netns.NewNamed(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := netns.Set(orig); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	t.Cleanup(func() {
+		ns.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete namespace %s: %v", name, err)
+		}
+	})
+
+	l, err := ListenInNamespace("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(func(ip netip.Addr) (Info, bool) {
+		return Info{InstanceID: "i-00000000000000abc", LocalIPv4: ip}, ip == instIP
+	}, nil)
+	srv := &http.Server{Handler: h.Pinned(instIP), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	var got string
+	inNS(t, ns, func() {
+		c, err := net.DialTimeout("tcp4", "169.254.169.254:80", 5*time.Second)
+		if err != nil {
+			t.Errorf("dial metadata inside the namespace: %v", err)
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got = string(body)
+	})
+	if got != "i-00000000000000abc" {
+		t.Fatalf("instance-id inside the namespace = %q", got)
+	}
+	// Adding the address again is fine; the port is taken by the first.
+	if _, err := ListenInNamespace("/run/netns/" + name); err == nil {
+		t.Fatal("second listener on the same address succeeded")
+	}
+}
