@@ -318,3 +318,18 @@ func TestUpdate(t *testing.T) {
 		t.Fatal("min above max accepted")
 	}
 }
+
+func TestReplacementKeepsZonesBalanced(t *testing.T) {
+	c, now := steady(t, Group{Min: 4, Max: 4, Desired: 4, GracePeriod: time.Second})
+	var victim string
+	for _, in := range c.Instances() {
+		if in.Zone == "us-east-1b" {
+			victim = in.ID
+		}
+	}
+	c.InstanceExited(victim, "exit status 137", now)
+	acts := c.Step(now, nil)
+	if kinds(acts) != "LbT" || acts[1].InstanceID != victim {
+		t.Fatalf("got %s", kinds(acts))
+	}
+}

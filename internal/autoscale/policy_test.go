@@ -85,6 +85,8 @@ func TestTargetTracking(t *testing.T) {
 		{"requests per target", []TargetTracking{req}, MetricRequests, []float64{250, 250, 250}, []int{2, 2, 5}},
 		{"capped at max", []TargetTracking{req}, MetricRequests, []float64{5000, 5000, 5000}, []int{2, 2, 10}},
 		{"in after 15 datapoints", []TargetTracking{cpu}, MetricCPU, rep(10, 15), append(rep2(2, 14), 1)},
+		{"out if any wants", []TargetTracking{cpu, {Name: "req", Metric: MetricRequests, TargetValue: 1000}}, MetricCPU, []float64{90, 90, 90}, []int{2, 2, 4}},
+		{"at target holds", []TargetTracking{cpu}, MetricCPU, rep(50, 20), rep2(2, 20)},
 		{"disable scale-in", []TargetTracking{{Name: "cpu", Metric: MetricCPU, TargetValue: 50, DisableScaleIn: true}}, MetricCPU, rep(10, 15), rep2(2, 15)},
 		{"in only if all: cpu low but requests high", []TargetTracking{cpu, {Name: "req", Metric: MetricRequests, TargetValue: 10}}, MetricCPU, rep(10, 15), rep2(2, 15)},
 	} {
