@@ -422,6 +422,11 @@ func (c *Controller) Step(now time.Time, m *Metrics) []Action {
 		terms = append(terms, c.terminate(in, now, fmt.Sprintf("At %s an instance was taken out of service in response to %s.", ts(now), in.HealthReason)))
 	}
 
+	if c.refresh == nil && len(launches) == 0 && len(terms) == 0 {
+		l, t := c.rebalance(now)
+		launches = append(launches, l...)
+		terms = append(terms, t...)
+	}
 	if c.refresh != nil {
 		l, t := c.refreshStep(now)
 		launches = append(launches, l...)
@@ -618,4 +623,67 @@ func (c *Controller) Update(g Group, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// rebalance is AZRebalance: when the group's zones differ by more than one
+// instance, it launches an instance in the smallest zone and, once every
+// instance is in service and warmed up, terminates one in the largest.
+func (c *Controller) rebalance(now time.Time) (launches, terms []Action) {
+	w := c.g.warmup()
+	for _, in := range c.instances {
+		if in.active() && !c.warm(in, now, w) {
+			return nil, nil
+		}
+	}
+	for _, in := range c.instances {
+		if in.replacing && in.Lifecycle != Terminating {
+			terms = append(terms, c.terminate(in, now, fmt.Sprintf("At %s an instance was taken out of service in response to an Availability Zone rebalancing.", ts(now))))
+		}
+	}
+	if len(terms) > 0 {
+		return nil, terms
+	}
+	perZone := map[string]int{}
+	for _, s := range c.g.Subnets {
+		perZone[s.Zone] = 0
+	}
+	for _, in := range c.instances {
+		if in.active() {
+			perZone[in.Zone]++
+		}
+	}
+	lo, hi := math.MaxInt, -1
+	big := ""
+	for _, s := range c.g.Subnets {
+		n := perZone[s.Zone]
+		lo = min(lo, n)
+		if n > hi {
+			hi, big = n, s.Zone
+		}
+	}
+	if hi-lo <= 1 {
+		return nil, nil
+	}
+	var victim *Instance
+	for _, in := range c.instances {
+		if in.active() && !in.Protected && in.Zone == big && (victim == nil || in.LaunchTime.Before(victim.LaunchTime)) {
+			victim = in
+		}
+	}
+	if victim == nil {
+		return nil, nil
+	}
+	victim.replacing = true
+	active := 0
+	for _, in := range c.instances {
+		if in.active() {
+			active++
+		}
+	}
+	a, err := c.launch(now, active, fmt.Sprintf("At %s an instance was launched to balance instances in zones %s and others, replacing %s.", ts(now), big, victim.ID))
+	if err != nil {
+		victim.replacing = false
+		return nil, nil
+	}
+	return []Action{a}, nil
 }

@@ -333,3 +333,45 @@ func TestReplacementKeepsZonesBalanced(t *testing.T) {
 		t.Fatalf("got %s", kinds(acts))
 	}
 }
+
+func TestAZRebalance(t *testing.T) {
+	c, now := steady(t, Group{Min: 1, Max: 5, Desired: 4, DefaultInstanceWarmup: 10 * time.Second})
+	// Two user terminations with decrement in zone b, then back to 4.
+	for _, in := range c.Instances() {
+		if in.Zone == "us-east-1b" {
+			if err := c.TerminateInstance(in.ID, true, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply(c, c.Step(now, nil), now)
+	_ = c.SetDesired(4, now)
+	acts := c.Step(now, nil) // zone balance puts both in b
+	apply(c, acts, now)
+	if kinds(acts) != "LbLb" {
+		t.Fatalf("got %s", kinds(acts))
+	}
+	// Now unbalance by hand: adopt two extra in a and shrink desired.
+	c2, now2 := steady(t, Group{Min: 1, Max: 5, Desired: 2, DefaultInstanceWarmup: 10 * time.Second})
+	c2.Adopt(Instance{ID: "i-x1", Zone: "us-east-1a", Subnet: "subnet-a", LaunchTemplateVersion: "1", LaunchTime: t0, InServiceTime: t0, Lifecycle: InService})
+	c2.Adopt(Instance{ID: "i-x2", Zone: "us-east-1a", Subnet: "subnet-a", LaunchTemplateVersion: "1", LaunchTime: t0, InServiceTime: t0, Lifecycle: InService})
+	_ = c2.SetDesired(4, now2)
+	// a: 3, b: 1 -> launch in b, later terminate the oldest in a.
+	var trace []string
+	for i := 0; i < 4; i++ {
+		acts := c2.Step(now2, nil)
+		trace = append(trace, kinds(acts))
+		apply(c2, acts, now2)
+		now2 = now2.Add(10 * time.Second)
+	}
+	if got := strings.Join(trace, " "); got != "Lb T  " {
+		t.Fatalf("trace %q", got)
+	}
+	zones := map[string]int{}
+	for _, in := range c2.Instances() {
+		zones[in.Zone]++
+	}
+	if zones["us-east-1a"] != 2 || zones["us-east-1b"] != 2 {
+		t.Fatalf("zones %v", zones)
+	}
+}

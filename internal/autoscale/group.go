@@ -38,6 +38,10 @@
 //   - Unhealthy instances (either health check type) are replaced only
 //     after the health check grace period from launch; the replacement is
 //     launched in the same step, before the old instance is terminated.
+//   - AZRebalance: when zones differ by more than one instance and every
+//     instance is warm, one instance is launched in the smallest zone and,
+//     once it is warm, the oldest unprotected one in the largest is
+//     terminated (one at a time).
 //   - After a failed launch, launches back off (10 s, doubling, at most 5 min).
 package autoscale
 
