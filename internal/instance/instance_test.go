@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -45,9 +46,22 @@ func testNS(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("create namespace %s: %v", name, err)
 	}
-	h.Close()
+	defer h.Close()
 	if err := netns.Set(orig); err != nil {
 		tb.Fatalf("return to the original namespace: %v", err)
+	}
+	// Bring lo up, as the integrator does for an instance namespace.
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		tb.Fatalf("netlink in %s: %v", name, err)
+	}
+	defer nh.Close()
+	lo, err := nh.LinkByName("lo")
+	if err == nil {
+		err = nh.LinkSetUp(lo)
+	}
+	if err != nil {
+		tb.Fatalf("bring lo up in %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
 		if err := netns.DeleteNamed(name); err != nil {

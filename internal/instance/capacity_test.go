@@ -1,0 +1,156 @@
+package instance
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// getInNS sends GET path to 127.0.0.1:port inside the namespace at nsPath.
+func getInNS(nsPath string, port int, path string) (int, error) {
+	target, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer target.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- res{err: err}
+			return
+		}
+		// The socket keeps the namespace it is created in.
+		c, derr := net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
+		if err := netns.Set(orig); err != nil {
+			if c != nil {
+				c.Close()
+			}
+			ch <- res{err: err}
+			return // stay locked: thread discarded
+		}
+		runtime.UnlockOSThread()
+		ch <- res{c, derr}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return 0, r.err
+	}
+	defer r.c.Close()
+	_ = r.c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(r.c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(r.c), nil)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func memAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkExampleAppCapacity starts 8 instances of the example app
+// (examples/realtime, python3), each in its own namespace, waits until
+// every one answers /health, and reports the launch-to-healthy time, the
+// resident memory and idle CPU per instance, and how many instances this
+// machine's available memory holds at that footprint (80% of
+// MemAvailable). Run with -benchtime 1x.
+func BenchmarkExampleAppCapacity(b *testing.B) {
+	requireRoot(b)
+	app, err := filepath.Abs("../../examples/realtime/app")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(app, "app.py")); err != nil {
+		b.Skipf("example app not found: %v", err)
+	}
+	const n = 8
+	for b.Loop() {
+		d := baseDir(b)
+		var ins []*Instance
+		var nss []string
+		start := time.Now()
+		for i := range n {
+			ns := testNS(b)
+			s := Spec{ID: fmt.Sprintf("i-bench%010d", i), NetNSPath: ns, FilesDir: app,
+				WorkDir: filepath.Join(d, strconv.Itoa(i)), LogPath: filepath.Join(d, strconv.Itoa(i)+".log"),
+				Env: map[string]string{"PORT": "8000", "MOAT_IMDS": "http://127.0.0.1:9"}, Command: "exec python3 app.py"}
+			in, err := Start(context.Background(), s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = in.Stop(context.Background(), time.Second) })
+			ins = append(ins, in)
+			nss = append(nss, ns)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for i, ns := range nss {
+			for {
+				code, err := getInNS(ns, 8000, "/health")
+				if err == nil && code == 200 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("instance %d not healthy after 30s: %v %d", i, err, code)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		healthy := time.Since(start)
+		cpu0 := 0.0
+		for _, in := range ins {
+			c, _ := in.Usage()
+			cpu0 += c
+		}
+		time.Sleep(2 * time.Second) // idle sample window
+		var mem int64
+		cpu1 := 0.0
+		for _, in := range ins {
+			c, m := in.Usage()
+			cpu1 += c
+			mem += m
+		}
+		perMem := float64(mem) / n
+		b.ReportMetric(float64(healthy.Milliseconds())/n, "ms-to-healthy/instance")
+		b.ReportMetric(perMem/(1<<20), "MiB/instance")
+		b.ReportMetric(100*(cpu1-cpu0)/2/n, "idle-cpu%/instance")
+		if perMem > 0 {
+			b.ReportMetric(float64(memAvailable())*0.8/perMem, "instances-by-memory")
+		}
+	}
+}
