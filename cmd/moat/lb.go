@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moat-dev/moat/internal/lb"
+	"github.com/moat-dev/moat/internal/targetgroup"
+)
+
+func init() { register(newLBCommand) }
+
+func newLBCommand() *cobra.Command {
+	var (
+		listen, healthPath, metrics, algo string
+		targets                           []string
+		interval                          time.Duration
+		accessLog                         bool
+	)
+	c := &cobra.Command{
+		Use:   "lb --listen ADDR --target ADDR [--target ADDR...]",
+		Short: "Run the load balancer on its own in front of the given addresses",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(targets) == 0 {
+				return withCode(exitUsage, fmt.Errorf("moat lb: at least one --target is needed"))
+			}
+			cfg := lb.Config{
+				TargetGroups: []targetgroup.Config{{Name: "default", Algorithm: targetgroup.Algorithm(algo),
+					DeregistrationDelay: -1,
+					HealthCheck:         targetgroup.HealthCheck{Path: healthPath, Interval: interval, HealthyThreshold: 2}}},
+				Listeners: []lb.Listener{{Name: "http", Address: listen,
+					DefaultAction: lb.Action{Type: lb.ActionForward, Forward: []lb.WeightedGroup{{TargetGroup: "default"}}}}},
+			}
+			opts := lb.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "lb")}
+			if accessLog {
+				opts.AccessLog = os.Stdout
+			}
+			e, err := lb.New(cfg, opts)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			defer e.Close()
+			for _, t := range targets {
+				if err := e.Register("default", t); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if metrics != "" {
+				ml, err := net.Listen("tcp", metrics)
+				if err != nil {
+					return fmt.Errorf("listen for metrics on %s: %w", metrics, err)
+				}
+				defer ml.Close()
+				go e.ServeMetrics(ml)
+			}
+			fmt.Fprintf(os.Stderr, "moat lb: listening on %s, %d targets\n", listen, len(targets))
+			return e.ListenAndServe(ctx)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:18090", "address to listen on")
+	f.StringSliceVar(&targets, "target", nil, "target address host:port (repeatable)")
+	f.StringVar(&healthPath, "health-path", "/", "health check path")
+	f.DurationVar(&interval, "health-interval", 5*time.Second, "health check interval")
+	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this loopback address")
+	f.StringVar(&algo, "algorithm", "round_robin", "round_robin, least_outstanding_requests or weighted_random")
+	f.BoolVar(&accessLog, "access-log", false, "write JSON-lines access logs to stdout")
+	return c
+}
