@@ -1,0 +1,462 @@
+package vpc
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/spec"
+)
+
+// requireRoot skips without root, except under CI=true, where it fails.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root (network namespaces, nftables) and CI=true: run the suite as root")
+	}
+	t.Skip("needs root: creates network namespaces and nftables rules (run as root; CI does)")
+}
+
+// testPlan builds testdata/stack.yaml under another stack name and NAT mode.
+func testPlan(t testing.TB, stack, nat string) *plan.Plan {
+	t.Helper()
+	data, err := os.ReadFile("testdata/stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(data), "name: vpctest", "name: "+stack, 1)
+	s = strings.Replace(s, "nat: single", "nat: "+nat, 1)
+	f, err := spec.Parse("testdata/stack.yaml", []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if p == nil {
+		t.Fatalf("build plan: %v", problems)
+	}
+	return p
+}
+
+// counts of a stack's kernel objects visible from the host: namespaces
+// (everything else lives inside them), links and moat nftables tables in
+// the host namespace (always zero by design).
+func countLeftovers(t testing.TB, stack string) (namespaces, links, tables int) {
+	t.Helper()
+	entries, _ := os.ReadDir(NetnsDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), NamespaceName(stack, "")) {
+			namespaces++
+		}
+	}
+	ls, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, "mt") || strings.HasPrefix(l.Attrs().Name, "moat") {
+			links++
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range ts {
+		if strings.HasPrefix(tb.Name, "moat") {
+			tables++
+		}
+	}
+	return
+}
+
+func assertClean(t testing.TB, stack string) {
+	t.Helper()
+	if n, l, tb := countLeftovers(t, stack); n+l+tb != 0 {
+		t.Fatalf("stack %s left %d namespace(s), %d host link(s), %d host nftables table(s)", stack, n, l, tb)
+	}
+}
+
+// serve accepts connections in a namespace and answers each with the
+// peer's address, so the test sees the source address (NAT or not).
+func serve(t testing.TB, nsPath, addr string) {
+	t.Helper()
+	l, err := ListenIn(nsPath, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			fmt.Fprintln(c, host)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+}
+
+const denyTimeout = 300 * time.Millisecond
+
+// probe dials from a namespace; it returns the source address the server
+// saw, or "" when the connection was not made.
+func probe(nsPath string, to netip.Addr, port int) string {
+	ctx, cancel := context.WithTimeout(context.Background(), denyTimeout)
+	defer cancel()
+	c, err := DialFunc(nsPath)(ctx, "tcp", netip.AddrPortFrom(to, uint16(port)).String())
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(line)
+}
+
+type world struct {
+	p *plan.Plan
+	v *VPC
+}
+
+func (w world) path(name string) string {
+	if name == "internet" {
+		return w.v.InternetPath()
+	}
+	n, ok := w.v.Node(name)
+	if !ok {
+		panic("no node " + name)
+	}
+	return n.NSPath
+}
+
+func (w world) addr(name string) netip.Addr {
+	if name == "internet" {
+		return secgroup.InternetAddr
+	}
+	n, _ := w.v.Node(name)
+	return n.Addr
+}
+
+// check dials for real and compares the kernel's answer with want and with
+// secgroup.Reach's prediction over the live membership.
+func (w world) check(t *testing.T, from, to string, port int, want bool) string {
+	t.Helper()
+	seen := probe(w.path(from), w.addr(to), port)
+	kernel := seen != ""
+	m := w.v.Membership()
+	fe, err := secgroup.ResolveEndpoint(w.p, m, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, err := secgroup.ResolveEndpoint(w.p, m, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := secgroup.Reach(w.p, m, fe, te, "tcp", port)
+	if kernel != want || v.Allowed != kernel {
+		t.Errorf("%s -> %s tcp/%d: kernel connected=%v, want %v, Reach predicted %v (%s; route: %s; fix: %s)",
+			from, to, port, kernel, want, v.Allowed, v.Reason, v.Route, v.Fix)
+	}
+	return seen
+}
+
+func up(t *testing.T, stack, nat string) world {
+	t.Helper()
+	p := testPlan(t, stack, nat)
+	if _, err := Reclaim(context.Background(), stack, ""); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	v, err := Up(context.Background(), p, Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Down(context.Background()); err != nil {
+			t.Error(err)
+		}
+		assertClean(t, stack)
+		if _, err := os.Stat(filepath.Join(dir, stateFile)); !os.IsNotExist(err) {
+			t.Errorf("state file left after Down: %v", err)
+		}
+	})
+	return world{p: p, v: v}
+}
+
+func addNode(t *testing.T, w world, spec NodeSpec) *Node {
+	t.Helper()
+	n, err := w.v.AddNode(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// addFixed adds the plan's load balancer nodes and bastion.
+func addFixed(t *testing.T, w world) {
+	for _, lb := range w.p.LoadBalancers {
+		for i, ln := range lb.Nodes {
+			addNode(t, w, NodeSpec{Name: fmt.Sprintf("lb-%s-%d", lb.Name, i), Kind: secgroup.KindLoadBalancer, Owner: lb.Name,
+				Subnet: ln.Subnet, Addr: ln.Address, Groups: lb.SecurityGroups})
+		}
+	}
+	b := w.p.Bastion
+	addNode(t, w, NodeSpec{Name: "bastion", Kind: secgroup.KindBastion, Subnet: b.Subnet, Addr: b.Address, Groups: b.SecurityGroups})
+}
+
+func TestVPC(t *testing.T) {
+	requireRoot(t)
+	a := up(t, "mtest-nat", "single")
+	b := up(t, "mtest-nonat", "none") // side by side, no collision
+	for _, w := range []world{a, b} {
+		addFixed(t, w)
+		addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
+		addNode(t, w, NodeSpec{Name: "i-other", Kind: secgroup.KindInstance, Owner: "other", Subnet: "private-b", Groups: []string{"other"}})
+		for _, n := range []string{"i-app1", "i-other"} {
+			serve(t, w.path(n), "0.0.0.0:8000")
+			serve(t, w.path(n), "0.0.0.0:22")
+			serve(t, w.path(n), "0.0.0.0:9000")
+		}
+		serve(t, w.path("bastion"), "0.0.0.0:22")
+		serve(t, w.path("lb-web-0"), "0.0.0.0:80")
+		serve(t, w.path("internet"), "0.0.0.0:443")
+	}
+
+	t.Run("security groups", func(t *testing.T) {
+		cases := []struct {
+			from, to string
+			port     int
+			want     bool
+		}{
+			{"lb-web-0", "i-app1", 8000, true},
+			{"lb-web-1", "i-app1", 8000, true}, // cross-zone
+			{"bastion", "i-app1", 22, true},
+			{"bastion", "i-app1", 8000, false},
+			{"lb-web-0", "i-app1", 22, false},
+			{"i-other", "i-app1", 8000, false},
+			{"i-other", "i-app1", 22, false},
+			{"internet", "i-app1", 8000, false},
+			{"internet", "i-other", 9000, false},
+			{"internet", "lb-web-0", 80, true},
+			{"internet", "bastion", 22, true},
+			{"lb-web-0", "i-other", 9000, false},
+			{"i-app1", "i-other", 9000, false},
+		}
+		for _, c := range cases {
+			a.check(t, c.from, c.to, c.port, c.want)
+		}
+	})
+
+	t.Run("nat", func(t *testing.T) {
+		// With NAT the internet sees the router's uplink address.
+		if seen := a.check(t, "i-app1", "internet", 443, true); seen != uplinkRouter.Addr().String() {
+			t.Errorf("internet saw %q from a NATed private instance, want %s", seen, uplinkRouter.Addr())
+		}
+		a.check(t, "i-other", "internet", 443, true)
+		// Public subnets use the internet gateway without NAT.
+		if seen := a.check(t, "bastion", "internet", 443, true); seen != a.addr("bastion").String() {
+			t.Errorf("internet saw %q from the bastion, want %s", seen, a.addr("bastion"))
+		}
+		// Without a NAT gateway a private subnet has no way out.
+		b.check(t, "i-app1", "internet", 443, false)
+		b.check(t, "i-other", "internet", 443, false)
+		b.check(t, "bastion", "internet", 443, true)
+		b.check(t, "lb-web-0", "i-app1", 8000, true)
+	})
+
+	t.Run("membership", func(t *testing.T) {
+		// A new app instance is reachable from the load balancer within 1 s.
+		n := addNode(t, a, NodeSpec{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Groups: []string{"app"}})
+		joined := time.Now()
+		serve(t, n.NSPath, "0.0.0.0:8000")
+		waitReach(t, a, "lb-web-0", "i-app2", 8000, joined)
+		a.check(t, "lb-web-0", "i-app2", 8000, true)
+		addr := n.Addr
+		if err := a.v.RemoveNode(context.Background(), "i-app2"); err != nil {
+			t.Fatal(err)
+		}
+		if probe(a.path("lb-web-0"), addr, 8000) != "" {
+			t.Error("a removed instance still answers")
+		}
+
+		// A new load balancer node (group lb, a source set) reaches the app
+		// within 1 s; once it leaves, its address is out of sg_lb: a node
+		// of another group reusing the address is denied.
+		extra := addNode(t, a, NodeSpec{Name: "lb-web-9", Kind: secgroup.KindLoadBalancer, Owner: "web", Subnet: "public-b", Groups: []string{"lb"}})
+		waitReach(t, a, "lb-web-9", "i-app1", 8000, time.Now())
+		a.check(t, "lb-web-9", "i-app1", 8000, true)
+		if err := a.v.RemoveNode(context.Background(), "lb-web-9"); err != nil {
+			t.Fatal(err)
+		}
+		addNode(t, a, NodeSpec{Name: "i-reuse", Kind: secgroup.KindInstance, Subnet: "public-b", Addr: extra.Addr, Groups: []string{"other"}})
+		a.check(t, "i-reuse", "i-app1", 8000, false)
+		if err := a.v.RemoveNode(context.Background(), "i-reuse"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("metadata", func(t *testing.T) {
+		serve(t, a.v.RouterPath(), netip.AddrPortFrom(MetadataAddr, 80).String())
+		if seen := probe(a.path("i-app1"), MetadataAddr, 80); seen != a.addr("i-app1").String() {
+			t.Errorf("metadata from i-app1: saw %q", seen)
+		}
+		if seen := probe(a.path("internet"), MetadataAddr, 80); seen != "" {
+			t.Errorf("the internet reached the metadata address")
+		}
+	})
+}
+
+// waitReach polls until from reaches to, failing if that takes more than a
+// second after since.
+func waitReach(t *testing.T, w world, from, to string, port int, since time.Time) {
+	t.Helper()
+	deadline := since.Add(time.Second)
+	for probe(w.path(from), w.addr(to), port) == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s -> %s:%d not reachable within 1 s of joining", from, to, port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFailedUpLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	const stack = "mtest-fail"
+	p := testPlan(t, stack, "single")
+	Reclaim(context.Background(), stack, "") // an earlier aborted run's
+	t.Cleanup(func() { Reclaim(context.Background(), stack, "") })
+	for _, step := range []string{"router", "bridges", "uplink", "nat"} {
+		dir := t.TempDir()
+		v, err := Up(context.Background(), p, Options{StateDir: dir, failAt: step})
+		if err == nil || v != nil {
+			t.Fatalf("failAt %s: Up succeeded", step)
+		}
+		if !strings.Contains(err.Error(), "injected failure at "+step) || strings.Contains(err.Error(), "clean up") {
+			t.Errorf("failAt %s: %v", step, err)
+		}
+		assertClean(t, stack)
+		if _, err := os.Stat(filepath.Join(dir, stateFile)); !os.IsNotExist(err) {
+			t.Errorf("failAt %s: state file left: %v", step, err)
+		}
+	}
+}
+
+func TestReclaimAfterCrash(t *testing.T) {
+	requireRoot(t)
+	const stack = "mtest-crash"
+	p := testPlan(t, stack, "single")
+	Reclaim(context.Background(), stack, "") // an earlier aborted run's
+	t.Cleanup(func() { Reclaim(context.Background(), stack, "") })
+	dir := t.TempDir()
+	v, err := Up(context.Background(), p, Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := world{p: p, v: v}
+	addFixed(t, w)
+	addNode(t, w, NodeSpec{Name: "i-1", Subnet: "private-a", Groups: []string{"app"}})
+	// Crash: the process's handles go, nothing else is cleaned up.
+	v.closeHandles()
+	if n, _, _ := countLeftovers(t, stack); n != 6 {
+		t.Fatalf("before reclaim: %d namespaces, want 6 (router, internet, 2 lb, bastion, i-1)", n)
+	}
+	n, err := Reclaim(context.Background(), stack, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 {
+		t.Errorf("Reclaim deleted %d namespaces, want 6", n)
+	}
+	assertClean(t, stack)
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); !os.IsNotExist(err) {
+		t.Errorf("state file left after Reclaim: %v", err)
+	}
+}
+
+func TestLeftoversIgnoresLongerStackNames(t *testing.T) {
+	requireRoot(t)
+	// moat-mtest-x-... belongs to stack mtest-x, not mtest.
+	for _, s := range []string{"mtest-x", "mtest"} {
+		if _, err := Reclaim(context.Background(), s, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"moat-mtest-x-router", "moat-mtest-x-i-1", "moat-mtest-router"} {
+		h, err := newNamed(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		t.Cleanup(func() { deleteNamed(name) })
+	}
+	got, err := Leftovers("mtest", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "moat-mtest-router" {
+		t.Fatalf("Leftovers(mtest) = %v, want [moat-mtest-router]", got)
+	}
+}
+
+func BenchmarkAddNode(b *testing.B) {
+	requireRoot(b)
+	const stack = "mtest-bench"
+	p := testPlan(b, stack, "single")
+	Reclaim(context.Background(), stack, "")
+	v, err := Up(context.Background(), p, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		v.Down(context.Background())
+		assertClean(b, stack)
+	}()
+	w := world{p: p, v: v}
+	for i, ln := range p.LoadBalancers[0].Nodes {
+		if _, err := v.AddNode(context.Background(), NodeSpec{Name: fmt.Sprintf("lb-web-%d", i), Subnet: ln.Subnet, Addr: ln.Address, Groups: []string{"lb"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = w
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("i-%d", i)
+		if _, err := v.AddNode(ctx, NodeSpec{Name: name, Subnet: "private-a", Groups: []string{"app"}}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := v.RemoveNode(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
