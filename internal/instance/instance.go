@@ -162,7 +162,7 @@ func Start(ctx context.Context, spec Spec) (*Instance, error) {
 	fmt.Fprintf(logf, "moat: %s starting: %s\n", time.Now().UTC().Format(time.RFC3339), spec.Command)
 	cmd := command(spec, acct, env, logf, "-c", spec.Command)
 	if err := startIn(spec.NetNSPath, cmd); err != nil {
-		return nil, fmt.Errorf("start instance %s: %w", spec.ID, err)
+		return nil, fmt.Errorf("start instance %s: %w", spec.ID, hint(err, spec, acct))
 	}
 	in := &Instance{spec: spec, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{}), state: StateRunning}
 	go in.wait()
@@ -214,7 +214,7 @@ func runUserData(ctx context.Context, spec Spec, acct account, env []string, log
 	fmt.Fprintf(logf, "moat: %s running user data\n", time.Now().UTC().Format(time.RFC3339))
 	cmd := command(spec, acct, env, logf, path)
 	if err := startIn(spec.NetNSPath, cmd); err != nil {
-		return fmt.Errorf("user data: %w", err)
+		return fmt.Errorf("user data: %w", hint(err, spec, acct))
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -285,6 +285,14 @@ func startIn(nsPath string, cmd *exec.Cmd) error {
 		errc <- nil
 	}()
 	return <-errc
+}
+
+// hint explains the usual cause of a permission error at start.
+func hint(err error, spec Spec, acct account) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w (the work dir %s and every directory above it must be searchable by %s)", err, spec.WorkDir, acct.name)
+	}
+	return err
 }
 
 func (in *Instance) wait() {

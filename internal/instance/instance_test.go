@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -354,5 +355,45 @@ func TestWithoutNamespace(t *testing.T) {
 	waitExit(t, in)
 	if log := readLog(t, s); !strings.Contains(log, "\ni-00000000000000001\n") {
 		t.Fatalf("log:\n%s", log)
+	}
+}
+
+func TestUnsearchableWorkDirExplained(t *testing.T) {
+	requireRoot(t)
+	d := t.TempDir() // 0700, root's: nobody cannot enter
+	s := Spec{ID: "i-00000000000000002", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "true"}
+	_, err := Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "must be searchable by nobody") {
+		t.Fatalf("Start error = %v, want the searchable hint", err)
+	}
+}
+
+func TestExistingUser(t *testing.T) {
+	requireRoot(t)
+	u, err := user.Lookup("daemon")
+	if err != nil {
+		t.Skip("no local account named daemon")
+	}
+	s := spec(t, "", "id -u")
+	s.User = "daemon"
+	in := start(t, s)
+	waitExit(t, in)
+	if log := readLog(t, s); !strings.Contains(log, "\n"+u.Uid+"\n") {
+		t.Fatalf("want uid %s, log:\n%s", u.Uid, log)
+	}
+}
+
+func TestMemoryMeasured(t *testing.T) {
+	requireRoot(t)
+	in := start(t, spec(t, "", "sleep 600"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, mem := in.Usage(); mem > 100<<10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no resident memory measured for sleep")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
