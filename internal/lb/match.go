@@ -125,7 +125,7 @@ func RedirectURL(rd Redirect, r *Request, proto, port string) string {
 		"#{path}", strings.TrimPrefix(r.Path, "/"), "#{query}", r.RawQuery)
 	or := func(v, d string) string {
 		if v == "" {
-			return d
+			v = d
 		}
 		return rep.Replace(v)
 	}
