@@ -240,6 +240,7 @@ func TestVPC(t *testing.T) {
 		addFixed(t, w)
 		addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
 		addNode(t, w, NodeSpec{Name: "i-other", Kind: secgroup.KindInstance, Owner: "other", Subnet: "private-b", Groups: []string{"other"}})
+		addNode(t, w, NodeSpec{Name: "i-locked", Kind: secgroup.KindInstance, Subnet: "private-b", Groups: []string{"locked"}})
 		for _, n := range []string{"i-app1", "i-other"} {
 			serve(t, w.path(n), "0.0.0.0:8000")
 			serve(t, w.path(n), "0.0.0.0:22")
@@ -248,6 +249,7 @@ func TestVPC(t *testing.T) {
 		serve(t, w.path("bastion"), "0.0.0.0:22")
 		serve(t, w.path("lb-web-0"), "0.0.0.0:80")
 		serve(t, w.path("internet"), "0.0.0.0:443")
+		serve(t, w.path("internet"), "0.0.0.0:80")
 	}
 
 	t.Run("security groups", func(t *testing.T) {
@@ -273,6 +275,14 @@ func TestVPC(t *testing.T) {
 		for _, c := range cases {
 			a.check(t, c.from, c.to, c.port, c.want)
 		}
+	})
+
+	t.Run("restricted egress", func(t *testing.T) {
+		// Group locked allows out only tcp/443 anywhere and udp/53 to app.
+		a.check(t, "i-locked", "internet", 443, true)
+		a.check(t, "i-locked", "internet", 80, false)
+		a.check(t, "i-locked", "i-app1", 8000, false)
+		a.check(t, "i-app1", "internet", 80, true)
 	})
 
 	t.Run("nat", func(t *testing.T) {

@@ -554,3 +554,9 @@ func (v *VPC) closeHandles() {
 	v.inet.Close()
 	v.down = true
 }
+
+// RouterListen opens a listener in the router namespace, e.g. the
+// instance metadata server on MetadataAddr:80.
+func (v *VPC) RouterListen(network, addr string) (net.Listener, error) {
+	return ListenIn(v.RouterPath(), network, addr)
+}
