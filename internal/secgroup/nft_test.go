@@ -1,0 +1,111 @@
+package secgroup
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	"github.com/vishvananda/netns"
+)
+
+// throwawayNS creates an unnamed network namespace and returns its handle;
+// it disappears when the handle is closed.
+func throwawayNS(t *testing.T) netns.NsHandle {
+	t.Helper()
+	type res struct {
+		h   netns.NsHandle
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.New()
+		if serr := netns.Set(orig); serr != nil {
+			ch <- res{err: serr}
+			return // thread stays locked and is discarded
+		}
+		runtime.UnlockOSThread()
+		ch <- res{h, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.h.Close() })
+	return r.h
+}
+
+// TestApplyInKernel loads every compiled rule set into a throwaway
+// namespace and reads it back: the kernel accepts what the compiler makes,
+// rule for rule, comments included, and sets can be replaced live.
+func TestApplyInKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (network namespaces, nftables) and CI=true")
+		}
+		t.Skip("needs root: creates network namespaces and nftables tables")
+	}
+	p := testPlan(t)
+	m := liveMembership(p)
+	for _, n := range m.Members {
+		t.Run(n.Name, func(t *testing.T) {
+			rs, err := Compile(p, n.Name, n.Groups, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := throwawayNS(t)
+			c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Apply(c, rs); err != nil {
+				t.Fatal(err)
+			}
+			table := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+			check := func(chain string, want []NftRule) {
+				rules, err := c.GetRules(table, &nftables.Chain{Name: chain, Table: table})
+				if err != nil {
+					t.Fatalf("list %s: %v", chain, err)
+				}
+				// Two prologue rules, then one per compiled rule in order.
+				if len(rules) != len(want)+2 {
+					t.Fatalf("chain %s: %d rules in the kernel, want %d", chain, len(rules), len(want)+2)
+				}
+				for i, r := range want {
+					got, _ := userdata.GetString(rules[i+2].UserData, userdata.TypeComment)
+					if got != r.Comment {
+						t.Errorf("chain %s rule %d: comment %q, want %q", chain, i, got, r.Comment)
+					}
+				}
+			}
+			check("input", rs.Input)
+			if rs.EgressRestricted {
+				check("output", rs.Output)
+			}
+			for _, s := range rs.Sets {
+				if err := ReplaceSet(c, s.Group, s.Elements[:len(s.Elements)/2]); err != nil {
+					t.Fatal(err)
+				}
+				set, err := c.GetSetByName(table, s.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				els, err := c.GetSetElements(set)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(els) != len(s.Elements)/2 {
+					t.Errorf("set %s: %d elements after replace, want %d", s.Name, len(els), len(s.Elements)/2)
+				}
+			}
+		})
+	}
+}
