@@ -63,6 +63,8 @@ type Spec struct {
 	User string
 	// LogPath receives stdout and stderr of user data and the command.
 	LogPath string
+	// Limits of the instance type, applied where cgroups allow.
+	Limits Limits
 }
 
 // State is an instance's EC2 state.
@@ -82,6 +84,7 @@ type Instance struct {
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
+	cg      *cgroupSet
 	done    chan struct{}
 
 	mu       sync.Mutex
@@ -153,18 +156,24 @@ func Start(ctx context.Context, spec Spec) (*Instance, error) {
 	}
 	defer logf.Close() // the children hold their own copies
 
+	cg, err := newCgroups(spec.ID, spec.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("start instance %s: %w", spec.ID, err)
+	}
 	env := environ(spec, acct)
 	if spec.UserData != "" {
-		if err := runUserData(ctx, spec, acct, env, logf); err != nil {
+		if err := runUserData(ctx, spec, acct, env, logf, cg); err != nil {
+			_ = cg.remove()
 			return nil, fmt.Errorf("start instance %s: %w", spec.ID, err)
 		}
 	}
 	fmt.Fprintf(logf, "moat: %s starting: %s\n", time.Now().UTC().Format(time.RFC3339), spec.Command)
 	cmd := command(spec, acct, env, logf, "-c", spec.Command)
-	if err := startIn(spec.NetNSPath, cmd); err != nil {
+	if err := startIn(spec.NetNSPath, cg, cmd); err != nil {
+		_ = cg.remove()
 		return nil, fmt.Errorf("start instance %s: %w", spec.ID, hint(err, spec, acct))
 	}
-	in := &Instance{spec: spec, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{}), state: StateRunning}
+	in := &Instance{spec: spec, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), cg: cg, done: make(chan struct{}), state: StateRunning}
 	go in.wait()
 	return in, nil
 }
@@ -201,7 +210,7 @@ func command(spec Spec, acct account, env []string, logf *os.File, args ...strin
 	return cmd
 }
 
-func runUserData(ctx context.Context, spec Spec, acct account, env []string, logf *os.File) error {
+func runUserData(ctx context.Context, spec Spec, acct account, env []string, logf *os.File, cg *cgroupSet) error {
 	path := filepath.Join(spec.WorkDir, ".moat-user-data")
 	if err := os.WriteFile(path, []byte(spec.UserData), 0o700); err != nil {
 		return fmt.Errorf("write user data: %w", err)
@@ -213,7 +222,7 @@ func runUserData(ctx context.Context, spec Spec, acct account, env []string, log
 	}
 	fmt.Fprintf(logf, "moat: %s running user data\n", time.Now().UTC().Format(time.RFC3339))
 	cmd := command(spec, acct, env, logf, path)
-	if err := startIn(spec.NetNSPath, cmd); err != nil {
+	if err := startIn(spec.NetNSPath, cg, cmd); err != nil {
 		return fmt.Errorf("user data: %w", hint(err, spec, acct))
 	}
 	done := make(chan error, 1)
@@ -232,57 +241,68 @@ func runUserData(ctx context.Context, spec Spec, acct account, env []string, log
 	}
 }
 
-// startIn starts cmd inside the network namespace at nsPath.
+// startIn starts cmd inside the network namespace at nsPath and the
+// cgroups cg (either may be empty).
 //
-// The namespace of a thread is inherited by whatever it forks, so the
-// calling goroutine is locked to its OS thread, the thread switches to the
-// target namespace, exec.Cmd.Start forks there (the fork happens on the
-// calling thread; with *os.File outputs Start starts no goroutines), and
-// the thread switches back before being unlocked. If switching back fails
-// the thread stays locked, so the Go runtime destroys it when this
-// goroutine ends rather than reusing a thread in the wrong namespace.
-func startIn(nsPath string, cmd *exec.Cmd) error {
-	if nsPath == "" {
+// A thread's network namespace and (cgroup v1) cgroups are inherited by
+// whatever it forks, so a fresh goroutine is locked to its OS thread, the
+// thread switches to the target namespace and cgroups, exec.Cmd.Start
+// forks there (the fork happens on the calling thread; with *os.File
+// outputs Start starts no goroutines), and the thread switches back before
+// being unlocked. If switching back fails the goroutine ends still locked,
+// so the Go runtime destroys the thread rather than reusing one in the
+// wrong namespace or cgroup.
+func startIn(nsPath string, cg *cgroupSet, cmd *exec.Cmd) error {
+	if nsPath == "" && cg == nil {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start process: %w", err)
 		}
 		return nil
 	}
-	target, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", nsPath, err)
+	var target netns.NsHandle = -1
+	if nsPath != "" {
+		var err error
+		if target, err = netns.GetFromPath(nsPath); err != nil {
+			return fmt.Errorf("open network namespace %s: %w", nsPath, err)
+		}
+		defer target.Close()
 	}
-	defer target.Close()
 	errc := make(chan error, 1)
-	// A fresh goroutine: if restoring fails it exits locked, and its
-	// thread is thrown away.
 	go func() {
 		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("open current network namespace: %w", err)
-			return // thread discarded
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- fmt.Errorf("enter network namespace %s: %w", nsPath, err)
-			return
-		}
-		startErr := cmd.Start()
-		if err := netns.Set(orig); err != nil {
-			if startErr == nil {
-				errc <- nil
-			} else {
-				errc <- fmt.Errorf("start process: %w", startErr)
+		var orig netns.NsHandle = -1
+		if nsPath != "" {
+			var err error
+			if orig, err = netns.Get(); err != nil {
+				errc <- fmt.Errorf("open current network namespace: %w", err)
+				return // thread discarded
 			}
-			return // stay locked: the thread dies with this goroutine
+			defer orig.Close()
+			if err := netns.Set(target); err != nil {
+				errc <- fmt.Errorf("enter network namespace %s: %w", nsPath, err)
+				return
+			}
 		}
-		runtime.UnlockOSThread()
-		if startErr != nil {
-			errc <- fmt.Errorf("start process: %w", startErr)
-			return
+		var startErr error
+		if cg != nil {
+			startErr = cg.enter()
 		}
-		errc <- nil
+		if startErr == nil {
+			if err := cmd.Start(); err != nil {
+				startErr = fmt.Errorf("start process: %w", err)
+			}
+		}
+		restored := true
+		if cg != nil && cg.leave() != nil {
+			restored = false
+		}
+		if nsPath != "" && netns.Set(orig) != nil {
+			restored = false
+		}
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- startErr
 	}()
 	return <-errc
 }
@@ -322,6 +342,10 @@ func describe(ps *os.ProcessState) string {
 
 // ID is the instance id.
 func (in *Instance) ID() string { return in.spec.ID }
+
+// Limited reports whether the instance runs under its Limits (cgroups
+// were available).
+func (in *Instance) Limited() bool { return in.cg != nil }
 
 // PID is the process id of the command (the process group's leader).
 func (in *Instance) PID() int { return in.pid }
@@ -398,6 +422,9 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 			return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
 		}
 		if len(pids) == 0 {
+			if err := in.cg.remove(); err != nil {
+				return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -1,0 +1,63 @@
+package instance
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestLimits(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), `exec python3 -c "b = bytearray(256 * 1024 * 1024); print('survived')"`)
+	s.ID = "i-0000000000000c9a1"
+	s.Limits = Limits{CPUs: 0.2, MemoryBytes: 32 << 20}
+	in := start(t, s)
+	if !in.Limited() {
+		t.Skip("skipping: no writable cgroup v1 cpu and memory hierarchies here (limits not applied)")
+	}
+	waitExit(t, in)
+	if log := readLog(t, s); strings.Contains(log, "\nsurvived\n") {
+		t.Fatalf("a 256 MiB allocation survived a 32 MiB limit:\n%s", log)
+	}
+	if _, reason := in.State(); !strings.Contains(reason, "killed") {
+		t.Errorf("reason %q, want killed (OOM)", reason)
+	}
+	self, _ := selfCgroup("cpu")
+	dir := filepath.Join(cgroupRoot, "cpu", self, "moat-"+s.ID)
+	b, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us"))
+	if err != nil || strings.TrimSpace(string(b)) != "20000" {
+		t.Errorf("cpu quota %q (%v), want 20000", b, err)
+	}
+	if err := in.Stop(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left behind after Stop (%v)", dir, err)
+	}
+}
+
+func TestLimitsInheritedByTheCommand(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), "cat /proc/self/cgroup; sleep 600")
+	s.ID = "i-0000000000000c9a2"
+	s.Limits = Limits{MemoryBytes: 256 << 20}
+	in := start(t, s)
+	if !in.Limited() {
+		t.Skip("skipping: no writable cgroup v1 memory hierarchy here")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(in.PID()) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "moat-"+s.ID) {
+		t.Fatalf("command not in its cgroup:\n%s", b)
+	}
+	// moat itself stays where it was.
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	if strings.Contains(string(self), "moat-i-") {
+		t.Fatalf("moat's own threads left in an instance cgroup:\n%s", self)
+	}
+}
