@@ -286,25 +286,33 @@ func TestStartValidates(t *testing.T) {
 }
 
 // BenchmarkLaunchToRunning measures moat's own overhead from Start to a
-// running instance in its namespace (trivial command, no user data).
+// running instance in its namespace (trivial command, no user data), with
+// and without cgroup limits.
 func BenchmarkLaunchToRunning(b *testing.B) {
 	requireRoot(b)
 	ns := testNS(b)
-	d := baseDir(b)
 	files := baseDir(b)
 	_ = os.WriteFile(filepath.Join(files, "app.txt"), []byte("x"), 0o644)
-	for i := 0; b.Loop(); i++ {
-		s := Spec{ID: "i-bench" + strconv.Itoa(i), NetNSPath: ns, FilesDir: files,
-			WorkDir: filepath.Join(d, strconv.Itoa(i)), LogPath: filepath.Join(d, strconv.Itoa(i)+".log"), Command: "sleep 60"}
-		in, err := Start(context.Background(), s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if err := in.Stop(context.Background(), time.Second); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
+	for _, bc := range []struct {
+		name   string
+		limits Limits
+	}{{"plain", Limits{}}, {"limits", Limits{CPUs: 0.5, MemoryBytes: 256 << 20}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := baseDir(b)
+			for i := 0; b.Loop(); i++ {
+				s := Spec{ID: "i-bench" + strconv.Itoa(i), NetNSPath: ns, FilesDir: files, Limits: bc.limits,
+					WorkDir: filepath.Join(d, strconv.Itoa(i)), LogPath: filepath.Join(d, strconv.Itoa(i)+".log"), Command: "sleep 60"}
+				in, err := Start(context.Background(), s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := in.Stop(context.Background(), time.Second); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
 	}
 }
 
