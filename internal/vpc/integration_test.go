@@ -252,6 +252,28 @@ func TestVPC(t *testing.T) {
 		serve(t, w.path("internet"), "0.0.0.0:80")
 	}
 
+	t.Run("host untouched", func(t *testing.T) {
+		// The host namespace has no address or route in the VPC ranges.
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst != nil && (a.p.VPC.CIDR.Contains(netip.AddrFrom4([4]byte(r.Dst.IP.To4()))) || r.Dst.Contains(net.IP(a.p.VPC.CIDR.Addr().AsSlice()))) && r.Dst.String() != "0.0.0.0/0" {
+				t.Errorf("host route into the VPC: %v", r)
+			}
+		}
+		addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ad := range addrs {
+			if ip, ok := netip.AddrFromSlice(ad.IP.To4()); ok && (a.p.VPC.CIDR.Contains(ip) || ip == secgroup.InternetAddr) {
+				t.Errorf("host address in the VPC: %v", ad)
+			}
+		}
+	})
+
 	t.Run("security groups", func(t *testing.T) {
 		cases := []struct {
 			from, to string
