@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ func newLBCommand() *cobra.Command {
 		targets                           []string
 		interval                          time.Duration
 		accessLog                         bool
+		cpuProfile                        string
 	)
 	c := &cobra.Command{
 		Use:   "lb --listen ADDR --target ADDR [--target ADDR...]",
@@ -54,6 +56,17 @@ func newLBCommand() *cobra.Command {
 					return err
 				}
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("create cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("start cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if metrics != "" {
@@ -76,5 +89,7 @@ func newLBCommand() *cobra.Command {
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this loopback address")
 	f.StringVar(&algo, "algorithm", "round_robin", "round_robin, least_outstanding_requests or weighted_random")
 	f.BoolVar(&accessLog, "access-log", false, "write JSON-lines access logs to stdout")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	f.MarkHidden("cpuprofile")
 	return c
 }

@@ -81,9 +81,15 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-func isToken(c byte) bool {
-	return c > 0x20 && c < 0x7f && !bytes.ContainsRune([]byte("\"(),/:;<=>?@[\\]{}"), rune(c))
-}
+// tokenChars marks the bytes allowed in an HTTP token (RFC 9110 5.6.2).
+var tokenChars = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = !bytes.ContainsRune([]byte("\"(),/:;<=>?@[\\]{}"), rune(c))
+	}
+	return t
+}()
+
+func isToken(c byte) bool { return tokenChars[c] }
 
 // readLine reads one CRLF- (or LF-) terminated line into h.raw without the
 // terminator and returns its bounds.

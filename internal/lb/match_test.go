@@ -30,7 +30,9 @@ func TestWildcard(t *testing.T) {
 }
 
 func TestRoute(t *testing.T) {
-	act := func(n string) Action { return Action{Type: ActionFixed, Fixed: FixedResponse{StatusCode: 200, Body: n}} }
+	act := func(n string) Action {
+		return Action{Type: ActionFixed, Fixed: FixedResponse{StatusCode: 200, Body: n}}
+	}
 	l := &Listener{DefaultAction: act("default"), Rules: []Rule{
 		{Priority: 5, Conditions: []Condition{{Field: FieldHostHeader, Values: []string{"api.*"}}, {Field: FieldPathPattern, Values: []string{"/v1/*"}}}, Action: act("api-v1")},
 		{Priority: 10, Conditions: []Condition{{Field: FieldHostHeader, Values: []string{"api.*"}}}, Action: act("api")},

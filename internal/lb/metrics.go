@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,7 @@ type groupMetrics struct {
 	retries   prometheus.Counter
 	ejections prometheus.Counter
 	mu        sync.Mutex
-	codes     map[int]prometheus.Counter
+	codes     [600]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics(e *Engine) *Metrics {
@@ -59,21 +60,23 @@ func (m *Metrics) group(name string) *groupMetrics {
 		return g
 	}
 	g := &groupMetrics{name: name, m: m, latency: m.latency.WithLabelValues(name),
-		retries: m.retries.WithLabelValues(name), ejections: m.ejects.WithLabelValues(name), codes: map[int]prometheus.Counter{}}
+		retries: m.retries.WithLabelValues(name), ejections: m.ejects.WithLabelValues(name)}
 	m.groups[name] = g
 	return g
 }
 
 func (m *Metrics) observe(g *group, code int, start time.Time) {
 	gm := g.m
-	gm.mu.Lock()
-	c := gm.codes[code]
-	if c == nil {
-		c = m.requests.WithLabelValues(gm.name, strconv.Itoa(code))
-		gm.codes[code] = c
+	if code < 0 || code >= len(gm.codes) {
+		code = 0
 	}
-	gm.mu.Unlock()
-	c.Inc()
+	cp := gm.codes[code].Load()
+	if cp == nil {
+		c := m.requests.WithLabelValues(gm.name, strconv.Itoa(code))
+		cp = &c
+		gm.codes[code].Store(cp)
+	}
+	(*cp).Inc()
 	gm.latency.Observe(time.Since(start).Seconds())
 }
 

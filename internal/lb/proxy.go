@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -65,12 +66,24 @@ func (e *Engine) serveConn(c net.Conn, ls *listenerState, proto, port string) {
 // connection was handed to a tunnel that closes it.
 func (cs *connState) loop() bool {
 	cfg := cs.e.cfg.Load()
+	var lastSet time.Time // when the idle deadline was last pushed back
 	for {
-		cs.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
-		if _, err := cs.r.Peek(1); err != nil {
-			return false
+		if cs.r.Buffered() == 0 {
+			// the idle deadline is refreshed at most once a second: a
+			// deadline change costs a timer update per request otherwise
+			if now := time.Now(); now.Sub(lastSet) > time.Second {
+				cs.c.SetReadDeadline(now.Add(cfg.IdleTimeout))
+				lastSet = now
+			}
+			if _, err := cs.r.Peek(1); err != nil {
+				return false
+			}
 		}
-		cs.c.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
+		slow := !headBuffered(cs.r)
+		if slow {
+			// the head is not all here: bound the time to read it (slowloris)
+			cs.c.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
+		}
 		err := cs.h.readHead(cs.r, true)
 		if err != nil {
 			switch {
@@ -81,7 +94,10 @@ func (cs *connState) loop() bool {
 			}
 			return false
 		}
-		cs.c.SetReadDeadline(time.Time{})
+		if slow {
+			lastSet = time.Now()
+			cs.c.SetReadDeadline(lastSet.Add(cfg.IdleTimeout))
+		}
 		keep, hijacked := cs.handle()
 		if hijacked {
 			return true
@@ -97,6 +113,14 @@ func (cs *connState) loop() bool {
 		}
 	}
 }
+
+// headBuffered reports whether a complete request head is in r's buffer.
+func headBuffered(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
 func (cs *connState) fail(code int, text string) {
 	cs.w.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + text +
@@ -129,21 +153,10 @@ func (cs *connState) handle() (keep, hijacked bool) {
 	h := cs.h
 	start := time.Now()
 	lc := cs.ls.cfg.Load()
-	hostport := string(h.host)
-	host := hostport
-	if hh, _, err := net.SplitHostPort(hostport); err == nil {
-		host = hh
-	}
-	path, rawQuery := string(h.target), ""
-	if i := indexByte(h.target, '?'); i >= 0 {
-		path, rawQuery = string(h.target[:i]), string(h.target[i+1:])
-	}
-	var act *Action
-	if len(lc.Rules) == 0 {
-		act = &lc.DefaultAction
-	} else {
-		req := &Request{Method: string(h.method), Host: host, Path: path, RawQuery: rawQuery, SourceIP: net.ParseIP(cs.ip),
-			Header: func(n string) (string, bool) { v, ok := h.get(n); return string(v), ok }}
+	act := &lc.DefaultAction
+	var req *Request
+	if len(lc.Rules) > 0 || act.Type == ActionRedirect {
+		req = cs.request()
 		act = Route(lc, req)
 	}
 	keepReq := !h.closeConn
@@ -158,7 +171,9 @@ func (cs *connState) handle() (keep, hijacked bool) {
 		if hasBody {
 			keepReq = false
 		}
-		req := &Request{Method: string(h.method), Host: host, Path: path, RawQuery: rawQuery}
+		if req == nil {
+			req = cs.request()
+		}
 		code := act.Redirect.StatusCode
 		if code == 0 {
 			code = 302
@@ -171,6 +186,21 @@ func (cs *connState) handle() (keep, hijacked bool) {
 		return cs.simple(503, "Service Unavailable", "", "", "", false), false
 	}
 	return cs.forward(g, start)
+}
+
+// request is the rule-matching view of the current request.
+func (cs *connState) request() *Request {
+	h := cs.h
+	host := string(h.host)
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	path, rawQuery := string(h.target), ""
+	if i := indexByte(h.target, '?'); i >= 0 {
+		path, rawQuery = string(h.target[:i]), string(h.target[i+1:])
+	}
+	return &Request{Method: string(h.method), Host: host, Path: path, RawQuery: rawQuery, SourceIP: net.ParseIP(cs.ip),
+		Header: func(n string) (string, bool) { v, ok := h.get(n); return string(v), ok }}
 }
 
 func orDefault(s, d string) string {
