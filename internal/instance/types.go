@@ -43,3 +43,16 @@ func LimitsFor(instanceType string) (Limits, bool) {
 	}
 	return Limits{CPUs: s.vcpus, MemoryBytes: s.mib << 20}, true
 }
+
+// CPUUtilization is EC2's CPUUtilization in percent: the CPU time used
+// between two Usage samples over the wall time between them, relative to
+// the instance's vCPUs (1 when unknown), capped at 100.
+func CPUUtilization(prevCPU, curCPU float64, elapsedSeconds, vcpus float64) float64 {
+	if elapsedSeconds <= 0 || curCPU < prevCPU {
+		return 0
+	}
+	if vcpus <= 0 {
+		vcpus = 1
+	}
+	return min(100, 100*(curCPU-prevCPU)/elapsedSeconds/vcpus)
+}

@@ -26,3 +26,22 @@ func TestLimitsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUUtilization(t *testing.T) {
+	tests := []struct {
+		prev, cur, secs, vcpus, want float64
+	}{
+		{0, 1, 1, 1, 100},
+		{0, 1, 1, 2, 50},
+		{2, 2.5, 5, 2, 5},
+		{0, 10, 1, 1, 100}, // capped
+		{5, 1, 1, 1, 0},    // restarted counter
+		{0, 1, 0, 1, 0},    // no time
+		{0, 0.5, 1, 0, 50}, // unknown vCPUs
+	}
+	for _, tt := range tests {
+		if got := CPUUtilization(tt.prev, tt.cur, tt.secs, tt.vcpus); got != tt.want {
+			t.Errorf("CPUUtilization(%v, %v, %v, %v) = %v, want %v", tt.prev, tt.cur, tt.secs, tt.vcpus, got, tt.want)
+		}
+	}
+}
