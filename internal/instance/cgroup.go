@@ -157,3 +157,27 @@ func (cs *cgroupSet) remove() error {
 	cs.dirs = nil
 	return errors.Join(errs...)
 }
+
+// procs is the set of processes in the instance's cgroup (nil without
+// cgroups).
+func (cs *cgroupSet) procs() map[int]bool {
+	if cs == nil {
+		return nil
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.dirs) == 0 {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(cs.dirs[0], "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	out := map[int]bool{}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out[pid] = true
+		}
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLimits(t *testing.T) {
@@ -59,5 +60,56 @@ func TestLimitsInheritedByTheCommand(t *testing.T) {
 	self, _ := os.ReadFile("/proc/self/cgroup")
 	if strings.Contains(string(self), "moat-i-") {
 		t.Fatalf("moat's own threads left in an instance cgroup:\n%s", self)
+	}
+}
+
+// TestStopReachesSetsid: with limits, Stop also kills a process that left
+// the process group with setsid (it stays in the instance's cgroup).
+func TestStopReachesSetsid(t *testing.T) {
+	requireRoot(t)
+	s := spec(t, testNS(t), `setsid sleep 600 & echo child=$!; sleep 600`)
+	s.ID = "i-0000000000000c9a3"
+	s.Limits = Limits{MemoryBytes: 256 << 20}
+	in := start(t, s)
+	if !in.Limited() {
+		t.Skip("skipping: no writable cgroup v1 memory hierarchy here")
+	}
+	var child int
+	deadline := time.Now().Add(10 * time.Second)
+	for child == 0 && time.Now().Before(deadline) {
+		for _, line := range strings.Split(readLog(t, s), "\n") {
+			if v, ok := strings.CutPrefix(line, "child="); ok {
+				child, _ = strconv.Atoi(v)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if child == 0 {
+		t.Fatal("setsid child not reported")
+	}
+	// Wait until setsid has run (the child leads its own session).
+	for {
+		st, err := readStat(strconv.Itoa(child))
+		if err == nil && st.pgrp == child {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d never left the group: %+v %v", child, st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := in.Stop(context.Background(), 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st, err := readStat(strconv.Itoa(child))
+		if err != nil || st.state == 'Z' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setsid child %d survived Stop", child)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -400,7 +400,7 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 	in.stopping = true
 	in.mu.Unlock()
 	pgid := in.pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	in.signal(syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -409,7 +409,7 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 	case <-ctx.Done():
 	}
 	// The leader may be gone while children of the group still run.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	in.signal(syscall.SIGKILL)
 	select {
 	case <-in.done:
 	case <-time.After(5 * time.Second):
@@ -417,7 +417,7 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		pids, err := groupMembers(pgid)
+		pids, err := in.members()
 		if err != nil {
 			return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
 		}
@@ -430,7 +430,7 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("stop instance %s: processes %v of group %d still alive", in.spec.ID, pids, pgid)
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		in.signal(syscall.SIGKILL)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -469,8 +469,10 @@ func readStat(pid string) (procStat, error) {
 	return st, nil
 }
 
-// scanGroup calls fn for every live (non-zombie) process of group pgid.
-func scanGroup(pgid int, fn func(pid int, st procStat)) error {
+// scanGroup calls fn for every live (non-zombie) process of group pgid or
+// in extra (the instance's cgroup, which also holds processes that left
+// the group with setsid).
+func scanGroup(pgid int, extra map[int]bool, fn func(pid int, st procStat)) error {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return fmt.Errorf("read /proc: %w", err)
@@ -486,7 +488,7 @@ func scanGroup(pgid int, fn func(pid int, st procStat)) error {
 			continue
 		}
 		st, err := readStat(n)
-		if err != nil || st.pgrp != pgid || st.state == 'Z' || st.state == 'X' {
+		if err != nil || (st.pgrp != pgid && !extra[pid]) || st.state == 'Z' || st.state == 'X' {
 			continue
 		}
 		fn(pid, st)
@@ -494,21 +496,33 @@ func scanGroup(pgid int, fn func(pid int, st procStat)) error {
 	return nil
 }
 
-func groupMembers(pgid int) ([]int, error) {
+// members lists the instance's live processes: its process group and,
+// with limits, its cgroup.
+func (in *Instance) members() ([]int, error) {
 	var pids []int
-	err := scanGroup(pgid, func(pid int, _ procStat) { pids = append(pids, pid) })
+	err := scanGroup(in.pid, in.cg.procs(), func(pid int, _ procStat) { pids = append(pids, pid) })
 	return pids, err
+}
+
+// signal sends sig to the process group and to every process in the
+// instance's cgroup.
+func (in *Instance) signal(sig syscall.Signal) {
+	_ = syscall.Kill(-in.pid, sig)
+	for pid := range in.cg.procs() {
+		_ = syscall.Kill(pid, sig)
+	}
 }
 
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
 // Usage is the CPU time (user+system, including reaped children) and the
-// resident memory summed over the instance's live process group.
+// resident memory summed over the instance's live process group (and,
+// with limits, every process of its cgroup).
 func (in *Instance) Usage() (cpuSeconds float64, memBytes int64) {
 	page := int64(os.Getpagesize())
 	var ticks uint64
-	_ = scanGroup(in.pid, func(_ int, st procStat) {
+	_ = scanGroup(in.pid, in.cg.procs(), func(_ int, st procStat) {
 		ticks += st.utime + st.stime + st.cutime + st.cstime
 		memBytes += st.rssPages * page
 	})
