@@ -14,8 +14,9 @@
 //
 // Lifecycle: pending (user data running) -> running -> shutting-down
 // (Stop) -> terminated, with a reason. The run command's process is the
-// leader of its own process group, so Stop reaches everything it spawned
-// (short of processes that leave the group with setsid).
+// leader of its own process group, so Stop reaches everything it spawned;
+// with Limits (cgroup v1, see LimitsFor for instance types) it also
+// reaches processes that left the group with setsid.
 //
 // A crash of moat leaves the instance processes running; the caller finds
 // them by the PID it recorded (no parent-death signal is used, because
