@@ -71,7 +71,8 @@ type Spec struct {
 // State is an instance's EC2 state.
 type State string
 
-// States.
+// States. Start returns a running instance; StatePending is for the
+// caller to show while Start (user data) is still running.
 const (
 	StatePending      State = "pending"
 	StateRunning      State = "running"
