@@ -60,6 +60,7 @@ type group struct {
 	tg      *targetgroup.Group
 	checker *targetgroup.Checker
 	m       *groupMetrics
+	sticky  atomic.Pointer[targetgroup.Stickiness]
 
 	mu      sync.Mutex
 	pools   map[*targetgroup.Target]*pool
@@ -126,13 +127,16 @@ func (e *Engine) Apply(cfg Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, tc := range cfg.TargetGroups {
+		st := tc.Stickiness
 		if g, ok := e.groups[tc.Name]; ok {
 			g.tg.SetConfig(tc)
+			g.sticky.Store(&st)
 			continue
 		}
 		g := &group{name: tc.Name, tg: targetgroup.New(tc, e.opts.Now), pools: map[*targetgroup.Target]*pool{},
 			tunnels: map[*targetgroup.Target]map[net.Conn]struct{}{}, m: e.metrics.group(tc.Name)}
 		g.checker = targetgroup.NewChecker(g.tg, e.opts.Dial, e.log, nil)
+		g.sticky.Store(&st)
 		e.groups[tc.Name] = g
 	}
 	for _, l := range cfg.Listeners {

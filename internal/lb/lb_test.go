@@ -379,3 +379,37 @@ func TestFixedAndRedirect(t *testing.T) {
 		t.Fatalf("fixed: %q", got)
 	}
 }
+
+func TestStickyLBCookie(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", nameHandler("a"))
+	b := startBackend(t, "127.0.0.3", nameHandler("b"))
+	_, addr := startLB(t, targetgroup.Config{Stickiness: targetgroup.Stickiness{Type: targetgroup.StickyLBCookie}}, nil, a.addr, b.addr)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "AWSALB" {
+			cookie = c
+		}
+	}
+	if cookie == nil {
+		t.Fatal("no AWSALB cookie")
+	}
+	for range 6 {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.AddCookie(&http.Cookie{Name: "AWSALB", Value: cookie.Value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body[0] != first[0] {
+			t.Fatalf("sticky session moved from %c to %c", first[0], body[0])
+		}
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -236,8 +238,13 @@ func (cs *connState) forward(g *group, start time.Time) (keep, hijacked bool) {
 	var tried []*targetgroup.Target
 	var triedArr [4]*targetgroup.Target
 	tried = triedArr[:0]
+	st := g.sticky.Load()
+	stickyID := ""
+	if st.Type != "" {
+		stickyID = cs.cookie(stickyCookieName(st))
+	}
 	for attempt := 0; ; attempt++ {
-		t := g.tg.Pick(tried)
+		t := g.tg.PickSticky(stickyID, tried)
 		if t == nil {
 			if attempt == 0 {
 				cs.e.metrics.observe(g, 503, start)
@@ -418,6 +425,9 @@ func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *
 	if !keep && rh.status != 101 {
 		w.WriteString("Connection: close\r\n")
 	}
+	if st := g.sticky.Load(); st.Type != "" && rh.status != 101 {
+		cs.writeStickyCookie(st, t, rh)
+	}
 	w.WriteString("\r\n")
 	if rh.status == 101 {
 		if err := w.Flush(); err != nil {
@@ -540,4 +550,51 @@ func statusText(code int) string {
 		return "Gateway Timeout"
 	}
 	return "Status " + strconv.Itoa(code)
+}
+
+func stickyCookieName(st *targetgroup.Stickiness) string {
+	if st.Type == targetgroup.StickyAppCookie {
+		return "AWSALBAPP-0"
+	}
+	return "AWSALB"
+}
+
+// cookie returns the decoded target id in request cookie name, or "".
+func (cs *connState) cookie(name string) string {
+	h := cs.h
+	for i := range h.hdrs {
+		if !equalFold(h.name(i), "cookie") {
+			continue
+		}
+		for part := range bytes.SplitSeq(h.value(i), []byte(";")) {
+			part = bytes.TrimSpace(part)
+			if len(part) > len(name) && part[len(name)] == '=' && string(part[:len(name)]) == name {
+				id, err := base64.RawURLEncoding.DecodeString(string(part[len(name)+1:]))
+				if err == nil {
+					return string(id)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// writeStickyCookie adds the stickiness cookie naming t to the response:
+// always for lb_cookie, and for app_cookie when the application sets its
+// cookie.
+func (cs *connState) writeStickyCookie(st *targetgroup.Stickiness, t *targetgroup.Target, rh *head) {
+	if st.Type == targetgroup.StickyAppCookie {
+		found := false
+		for i := range rh.hdrs {
+			if equalFold(rh.name(i), "set-cookie") && bytes.HasPrefix(rh.value(i), []byte(st.AppCookieName+"=")) {
+				found = true
+			}
+		}
+		if !found {
+			return
+		}
+	}
+	exp := time.Now().Add(st.Duration).UTC().Format(http.TimeFormat)
+	cs.w.WriteString("Set-Cookie: " + stickyCookieName(st) + "=" + base64.RawURLEncoding.EncodeToString([]byte(t.ID)) +
+		"; Expires=" + exp + "; Path=/\r\n")
 }

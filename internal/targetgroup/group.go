@@ -49,6 +49,23 @@ type Config struct {
 	DeregistrationDelay time.Duration // default 300s; negative means 0
 	Algorithm           Algorithm     // default round_robin
 	SlowStart           time.Duration // 0 disables; ramps a new healthy target's share linearly
+	Stickiness          Stickiness
+}
+
+// Stickiness types.
+const (
+	StickyLBCookie  = "lb_cookie"
+	StickyAppCookie = "app_cookie"
+)
+
+// Stickiness is a target group's session affinity. With lb_cookie the
+// load balancer sets cookie AWSALB; with app_cookie it sets AWSALBAPP-0
+// whenever the application sets AppCookieName. Either cookie names the
+// target (moat encodes its address; ALB encrypts it).
+type Stickiness struct {
+	Type          string        // "", lb_cookie or app_cookie
+	Duration      time.Duration // default 1 day
+	AppCookieName string
 }
 
 // WithDefaults returns c with ALB's defaults filled in.
@@ -61,6 +78,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Algorithm == "" {
 		c.Algorithm = RoundRobin
+	}
+	if c.Stickiness.Type != "" && c.Stickiness.Duration <= 0 {
+		c.Stickiness.Duration = 24 * time.Hour
 	}
 	return c
 }
@@ -371,6 +391,26 @@ func (g *Group) Lookup(id string) *Target {
 
 // Requests is the number of requests routed by the group (monotonic).
 func (g *Group) Requests() uint64 { return g.requests.Load() }
+
+// PickSticky returns the target whose id is sticky when it may take new
+// requests (healthy, or any non-draining target when the group fails
+// open), and otherwise Pick's choice.
+func (g *Group) PickSticky(sticky string, tried []*Target) *Target {
+	if sticky != "" && len(tried) == 0 {
+		rs := g.route.Load()
+		set := rs.healthy
+		if len(set) == 0 {
+			set = rs.open
+		}
+		for _, t := range set {
+			if t.ID == sticky {
+				g.requests.Add(1)
+				return t
+			}
+		}
+	}
+	return g.Pick(tried)
+}
 
 // Pick chooses a target for a new request with the group's algorithm,
 // skipping targets in tried. When no target is healthy it fails open and

@@ -202,3 +202,24 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("probe dead: %+v", r)
 	}
 }
+
+func TestPickSticky(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	g := New(Config{Stickiness: Stickiness{Type: StickyLBCookie}}, c.now)
+	a := g.Register("a", "x:1")
+	b := g.Register("b", "y:1")
+	g.Observe("a", Result{OK: true})
+	g.Observe("b", Result{OK: true})
+	for range 5 {
+		if g.PickSticky("b", nil) != b {
+			t.Fatal("sticky target not picked")
+		}
+	}
+	g.Deregister("b")
+	if g.PickSticky("b", nil) != a {
+		t.Fatal("draining sticky target picked")
+	}
+	if g.Config().Stickiness.Duration != 24*time.Hour {
+		t.Fatal("stickiness duration default")
+	}
+}
