@@ -43,6 +43,7 @@ type Engine struct {
 	cfg    atomic.Pointer[Config]
 	mu     sync.Mutex
 	groups map[string]*group
+	snap   atomic.Pointer[map[string]*group] // read-only copy of groups for the hot path
 	lns    map[string]*listenerState
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,6 +146,11 @@ func (e *Engine) Apply(cfg Config) error {
 			ls.cfg.Store(&lc)
 		}
 	}
+	snap := make(map[string]*group, len(e.groups))
+	for k, v := range e.groups {
+		snap[k] = v
+	}
+	e.snap.Store(&snap)
 	e.cfg.Store(&cfg)
 	return nil
 }
@@ -194,9 +200,10 @@ func (e *Engine) RequestCount(tg string) uint64 {
 }
 
 func (e *Engine) group(name string) *group {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.groups[name]
+	if m := e.snap.Load(); m != nil {
+		return (*m)[name]
+	}
+	return nil
 }
 
 func (e *Engine) drainLoop() {
