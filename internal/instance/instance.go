@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Spec says how to start an instance.
@@ -89,7 +90,11 @@ type Instance struct {
 	cg      *cgroupSet
 	done    chan struct{}
 
+	reapOnce sync.Once
+	stopMu   sync.Mutex // one Stop at a time
+
 	mu       sync.Mutex
+	reaped   bool
 	state    State
 	reason   string
 	stopping bool
@@ -317,29 +322,59 @@ func hint(err error, spec Spec, acct account) error {
 	return err
 }
 
+// wait notices the exit of the command without reaping it (waitid with
+// WNOWAIT): the zombie keeps its pid, and so its process group id, from
+// being reused until Stop reaps it, so Stop never signals a group that is
+// not this instance's.
 func (in *Instance) wait() {
-	err := in.cmd.Wait()
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, in.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	ws, ok := zombieStatus(in.pid)
 	in.mu.Lock()
-	in.exitErr = err
-	in.exitCode = in.cmd.ProcessState.ExitCode()
 	in.state = StateTerminated
+	switch {
+	case !ok:
+		in.exitCode = -1
+		in.exitErr = errors.New("process exited (status unknown)")
+	case ws.Signaled():
+		in.exitCode = -1
+		in.exitErr = errors.New("process killed by signal " + ws.Signal().String())
+	default:
+		in.exitCode = ws.ExitStatus()
+		if in.exitCode != 0 {
+			in.exitErr = fmt.Errorf("process exited with status %d", in.exitCode)
+		}
+	}
 	switch {
 	case in.stopping:
 		in.reason = "Client.UserInitiatedShutdown: User initiated shutdown"
-	case err == nil:
+	case in.exitErr == nil:
 		in.reason = "Client.InstanceInitiatedShutdown: Instance initiated shutdown (exit status 0)"
 	default:
-		in.reason = "Server.InternalError: process " + describe(in.cmd.ProcessState)
+		in.reason = "Server.InternalError: " + in.exitErr.Error()
 	}
 	in.mu.Unlock()
 	close(in.done)
 }
 
-func describe(ps *os.ProcessState) string {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by signal " + ws.Signal().String()
+// zombieStatus reads the wait status of an exited, unreaped process from
+// /proc/PID/stat (field 52, exit_code).
+func zombieStatus(pid int) (syscall.WaitStatus, bool) {
+	st, err := readStat(strconv.Itoa(pid))
+	if err != nil || !st.hasExitCode {
+		return 0, false
 	}
-	return "exited with status " + strconv.Itoa(ps.ExitCode())
+	return syscall.WaitStatus(st.exitCode), true
+}
+
+// reap collects the exited command once; after it the pid may be reused.
+func (in *Instance) reap() {
+	in.reapOnce.Do(func() { _ = in.cmd.Wait() })
 }
 
 // ID is the instance id.
@@ -393,9 +428,18 @@ func (in *Instance) State() (State, string) {
 
 // Stop shuts the instance down: SIGTERM to its process group, SIGKILL to
 // what is left after grace (or when ctx ends), and waits until no process
-// of the group is left.
+// of the group is left. Call it for every instance, also after its
+// command exited on its own: the exited command stays a zombie (keeping
+// its process group id from reuse) until Stop reaps it. Stop again is a
+// no-op.
 func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
+	in.stopMu.Lock()
+	defer in.stopMu.Unlock()
 	in.mu.Lock()
+	if in.reaped {
+		in.mu.Unlock()
+		return nil // done before; the pid may belong to someone else now
+	}
 	if in.state != StateTerminated {
 		in.state = StateShuttingDown
 	}
@@ -424,6 +468,10 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 			return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
 		}
 		if len(pids) == 0 {
+			in.reap()
+			in.mu.Lock()
+			in.reaped = true
+			in.mu.Unlock()
 			if err := in.cg.remove(); err != nil {
 				return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
 			}
@@ -443,6 +491,8 @@ type procStat struct {
 	pgrp                         int
 	utime, stime, cutime, cstime uint64
 	rssPages                     int64
+	exitCode                     int
+	hasExitCode                  bool
 }
 
 func readStat(pid string) (procStat, error) {
@@ -468,6 +518,11 @@ func readStat(pid string) (procStat, error) {
 	st.cutime, _ = strconv.ParseUint(f[13], 10, 64)
 	st.cstime, _ = strconv.ParseUint(f[14], 10, 64)
 	st.rssPages, _ = strconv.ParseInt(f[21], 10, 64)
+	if len(f) > 49 {
+		if c, err := strconv.Atoi(f[49]); err == nil {
+			st.exitCode, st.hasExitCode = c, true
+		}
+	}
 	return st, nil
 }
 

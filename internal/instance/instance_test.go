@@ -30,8 +30,17 @@ func requireRoot(tb testing.TB) {
 	tb.Skip("skipping: needs root (network namespaces, running as nobody); run with sudo")
 }
 
-// testNS creates a throwaway named network namespace and returns its path.
+// testNS creates a throwaway named network namespace, deleted when the
+// test ends, and returns its path.
 func testNS(tb testing.TB) string {
+	tb.Helper()
+	path, del := newNS(tb)
+	tb.Cleanup(del)
+	return path
+}
+
+// newNS creates a named network namespace with lo up; del deletes it.
+func newNS(tb testing.TB) (path string, del func()) {
 	tb.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -64,12 +73,11 @@ func testNS(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("bring lo up in %s: %v", name, err)
 	}
-	tb.Cleanup(func() {
+	return "/run/netns/" + name, func() {
 		if err := netns.DeleteNamed(name); err != nil {
 			tb.Errorf("delete namespace %s: %v", name, err)
 		}
-	})
-	return "/run/netns/" + name
+	}
 }
 
 // anyNS is a throwaway namespace as root; otherwise moat's own namespace,
@@ -223,6 +231,20 @@ func TestKillDetected(t *testing.T) {
 	}
 	if err := in.Wait(context.Background()); err == nil {
 		t.Fatal("Wait returned nil for a killed process")
+	}
+	// Until Stop the exited command is kept unreaped, so its pid (the
+	// group id) cannot be reused by another process.
+	if st, err := readStat(strconv.Itoa(in.PID())); err != nil || st.state != 'Z' {
+		t.Fatalf("exited command not held as a zombie before Stop: %+v %v", st, err)
+	}
+	if err := in.Stop(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readStat(strconv.Itoa(in.PID())); err == nil {
+		t.Fatal("command not reaped by Stop")
+	}
+	if err := in.Stop(context.Background(), time.Second); err != nil {
+		t.Fatalf("second Stop: %v", err)
 	}
 }
 
