@@ -10,6 +10,7 @@ package metadata
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -184,6 +185,22 @@ func answer(info Info, path string) (string, bool) {
 		leaves["mac"] = info.MAC
 	}
 	switch path {
+	case "/latest/dynamic/instance-identity/document":
+		doc, _ := json.MarshalIndent(map[string]any{
+			"instanceId":       info.InstanceID,
+			"privateIp":        info.LocalIPv4.String(),
+			"availabilityZone": info.AvailabilityZone,
+			"region":           info.Region,
+			"imageId":          info.AMIID,
+			"instanceType":     info.InstanceType,
+			"architecture":     "x86_64",
+			"version":          "2017-09-30",
+		}, "", "  ")
+		return string(doc), true
+	case "/latest/dynamic", "/latest/dynamic/":
+		return "instance-identity/", true
+	case "/latest/dynamic/instance-identity", "/latest/dynamic/instance-identity/":
+		return "document", true
 	case "/latest", "/latest/":
 		return "api/token\ndynamic\nmeta-data\nuser-data", true
 	case "/latest/user-data":

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -135,6 +136,25 @@ func TestTokenBoundToInstance(t *testing.T) {
 	_, tok, _ := do(h, "PUT", "/latest/api/token", "10.0.11.5:1", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "30"})
 	if code, _, _ := do(h, "GET", "/latest/meta-data/instance-id", "10.0.12.7:1", map[string]string{"X-aws-ec2-metadata-token": tok}); code != 401 {
 		t.Fatalf("token used by another instance: %d, want 401", code)
+	}
+}
+
+func TestIdentityDocument(t *testing.T) {
+	h, _ := newHandler()
+	code, body, _ := do(h, "GET", "/latest/dynamic/instance-identity/document", "10.0.11.5:1", nil)
+	if code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	var doc map[string]string
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"instanceId": info.InstanceID, "privateIp": "10.0.11.5", "availabilityZone": "us-east-1a",
+		"region": "us-east-1", "imageId": info.AMIID, "instanceType": "t3.micro"}
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %q, want %q", k, doc[k], v)
+		}
 	}
 }
 
