@@ -352,13 +352,16 @@ func TestChaos(t *testing.T) {
 	mfs, _ := e.Registry().Gather()
 	var retries float64
 	for _, mf := range mfs {
-		if mf.GetName() == "moat_lb_retries_total" {
+		if mf.GetName() == "moat_lb_retries_total" || mf.GetName() == "moat_lb_ejections_total" {
 			for _, m := range mf.GetMetric() {
 				retries += m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Logf("%d GETs, %v retries", ok.Load(), retries)
+	t.Logf("%d GETs, %v retries+ejections", ok.Load(), retries)
+	if retries == 0 {
+		t.Fatal("no retries or ejections counted in metrics")
+	}
 }
 
 func TestFixedAndRedirect(t *testing.T) {
