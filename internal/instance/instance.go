@@ -644,3 +644,18 @@ func chownTree(root string, uid, gid int) error {
 		return os.Lchown(p, uid, gid)
 	})
 }
+
+// Account resolves the launch template's user as Start does: the named
+// account when moat is root and it exists (never root), else nobody; when
+// moat is not root, moat's own user (cred nil). SSH sessions on the
+// instance run as the same account.
+func Account(name string) (cred *syscall.Credential, username, home string) {
+	a := resolveAccount(name)
+	return a.cred, a.name, a.home
+}
+
+// StartInNamespace starts cmd inside the network namespace at nsPath (the
+// instance's), so that whatever it connects to is reached from the
+// instance's address, never from the host's namespace. The instance SSH
+// server starts its sessions with it.
+func StartInNamespace(nsPath string, cmd *exec.Cmd) error { return startIn(nsPath, nil, cmd) }

@@ -58,6 +58,11 @@ type Config struct {
 	// DefaultSFTPServers that exists; "-" disables SFTP. Without one, the
 	// sftp subsystem is refused and `scp -O` must be used.
 	SFTPServer string
+	// Start starts a session's process; default (*exec.Cmd).Start. The
+	// integrator starts it inside the instance's network namespace
+	// (instance.StartInNamespace), so sessions connect from the
+	// instance's address.
+	Start func(*exec.Cmd) error
 	// Logger receives one record per authentication and session.
 	Logger *slog.Logger
 	// HandshakeTimeout defaults to 10s, MaxAuthTries to 3.
@@ -429,7 +434,7 @@ func (ss *session) start(ctx context.Context, argv []string, done chan<- int) er
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 		cmd.SysProcAttr.Setsid = true
 		cmd.SysProcAttr.Setctty = true
-		if err := cmd.Start(); err != nil {
+		if err := ss.srv.startCmd(cmd); err != nil {
 			master.Close()
 			tty.Close()
 			return fmt.Errorf("start %s: %w", argv[0], err)
@@ -455,7 +460,7 @@ func (ss *session) start(ctx context.Context, argv []string, done chan<- int) er
 	}
 	cmd.Stdout = ss.ch
 	cmd.Stderr = ss.ch.Stderr()
-	if err := cmd.Start(); err != nil {
+	if err := ss.srv.startCmd(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go func() {
@@ -502,4 +507,12 @@ func credUID(c *syscall.Credential) string {
 		return strconv.Itoa(os.Getuid())
 	}
 	return strconv.FormatUint(uint64(c.Uid), 10)
+}
+
+// startCmd starts a session's process with the configured starter.
+func (s *Server) startCmd(cmd *exec.Cmd) error {
+	if s.cfg.Start != nil {
+		return s.cfg.Start(cmd)
+	}
+	return cmd.Start()
 }
