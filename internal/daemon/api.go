@@ -39,20 +39,23 @@ type GroupStatus struct {
 
 // Instance is one instance as GET /v1/instances lists it.
 type Instance struct {
-	ID             string    `json:"id"`
-	Group          string    `json:"group"`
-	LaunchTemplate string    `json:"launchTemplate"`
-	Version        string    `json:"version"`
-	Zone           string    `json:"zone"`
-	Subnet         string    `json:"subnet"`
-	IP             string    `json:"ip"`
-	State          string    `json:"state"`
-	Health         string    `json:"health"`
-	StateReason    string    `json:"stateReason,omitempty"`
-	CPUPercent     float64   `json:"cpuPercent"`
-	MemoryBytes    int64     `json:"memoryBytes"`
-	Launched       time.Time `json:"launched"`
-	Protected      bool      `json:"protectedFromScaleIn,omitempty"`
+	ID             string `json:"id"`
+	Group          string `json:"group"`
+	LaunchTemplate string `json:"launchTemplate"`
+	Version        string `json:"version"`
+	Zone           string `json:"zone"`
+	Subnet         string `json:"subnet"`
+	IP             string `json:"ip"`
+	State          string `json:"state"`
+	// Lifecycle is the Auto Scaling lifecycle state (Pending, InService,
+	// Terminating).
+	Lifecycle   string    `json:"lifecycle,omitempty"`
+	Health      string    `json:"health"`
+	StateReason string    `json:"stateReason,omitempty"`
+	CPUPercent  float64   `json:"cpuPercent"`
+	MemoryBytes int64     `json:"memoryBytes"`
+	Launched    time.Time `json:"launched"`
+	Protected   bool      `json:"protectedFromScaleIn,omitempty"`
 }
 
 // ScaleRequest is the body of POST /v1/groups/{name}/scale.
@@ -75,4 +78,16 @@ type Target struct {
 	State       string `json:"state"`
 	Reason      string `json:"reason,omitempty"`
 	Description string `json:"description,omitempty"`
+}
+
+// Activity is one scaling activity of a group, as
+// GET /v1/groups/{name}/activities lists them (newest first), in AWS's
+// wording.
+type Activity struct {
+	Time        time.Time `json:"time"`
+	Group       string    `json:"group"`
+	Description string    `json:"description"`
+	Cause       string    `json:"cause,omitempty"`
+	Status      string    `json:"status"`
+	InstanceID  string    `json:"instanceId,omitempty"`
 }

@@ -1,10 +1,92 @@
 package daemon
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
 
-// Reclaim removes whatever a crashed daemon of the stack left behind
-// (namespaces, links, nftables tables, processes) and returns how many
-// objects it removed. It must only run while no daemon holds the lock.
+	"github.com/moat-dev/moat/internal/vpc"
+)
+
+// Reclaim removes whatever a crashed daemon of the stack left behind and
+// returns how many namespaces it removed. The processes go first: every
+// process that lives in one of the stack's namespaces (only moat puts
+// processes there) is killed, since a namespace with a live process
+// survives its name's deletion; then the namespaces (with their links,
+// routes and nftables tables) and the instances' working directories. It
+// must only run while no daemon holds the stack's lock.
 func Reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
-	return 0, nil
+	names, err := vpc.Leftovers(stack, string(dir))
+	if err != nil {
+		return 0, err
+	}
+	if len(names) > 0 {
+		if err := killNamespaceProcesses(ctx, names); err != nil {
+			return 0, err
+		}
+	}
+	n, err := vpc.Reclaim(ctx, stack, string(dir))
+	if os.Geteuid() == 0 {
+		err = errors.Join(err, os.RemoveAll(filepath.Join("/run/moat", stack)))
+	}
+	return n, err
+}
+
+// killNamespaceProcesses SIGKILLs every process whose network namespace is
+// one of the named ones (as `ip netns pids` finds them) and waits until
+// they are gone.
+func killNamespaceProcesses(ctx context.Context, names []string) error {
+	inodes := map[uint64]bool{}
+	for _, name := range names {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(vpc.NetnsDir, name), &st); err == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := pidsIn(inodes)
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v in the stack's namespaces do not die", pids)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pidsIn lists the processes whose network namespace has one of inodes.
+func pidsIn(inodes map[uint64]bool) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) != nil {
+			continue
+		}
+		if inodes[st.Ino] {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -3,11 +3,21 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/metadata"
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/vpc"
 )
 
 // stack is the running stack's runtime: it wires the VPC, instances, auto
@@ -19,36 +29,185 @@ type stack struct {
 	events *events.Log
 	log    *slog.Logger
 	mux    *http.ServeMux
+	keys   *keypair.Store
+
+	net       *vpc.VPC
+	metadata  *metadata.Handler
+	balancers map[string]*lbRuntime // by load balancer name
+	tgLB      map[string]string     // target group -> load balancer name
+	groups    map[string]*groupRuntime
+	// sshLog receives the instances' SSH audit records (JSON lines).
+	sshLog *slog.Logger
+	audit  io.Writer
+
+	mu sync.Mutex
+	// hostKeys are known_hosts lines of the instances' SSH endpoints.
+	hostKeys map[string]string
+	// bastionHostKey is the bastion's known_hosts line.
+	bastionHostKey string
 	// undo holds the clean-up steps of what start made, in order made.
 	undo []func(context.Context) error
+	// loops are the background control loops; stop waits for them.
+	cancelLoops context.CancelFunc
+	loops       sync.WaitGroup
 }
 
 func newStack(p *plan.Plan, dir Dir, ev *events.Log, log *slog.Logger) *stack {
-	s := &stack{plan: p, dir: dir, events: ev, log: log, mux: http.NewServeMux()}
+	s := &stack{plan: p, dir: dir, events: ev, log: log, mux: http.NewServeMux(),
+		balancers: map[string]*lbRuntime{}, tgLB: map[string]string{}, groups: map[string]*groupRuntime{},
+		hostKeys: map[string]string{}, sshLog: slog.New(slog.DiscardHandler)}
+	s.routes()
 	return s
 }
 
 func (s *stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // onStop registers a clean-up step.
-func (s *stack) onStop(f func(context.Context) error) { s.undo = append(s.undo, f) }
+func (s *stack) onStop(f func(context.Context) error) {
+	s.mu.Lock()
+	s.undo = append(s.undo, f)
+	s.mu.Unlock()
+}
 
+func (s *stack) event(component, typ, format string, args ...any) {
+	s.events.Add(events.Event{Component: component, Type: typ, Message: fmt.Sprintf(format, args...)})
+}
+
+// start builds the stack: key pairs, the VPC, load balancers, the
+// bastion, then the auto scaling groups' instances.
 func (s *stack) start(ctx context.Context) error {
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.cancelLoops = cancel
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"key pairs", s.startKeyPairs},
+		{"network", s.startNetwork},
+		{"audit log", s.startAudit},
+		{"load balancers", s.startBalancers},
+		{"bastion", s.startBastion},
+		{"auto scaling groups", func(ctx context.Context) error { return s.startGroups(ctx, loopCtx) }},
+	}
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted before %s: %w", st.name, err)
+		}
+		t0 := time.Now()
+		if err := st.fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		s.log.Info("started", "part", st.name, "took", time.Since(t0).Round(time.Millisecond))
+	}
 	return nil
 }
 
 func (s *stack) stop(ctx context.Context) error {
+	if s.cancelLoops != nil {
+		s.cancelLoops()
+	}
+	s.loops.Wait()
+	s.mu.Lock()
+	undo := s.undo
+	s.undo = nil
+	s.mu.Unlock()
 	var errs []error
-	for i := len(s.undo) - 1; i >= 0; i-- {
-		if err := s.undo[i](ctx); err != nil {
+	for i := len(undo) - 1; i >= 0; i-- {
+		if err := undo[i](ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.undo = nil
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// startKeyPairs makes sure every key pair of the plan exists in the key
+// store: imported from its public key file, or generated (the private key
+// is written once, mode 0600, next to the store; moat ssh uses it).
+func (s *stack) startKeyPairs(ctx context.Context) error {
+	store, err := keypair.Open(keypair.DefaultDir())
+	if err != nil {
+		return err
+	}
+	s.keys = store
+	for _, kp := range s.plan.KeyPairs {
+		if _, err := store.Get(kp.Name); err == nil {
+			continue
+		}
+		if kp.PublicKeyFile != "" {
+			b, err := os.ReadFile(kp.PublicKeyFile)
+			if err != nil {
+				return fmt.Errorf("key pair %s: %w", kp.Name, err)
+			}
+			if _, err := store.Import(kp.Name, b); err != nil {
+				return fmt.Errorf("key pair %s: %w", kp.Name, err)
+			}
+			s.event("keypair", "keypair.import", "Imported key pair %s from %s", kp.Name, kp.PublicKeyFile)
+			continue
+		}
+		t, err := keypair.ParseType(kp.Type)
+		if err != nil {
+			return err
+		}
+		priv := keypair.DefaultPrivateKeyPath(kp.Name)
+		if _, err := store.Create(kp.Name, t, priv); err != nil {
+			return fmt.Errorf("key pair %s: %w", kp.Name, err)
+		}
+		s.event("keypair", "keypair.create", "Created key pair %s (%s); private key %s", kp.Name, kp.Type, priv)
 	}
 	return nil
 }
 
-func (s *stack) groupStatus() []GroupStatus { return nil }
+// hostKey loads (or creates once) a persistent SSH host key.
+func (s *stack) hostKeyPath(name string) string {
+	return filepath.Join(string(s.dir), "hostkeys", name)
+}
+
+// listenLoopback opens a published endpoint on the host. Only loopback
+// addresses are accepted (the spec validates this too).
+func listenLoopback(addr string) (net.Listener, error) {
+	ap, err := netipParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if !ap.Addr().IsLoopback() {
+		return nil, fmt.Errorf("refusing to publish on %s: moat publishes only on loopback", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func (s *stack) groupStatus() []GroupStatus {
+	var out []GroupStatus
+	for _, g := range s.plan.AutoScalingGroups {
+		if rt := s.groups[g.Name]; rt != nil {
+			out = append(out, rt.status())
+			continue
+		}
+		out = append(out, GroupStatus{Name: g.Name, Min: g.MinSize, Max: g.MaxSize, Desired: g.DesiredCapacity})
+	}
+	return out
+}
+
+// startAudit opens the SSH audit log (JSON lines) that the bastion and
+// every instance's SSH endpoint write to.
+func (s *stack) startAudit(ctx context.Context) error {
+	f, err := os.OpenFile(s.dir.Path("ssh-audit.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.audit = &lockedWriter{w: f}
+	s.sshLog = slog.New(slog.NewJSONHandler(s.audit, nil))
+	s.onStop(func(context.Context) error { return f.Close() })
+	return nil
+}
+
+// lockedWriter serialises writes from several servers to one file.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,228 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/instance"
+	"github.com/moat-dev/moat/internal/instancessh"
+	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/metadata"
+	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/vpc"
+	"golang.org/x/crypto/ssh"
+)
+
+// instanceRoot is where instances' working directories live. Instances
+// run as an unprivileged user, so the directory and every one above it
+// must be searchable by that user: root's state directory (under /root)
+// is not, so as root they live under /run/moat.
+func (s *stack) instanceRoot() string {
+	if os.Geteuid() == 0 {
+		return filepath.Join("/run/moat", s.plan.Stack, "instances")
+	}
+	return s.dir.Path("instances")
+}
+
+// launchInstance makes one instance of g: an address and a namespace in
+// its subnet, its metadata and SSH endpoints, then its processes (user
+// data first, then the supervised command). On failure nothing is left.
+func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, rec *instanceRec) (err error) {
+	addr, err := s.net.AllocateAddr(rec.subnet)
+	if err != nil {
+		return fmt.Errorf("allocate an address in %s: %w", rec.subnet, err)
+	}
+	g.mu.Lock()
+	rec.addr = addr
+	g.mu.Unlock()
+	n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: rec.id, Kind: secgroup.KindInstance, Owner: g.cfg.Name,
+		Subnet: rec.subnet, Addr: addr, Groups: g.lt.SecurityGroups})
+	if err != nil {
+		s.net.ReleaseAddr(rec.subnet, addr)
+		return err
+	}
+	g.mu.Lock()
+	rec.node = n
+	g.mu.Unlock()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.destroyInstance(rec))
+		}
+	}()
+
+	stopMD, err := s.serveMetadata(n, addr)
+	if err != nil {
+		return fmt.Errorf("metadata endpoint: %w", err)
+	}
+	workDir := filepath.Join(s.instanceRoot(), rec.id)
+	stopSSH, err := s.serveInstanceSSH(g, rec, n, workDir)
+	if err != nil {
+		stopMD()
+		return fmt.Errorf("ssh endpoint: %w", err)
+	}
+	g.mu.Lock()
+	rec.stopEndpoints = func() { stopSSH(); stopMD() }
+	g.mu.Unlock()
+
+	if err := os.MkdirAll(s.instanceRoot(), 0o755); err != nil {
+		return err
+	}
+	_ = os.Chmod(filepath.Dir(s.instanceRoot()), 0o755)
+	_ = os.Chmod("/run/moat", 0o755)
+	if err := os.MkdirAll(filepath.Dir(s.logPath(rec.id)), 0o700); err != nil {
+		return err
+	}
+	limits, _ := instance.LimitsFor(g.lt.InstanceType)
+	env := map[string]string{}
+	for k, v := range g.lt.Environment {
+		env[k] = v
+	}
+	proc, err := instance.Start(ctx, instance.Spec{
+		ID: rec.id, NetNSPath: n.NSPath, WorkDir: workDir, FilesDir: g.lt.FilesDir, Env: env,
+		UserData: g.lt.UserData, Command: g.lt.Command, User: g.lt.User, LogPath: s.logPath(rec.id), Limits: limits,
+	})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	rec.proc = proc
+	g.mu.Unlock()
+	return nil
+}
+
+// destroyInstance stops what launchInstance made, in reverse: processes
+// first (a namespace with a live process outlives its deletion), then the
+// endpoints, the node and the working directory.
+func (s *stack) destroyInstance(rec *instanceRec) error {
+	var errs []error
+	if rec.proc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := rec.proc.Stop(ctx, 10*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", rec.id, err))
+		}
+		cancel()
+	}
+	if rec.stopEndpoints != nil {
+		rec.stopEndpoints()
+	}
+	if rec.node != nil {
+		if err := s.net.RemoveNode(context.Background(), rec.id); err != nil {
+			errs = append(errs, err)
+		}
+	} else if rec.addr.IsValid() {
+		s.net.ReleaseAddr(rec.subnet, rec.addr)
+	}
+	if err := os.RemoveAll(filepath.Join(s.instanceRoot(), rec.id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// serveMetadata answers the EC2 metadata address inside the instance's
+// namespace, for that instance.
+func (s *stack) serveMetadata(n *vpc.Node, addr netip.Addr) (stop func(), err error) {
+	ln, err := metadata.ListenInNamespace(n.NSPath)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: s.metadata.Pinned(addr), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+// metadataInfo is the metadata service's view of the instance at ip.
+func (s *stack) metadataInfo(ip netip.Addr) (metadata.Info, bool) {
+	for _, g := range s.groups {
+		g.mu.Lock()
+		for _, r := range g.recs {
+			if r.addr == ip {
+				info := metadata.Info{InstanceID: r.id, LocalIPv4: ip, AvailabilityZone: s.awsZone(r.zone),
+					Region: s.plan.AWS.Region, AMIID: "ami-moatlocal0000000", InstanceType: g.lt.InstanceType,
+					UserData: g.lt.UserData}
+				g.mu.Unlock()
+				return info, true
+			}
+		}
+		g.mu.Unlock()
+	}
+	return metadata.Info{}, false
+}
+
+func (s *stack) awsZone(zone string) string {
+	for _, z := range s.plan.Zones {
+		if z.Name == zone {
+			return z.AWSName
+		}
+	}
+	return zone
+}
+
+// serveInstanceSSH runs the instance's SSH endpoint on port 22 of its own
+// address, accepting the launch template's key pair; sessions run as the
+// instance's user, in its directory and namespace.
+func (s *stack) serveInstanceSSH(g *groupRuntime, rec *instanceRec, n *vpc.Node, workDir string) (stop func(), err error) {
+	if g.lt.KeyPair == "" {
+		return func() {}, nil
+	}
+	keys, err := s.keys.PublicKeys(g.lt.KeyPair)
+	if err != nil {
+		return nil, fmt.Errorf("key pair %s: %w", g.lt.KeyPair, err)
+	}
+	hk, err := keypair.LoadOrCreateHostKey(s.hostKeyPath(rec.id))
+	if err != nil {
+		return nil, err
+	}
+	cred, _, _ := instance.Account(g.lt.User)
+	var env []string
+	for k, v := range g.lt.Environment {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	nsPath := n.NSPath
+	srv, err := instancessh.New(instancessh.Config{
+		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: g.lt.User, Credential: cred,
+		Dir: workDir, Home: workDir, Env: env, Logger: s.sshLog.With("instance", rec.id),
+		Start: func(c *exec.Cmd) error { return instance.StartInNamespace(nsPath, c) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := n.Listen("tcp", ":22")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ctx, ln)
+	}()
+	s.setHostKey(rec.id, netip.AddrPortFrom(rec.addr, 22), hk.PublicKey())
+	return func() {
+		cancel()
+		ln.Close()
+		<-done
+		s.setHostKey(rec.id, netip.AddrPort{}, nil)
+	}, nil
+}
+
+// setHostKey records (or, with a nil key, forgets) an SSH host key for
+// moat ssh's known_hosts.
+func (s *stack) setHostKey(name string, at netip.AddrPort, key ssh.PublicKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key == nil {
+		delete(s.hostKeys, name)
+		return
+	}
+	s.hostKeys[name] = bastion.KnownHostsLine(at.String(), key)
+}

@@ -1,0 +1,212 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/moat-dev/moat/internal/bastion"
+)
+
+func netipParseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
+
+// routes are the stack's part of the control API.
+func (s *stack) routes() {
+	s.mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.instances())
+	})
+	s.mux.HandleFunc("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.targets())
+	})
+	s.mux.HandleFunc("POST /v1/groups/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
+		g, ok := s.groups[r.PathValue("name")]
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			return
+		}
+		var req ScaleRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := g.setDesired(req.Desired); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"desired": req.Desired})
+	})
+	s.mux.HandleFunc("POST /v1/groups/{name}/refresh", func(w http.ResponseWriter, r *http.Request) {
+		g, ok := s.groups[r.PathValue("name")]
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			return
+		}
+		if err := g.startRefresh(); err != nil {
+			writeError(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "refreshing"})
+	})
+	s.mux.HandleFunc("POST /v1/instances/{id}/terminate", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var req TerminateRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		for _, g := range s.groups {
+			if g.has(id) {
+				if err := g.terminateInstance(id, req.DecrementDesired); err != nil {
+					writeError(w, http.StatusBadRequest, err)
+					return
+				}
+				writeJSON(w, http.StatusAccepted, map[string]string{"status": "terminating"})
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group", id))
+	})
+	s.mux.HandleFunc("GET /v1/instances/{id}/logs", s.handleLogs)
+	s.mux.HandleFunc("GET /v1/groups/{name}/activities", func(w http.ResponseWriter, r *http.Request) {
+		g, ok := s.groups[r.PathValue("name")]
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			return
+		}
+		writeJSON(w, http.StatusOK, g.activities())
+	})
+	s.mux.HandleFunc("GET /v1/membership", func(w http.ResponseWriter, r *http.Request) {
+		if s.net == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("the VPC is not up yet"))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.net.Membership())
+	})
+	s.mux.HandleFunc("GET "+bastion.AccessPath, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.sshAccess())
+	})
+}
+
+func (s *stack) instances() []Instance {
+	out := []Instance{}
+	for _, g := range s.plan.AutoScalingGroups {
+		if rt := s.groups[g.Name]; rt != nil {
+			out = append(out, rt.instances()...)
+		}
+	}
+	return out
+}
+
+// targets lists every target of every load balancer's target groups,
+// naming instances by id.
+func (s *stack) targets() []Target {
+	ids := map[string]string{} // address -> instance id
+	for _, inst := range s.instances() {
+		for _, g := range s.plan.AutoScalingGroups {
+			if g.Name != inst.Group {
+				continue
+			}
+			for _, name := range g.TargetGroups {
+				if tg, ok := s.plan.TargetGroup(name); ok {
+					ids[inst.IP+":"+strconv.Itoa(tg.Port)] = inst.ID
+				}
+			}
+		}
+	}
+	out := []Target{}
+	for _, l := range s.plan.LoadBalancers {
+		b := s.balancers[l.Name]
+		if b == nil {
+			continue
+		}
+		for _, tg := range lbConfig(s.plan, l).TargetGroups {
+			for _, t := range b.engine.Targets(tg.Name) {
+				id := ids[t.Addr]
+				if id == "" {
+					id = t.ID
+				}
+				out = append(out, Target{TargetGroup: tg.Name, ID: id, Address: t.Addr, State: string(t.State),
+					Reason: t.Reason, Description: t.Description})
+			}
+		}
+	}
+	return out
+}
+
+func (s *stack) logPath(id string) string { return s.dir.Path("instances", id, "console.log") }
+
+// handleLogs streams an instance's console log; with ?follow=1 it keeps
+// streaming until the client goes away.
+func (s *stack) handleLogs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	f, err := os.Open(s.logPath(id))
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no logs for instance %s", id))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	flusher, _ := w.(http.Flusher)
+	rd := bufio.NewReader(f)
+	follow := r.URL.Query().Get("follow") == "1"
+	for {
+		line, err := rd.ReadBytes('\n')
+		if len(line) > 0 {
+			if _, werr := w.Write(line); werr != nil {
+				return
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if !follow {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// sshAccess is what moat ssh needs: the bastion, its user and key pair,
+// known_hosts lines, and every instance with an SSH endpoint.
+func (s *stack) sshAccess() bastion.Access {
+	a := bastion.Access{Stack: s.plan.Stack, KnownHosts: []string{}, Instances: []bastion.AccessInstance{}}
+	if b := s.plan.Bastion; b != nil {
+		a.Bastion, a.BastionUser, a.KeyPair = b.Publish, b.User, b.KeyPair
+	}
+	s.mu.Lock()
+	if s.bastionHostKey != "" {
+		a.KnownHosts = append(a.KnownHosts, s.bastionHostKey)
+	}
+	for _, line := range s.hostKeys {
+		a.KnownHosts = append(a.KnownHosts, line)
+	}
+	s.mu.Unlock()
+	sort.Strings(a.KnownHosts)
+	for _, inst := range s.instances() {
+		g, _ := s.groups[inst.Group]
+		if g == nil || g.lt.KeyPair == "" || inst.State != stateRunning {
+			continue
+		}
+		ip, err := netip.ParseAddr(inst.IP)
+		if err != nil {
+			continue
+		}
+		a.Instances = append(a.Instances, bastion.AccessInstance{ID: inst.ID, Group: inst.Group, IP: ip, User: g.lt.User, KeyPair: g.lt.KeyPair})
+	}
+	return a
+}

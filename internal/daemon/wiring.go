@@ -1,0 +1,224 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/moat-dev/moat/internal/lb"
+	"github.com/moat-dev/moat/internal/metadata"
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/vpc"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// startNetwork reclaims a crashed run's leftovers, then builds the VPC.
+func (s *stack) startNetwork(ctx context.Context) error {
+	if n, err := Reclaim(ctx, s.plan.Stack, s.dir); err != nil {
+		return fmt.Errorf("reclaim a previous run's leftovers: %w", err)
+	} else if n > 0 {
+		s.event("vpc", "vpc.reclaim", "Reclaimed %d leftover namespace(s) of a previous run", n)
+	}
+	v, err := vpc.Up(ctx, s.plan, vpc.Options{StateDir: string(s.dir), Log: s.log.With("component", "vpc")})
+	if err != nil {
+		return err
+	}
+	s.net = v
+	s.onStop(func(ctx context.Context) error { return v.Down(ctx) })
+	s.metadata = metadata.New(s.metadataInfo, nil)
+	s.event("vpc", "vpc.up", "VPC %s up: %d subnets in %d zones", s.plan.VPC.CIDR, len(s.plan.Subnets), len(s.plan.Zones))
+	return nil
+}
+
+// lbRuntime is one running load balancer.
+type lbRuntime struct {
+	plan   plan.LoadBalancer
+	engine *lb.Engine
+}
+
+// startBalancers places each load balancer's nodes in its public subnets
+// and serves its listeners on their published loopback addresses;
+// connections to targets leave from the nodes' own addresses, in turn.
+func (s *stack) startBalancers(ctx context.Context) error {
+	var regs prometheus.Gatherers
+	for _, l := range s.plan.LoadBalancers {
+		var dials []lb.DialFunc
+		for i, ln := range l.Nodes {
+			name := fmt.Sprintf("lb-%s-%d", l.Name, i)
+			n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: name, Kind: secgroup.KindLoadBalancer, Owner: l.Name,
+				Subnet: ln.Subnet, Addr: ln.Address, Groups: l.SecurityGroups})
+			if err != nil {
+				return err
+			}
+			s.onStop(func(ctx context.Context) error { return s.net.RemoveNode(ctx, name) })
+			dials = append(dials, n.Dial())
+		}
+		var next atomic.Uint64
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dials[next.Add(1)%uint64(len(dials))](ctx, network, addr)
+		}
+		access, err := os.OpenFile(s.dir.Path("lb-"+l.Name+"-access.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		s.onStop(func(context.Context) error { return access.Close() })
+		e, err := lb.New(lbConfig(s.plan, l), lb.Options{Dial: dial, Log: s.log.With("component", "lb", "lb", l.Name), AccessLog: access})
+		if err != nil {
+			return fmt.Errorf("load balancer %s: %w", l.Name, err)
+		}
+		s.onStop(func(context.Context) error { return e.Close() })
+		s.balancers[l.Name] = &lbRuntime{plan: l, engine: e}
+		regs = append(regs, e.Registry())
+		for _, ln := range l.Listeners {
+			lis, err := listenLoopback(ln.Publish.String())
+			if err != nil {
+				return fmt.Errorf("publish load balancer %s listener %d: %w", l.Name, ln.Port, err)
+			}
+			s.serve(func() error { return e.Serve(lis, listenerName(ln)) }, lis)
+			for _, tg := range forwardTargets(ln) {
+				s.tgLB[tg] = l.Name
+			}
+			scheme := "http"
+			if ln.Protocol == "HTTPS" {
+				scheme = "https"
+			}
+			s.event("lb", "lb.listener", "Load balancer %s: %s listener on port %d published on %s://%s/", l.Name, ln.Protocol, ln.Port, scheme, ln.Publish)
+		}
+	}
+	if len(regs) > 0 && s.plan.Local.Metrics.IsValid() {
+		lis, err := listenLoopback(s.plan.Local.Metrics.String())
+		if err != nil {
+			return fmt.Errorf("publish metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(regs, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.serve(func() error { return srv.Serve(lis) }, lis)
+		s.event("lb", "metrics", "Prometheus metrics on http://%s/metrics", s.plan.Local.Metrics)
+	}
+	return nil
+}
+
+// serve runs a server loop until stop closes its listener.
+func (s *stack) serve(run func() error, lis net.Listener) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := run(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("server stopped", "addr", lis.Addr().String(), "err", err)
+		}
+	}()
+	s.onStop(func(context.Context) error {
+		lis.Close()
+		<-done
+		return nil
+	})
+}
+
+// engineFor is the engine serving a target group, or nil.
+func (s *stack) engineFor(tg string) *lb.Engine {
+	if b := s.balancers[s.tgLB[tg]]; b != nil {
+		return b.engine
+	}
+	return nil
+}
+
+func (s *stack) register(tg, addr string) error {
+	if e := s.engineFor(tg); e != nil {
+		return e.Register(tg, addr)
+	}
+	return nil
+}
+
+func (s *stack) deregister(tg, addr string) error {
+	if e := s.engineFor(tg); e != nil {
+		return e.Deregister(tg, addr)
+	}
+	return errors.New("no load balancer serves target group " + tg)
+}
+
+// targetState is a target's health state in its target group.
+func (s *stack) targetState(tg, addr string) (targetgroup.State, string) {
+	if e := s.engineFor(tg); e != nil {
+		for _, t := range e.Targets(tg) {
+			if t.Addr == addr {
+				return t.State, t.Reason
+			}
+		}
+	}
+	return "", ""
+}
+
+func (s *stack) requestCount(tg string) uint64 {
+	if e := s.engineFor(tg); e != nil {
+		return e.RequestCount(tg)
+	}
+	return 0
+}
+
+// waitDrained waits until a deregistered target is gone from its target
+// group (the deregistration delay's end, or sooner once its connections
+// are done), at most max.
+func (s *stack) waitDrained(tg, addr string, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		if st, _ := s.targetState(tg, addr); st == "" || st == targetgroup.StateUnused {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// startGroups starts each auto scaling group's control loop; it returns
+// once every group has its desired capacity in service (or ctx ends, or a
+// launch fails as many times as the group's desired capacity).
+func (s *stack) startGroups(ctx, loopCtx context.Context) error {
+	for _, g := range s.plan.AutoScalingGroups {
+		rt, err := newGroupRuntime(s, g)
+		if err != nil {
+			return err
+		}
+		s.groups[g.Name] = rt
+		s.onStop(func(ctx context.Context) error { return rt.stopAll(ctx) })
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			rt.run(loopCtx, time.Second)
+		}()
+	}
+	failures := map[string]int{}
+	sub, unsubscribe := s.events.Subscribe()
+	defer unsubscribe()
+	for {
+		ready := true
+		for _, st := range s.groupStatus() {
+			if st.InService < st.Desired {
+				ready = false
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev := <-sub:
+			if ev.Type == "instance.launch-failed" {
+				g := ev.Fields["group"]
+				failures[g]++
+				if rt := s.groups[g]; rt != nil && failures[g] >= max(1, rt.cfg.DesiredCapacity) {
+					return fmt.Errorf("group %s: %s (see moat logs for the instance's console output)", g, ev.Message)
+				}
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
