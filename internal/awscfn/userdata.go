@@ -1,0 +1,229 @@
+package awscfn
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+// MaxUserData is EC2's limit on user data, before base64 encoding.
+const MaxUserData = 16 * 1024
+
+// AppDir is where the app's files live on an instance.
+const AppDir = "/opt/moat/app"
+
+// userData builds a launch template's user data: a shell script that
+// unpacks the app's files (inline, or fetched from S3), runs the file's
+// user data once as root, and starts the command as a systemd service
+// under the template's user with its environment. It returns the asset when
+// the bundle ships through S3.
+func (r *renderer) userData(lt plan.LaunchTemplate) (any, *Asset, error) {
+	var bundle []byte
+	if lt.FilesDir != "" {
+		b, err := Bundle(lt.FilesDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("render launch template %s: %w", lt.Name, err)
+		}
+		bundle = b
+	}
+	inline := script(lt, base64.StdEncoding.EncodeToString(bundle), "", "")
+	bucket, key := r.opts.AssetBucket, r.opts.AssetKey
+	useAsset := bundle != nil && bucket != ""
+	if !useAsset && len(inline) > MaxUserData {
+		if bundle == nil {
+			return nil, nil, fmt.Errorf("render launch template %s: user data is %d bytes; EC2 takes at most %d", lt.Name, len(inline), MaxUserData)
+		}
+		if bucket == "" && r.p.AWS.AssetBucket == "" {
+			return nil, nil, fmt.Errorf("render launch template %s: the app files in %s make %d bytes of user data, over EC2's %d: set aws.assetBucket so moat deploy ships them through S3",
+				lt.Name, lt.FilesDir, len(inline), MaxUserData)
+		}
+		if bucket == "" {
+			bucket = r.p.AWS.AssetBucket
+		}
+		useAsset = true
+	}
+	if !useAsset {
+		return map[string]any{"Fn::Base64": inline}, nil, nil
+	}
+	if key == "" || len(r.p.LaunchTemplates) > 1 {
+		// One object per launch template: the key is a prefix when
+		// several templates ship bundles.
+		prefix := key
+		if prefix == "" {
+			prefix = "moat/" + r.p.Stack
+		}
+		key = strings.TrimSuffix(prefix, "/") + "/" + lt.Name + "-" + lt.Version + ".tar.gz"
+	}
+	a := Asset{Name: lt.Name, Dir: lt.FilesDir, ParamBucket: camel(lt.Name) + "AssetBucket", ParamKey: camel(lt.Name) + "AssetKey"}
+	r.t.Parameters = append(r.t.Parameters,
+		Parameter{Name: a.ParamBucket, Type: "String", Default: bucket, Description: fmt.Sprintf("S3 bucket holding the files of launch template %s", lt.Name)},
+		Parameter{Name: a.ParamKey, Type: "String", Default: key, Description: fmt.Sprintf("S3 key of the files of launch template %s (a .tar.gz moat deploy uploads)", lt.Name)})
+	r.t.Assets = append(r.t.Assets, a)
+	s := script(lt, "", a.ParamBucket, a.ParamKey)
+	// Fn::Sub fills in the bucket and key; escape every other ${.
+	s = strings.ReplaceAll(s, "${", "${!")
+	s = strings.ReplaceAll(s, "@@BUCKET@@", "${"+a.ParamBucket+"}")
+	s = strings.ReplaceAll(s, "@@KEY@@", "${"+a.ParamKey+"}")
+	return map[string]any{"Fn::Base64": map[string]any{"Fn::Sub": s}}, &a, nil
+}
+
+// script is the boot script. With inline non-empty the bundle is embedded;
+// with bucket set, it is fetched with the AWS CLI (on Amazon Linux).
+func script(lt plan.LaunchTemplate, inline, bucketParam, keyParam string) string {
+	var b strings.Builder
+	user := lt.User
+	if user == "" {
+		user = "ec2-user"
+	}
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("#!/bin/bash\n")
+	w("# moat launch template %s, version %s\n", lt.Name, lt.Version)
+	w("set -euo pipefail\n")
+	w("id -u %s >/dev/null 2>&1 || useradd --system --create-home %s\n", shq(user), shq(user))
+	w("mkdir -p %s /etc/moat\n", AppDir)
+	switch {
+	case inline != "":
+		w("base64 -d > /tmp/moat-app.tar.gz <<'MOAT_BUNDLE'\n")
+		for i := 0; i < len(inline); i += 76 {
+			w("%s\n", inline[i:min(i+76, len(inline))])
+		}
+		w("MOAT_BUNDLE\n")
+		w("tar -xzf /tmp/moat-app.tar.gz -C %s && rm -f /tmp/moat-app.tar.gz\n", AppDir)
+	case bucketParam != "":
+		w("aws s3 cp s3://@@BUCKET@@/@@KEY@@ /tmp/moat-app.tar.gz\n")
+		w("tar -xzf /tmp/moat-app.tar.gz -C %s && rm -f /tmp/moat-app.tar.gz\n", AppDir)
+	}
+	if lt.UserData != "" {
+		w("cat > /etc/moat/user-data <<'MOAT_USER_DATA'\n%s", lt.UserData)
+		if !strings.HasSuffix(lt.UserData, "\n") {
+			w("\n")
+		}
+		w("MOAT_USER_DATA\n")
+		w("chmod 755 /etc/moat/user-data\n")
+		w("(cd %s && /etc/moat/user-data)\n", AppDir)
+	}
+	w("chown -R %s: %s\n", shq(user), AppDir)
+	keys := make([]string, 0, len(lt.Environment))
+	for k := range lt.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w("cat > /etc/moat/%s.env <<'MOAT_ENV'\n", lt.Name)
+	for _, k := range keys {
+		w("%s=%s\n", k, envq(lt.Environment[k]))
+	}
+	w("MOAT_ENV\n")
+	w("cat > /etc/systemd/system/moat-%s.service <<'MOAT_UNIT'\n", lt.Name)
+	w("[Unit]\nDescription=moat app %s\nAfter=network-online.target\nWants=network-online.target\n\n", lt.Name)
+	w("[Service]\nUser=%s\nWorkingDirectory=%s\nEnvironmentFile=/etc/moat/%s.env\n", user, AppDir, lt.Name)
+	w("ExecStart=/bin/sh -c %s\nRestart=always\nRestartSec=2\n\n", shq("exec "+lt.Command))
+	w("[Install]\nWantedBy=multi-user.target\nMOAT_UNIT\n")
+	w("systemctl daemon-reload\nsystemctl enable --now moat-%s.service\n", lt.Name)
+	return b.String()
+}
+
+// shq quotes s for the shell (and for systemd's ExecStart, which takes the
+// same single quotes).
+func shq(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// envq quotes a value for a systemd EnvironmentFile.
+func envq(s string) string {
+	if strings.ContainsAny(s, " \t\"'\\$#") {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	return s
+}
+
+// Bundle packs a directory (or one file) as a deterministic .tar.gz:
+// sorted entries, no timestamps or owners, modes normalised to 0644/0755.
+// moat deploy uploads the same bytes in asset mode.
+func Bundle(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle app files: %w", err)
+	}
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	tw := tar.NewWriter(gz)
+	type entry struct {
+		rel  string
+		full string
+		dir  bool
+		mode fs.FileMode
+	}
+	var entries []entry
+	if !info.IsDir() {
+		entries = append(entries, entry{rel: filepath.Base(path), full: path, mode: info.Mode()})
+	} else {
+		err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if p == path {
+				return nil
+			}
+			rel, _ := filepath.Rel(path, p)
+			if d.Name() == "__pycache__" || d.Name() == ".git" {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && !fi.Mode().IsRegular() {
+				return nil // sockets, symlinks, devices stay behind
+			}
+			entries = append(entries, entry{rel: filepath.ToSlash(rel), full: p, dir: d.IsDir(), mode: fi.Mode()})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bundle app files: %w", err)
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].rel < entries[j].rel })
+	for _, e := range entries {
+		h := &tar.Header{Name: e.rel, Mode: 0o644, Format: tar.FormatPAX}
+		switch {
+		case e.dir:
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, e.rel+"/", 0o755
+		case e.mode&0o111 != 0:
+			h.Mode = 0o755
+		}
+		var data []byte
+		if !e.dir {
+			if data, err = os.ReadFile(e.full); err != nil {
+				return nil, fmt.Errorf("bundle app files: %w", err)
+			}
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("bundle app files: %w", err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, fmt.Errorf("bundle app files: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
