@@ -374,7 +374,7 @@ func (r *renderer) launchTemplate(lt plan.LaunchTemplate) error {
 	for _, g := range lt.SecurityGroups {
 		groups = append(groups, groupID(g))
 	}
-	ud, asset, err := r.userData(lt)
+	ud, asset, err := r.userData(&lt)
 	if err != nil {
 		return err
 	}

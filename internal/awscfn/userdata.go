@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -26,7 +28,7 @@ const AppDir = "/opt/moat/app"
 // user data once as root, and starts the command as a systemd service
 // under the template's user with its environment. It returns the asset when
 // the bundle ships through S3.
-func (r *renderer) userData(lt plan.LaunchTemplate) (any, *Asset, error) {
+func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 	var bundle []byte
 	if lt.FilesDir != "" {
 		b, err := Bundle(lt.FilesDir)
@@ -35,7 +37,11 @@ func (r *renderer) userData(lt plan.LaunchTemplate) (any, *Asset, error) {
 		}
 		bundle = b
 	}
-	inline := script(lt, base64.StdEncoding.EncodeToString(bundle), "", "")
+	// The version the template shows is a hash of what the instances
+	// get, so it changes exactly when the app does (the plan's version also
+	// hashes local paths).
+	lt.Version = contentVersion(*lt, bundle)
+	inline := script(*lt, base64.StdEncoding.EncodeToString(bundle), "", "")
 	bucket, key := r.opts.AssetBucket, r.opts.AssetKey
 	useAsset := bundle != nil && bucket != ""
 	if !useAsset && len(inline) > MaxUserData {
@@ -68,12 +74,25 @@ func (r *renderer) userData(lt plan.LaunchTemplate) (any, *Asset, error) {
 		Parameter{Name: a.ParamBucket, Type: "String", Default: bucket, Description: fmt.Sprintf("S3 bucket holding the files of launch template %s", lt.Name)},
 		Parameter{Name: a.ParamKey, Type: "String", Default: key, Description: fmt.Sprintf("S3 key of the files of launch template %s (a .tar.gz moat deploy uploads)", lt.Name)})
 	r.t.Assets = append(r.t.Assets, a)
-	s := script(lt, "", a.ParamBucket, a.ParamKey)
+	s := script(*lt, "", a.ParamBucket, a.ParamKey)
 	// Fn::Sub fills in the bucket and key; escape every other ${.
 	s = strings.ReplaceAll(s, "${", "${!")
 	s = strings.ReplaceAll(s, "@@BUCKET@@", "${"+a.ParamBucket+"}")
 	s = strings.ReplaceAll(s, "@@KEY@@", "${"+a.ParamKey+"}")
 	return map[string]any{"Fn::Base64": map[string]any{"Fn::Sub": s}}, &a, nil
+}
+
+// contentVersion hashes what an instance runs: the bundle, the command,
+// user data, environment, port, user, type and groups.
+func contentVersion(lt plan.LaunchTemplate, bundle []byte) string {
+	h := sha256.New()
+	h.Write(bundle)
+	keys := sortedKeys(lt.Environment)
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%d\x00%s\x00%s\x00%v\x00%s", lt.Command, lt.UserData, lt.Port, lt.User, lt.AWSInstanceType, lt.SecurityGroups, lt.KeyPair)
+	for _, k := range keys {
+		fmt.Fprintf(h, "\x00%s=%s", k, lt.Environment[k])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // script is the boot script. With inline non-empty the bundle is embedded;

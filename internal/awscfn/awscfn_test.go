@@ -1,0 +1,348 @@
+package awscfn
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// stacks are the stack files with golden templates.
+var stacks = []struct{ name, file string }{
+	{"realtime", "../../examples/realtime/moat.yaml"},
+	{"three-zones", "testdata/three-zones/moat.yaml"},
+}
+
+func loadPlan(t testing.TB, file string) *plan.Plan {
+	t.Helper()
+	f, err := spec.LoadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if p == nil {
+		t.Fatalf("%s: %v", file, problems)
+	}
+	return p
+}
+
+func renderFile(t testing.TB, file string, opts Options) *Template {
+	t.Helper()
+	tpl, err := Render(loadPlan(t, file), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+func mustJSON(t testing.TB, tpl *Template) []byte {
+	t.Helper()
+	b, err := tpl.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestGolden renders each stack, validates it with zero findings, and
+// compares it with its golden file after parsing both.
+func TestGolden(t *testing.T) {
+	for _, s := range stacks {
+		t.Run(s.name, func(t *testing.T) {
+			tpl := renderFile(t, s.file, Options{})
+			if fs := Validate(tpl); len(fs) > 0 {
+				t.Errorf("rendered template has %d findings:\n%s", len(fs), findings(fs))
+			}
+			got := mustJSON(t, tpl)
+			path := filepath.Join("testdata", s.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/awscfn -run TestGolden -update)", err)
+			}
+			var g, w any
+			if err := json.Unmarshal(got, &g); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(want, &w); err != nil {
+				t.Fatalf("golden file is not JSON: %v", err)
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("%s differs from the rendered template; if intended, run go test ./internal/awscfn -run TestGolden -update\n%s", path, firstDiff(g, w, ""))
+			}
+			// The parsed golden file validates too.
+			parsed, err := ParseJSON(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fs := Validate(parsed); len(fs) > 0 {
+				t.Errorf("golden template has findings:\n%s", findings(fs))
+			}
+		})
+	}
+}
+
+// firstDiff describes the first difference between two decoded JSON values.
+func firstDiff(g, w any, path string) string {
+	switch gv := g.(type) {
+	case map[string]any:
+		wv, ok := w.(map[string]any)
+		if !ok {
+			return path + ": type differs"
+		}
+		for _, k := range sortedKeys(gv) {
+			if _, ok := wv[k]; !ok {
+				return join2(path, k) + ": only in the rendered template"
+			}
+			if d := firstDiff(gv[k], wv[k], join2(path, k)); d != "" {
+				return d
+			}
+		}
+		for _, k := range sortedKeys(wv) {
+			if _, ok := gv[k]; !ok {
+				return join2(path, k) + ": only in the golden file"
+			}
+		}
+	case []any:
+		wv, ok := w.([]any)
+		if !ok || len(wv) != len(gv) {
+			return path + ": list differs"
+		}
+		for i := range gv {
+			if d := firstDiff(gv[i], wv[i], path+"["+itoa(i)+"]"); d != "" {
+				return d
+			}
+		}
+	default:
+		if !reflect.DeepEqual(g, w) {
+			b1, _ := json.Marshal(g)
+			b2, _ := json.Marshal(w)
+			return path + ": got " + string(b1) + ", golden " + string(b2)
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func findings(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString("  " + f.String() + "\n")
+	}
+	return b.String()
+}
+
+// TestYAMLMatchesJSON checks the YAML rendering decodes to the same
+// document as the JSON one.
+func TestYAMLMatchesJSON(t *testing.T) {
+	for _, s := range stacks {
+		tpl := renderFile(t, s.file, Options{})
+		y, err := tpl.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromYAML, fromJSON any
+		if err := yaml.Unmarshal(y, &fromYAML); err != nil {
+			t.Fatalf("%s: YAML does not parse: %v", s.name, err)
+		}
+		if err := json.Unmarshal(mustJSON(t, tpl), &fromJSON); err != nil {
+			t.Fatal(err)
+		}
+		// Round-trip the YAML value through JSON so numbers compare alike.
+		b, err := json.Marshal(fromYAML)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var norm any
+		json.Unmarshal(b, &norm)
+		if !reflect.DeepEqual(norm, fromJSON) {
+			t.Errorf("%s: YAML and JSON differ: %s", s.name, firstDiff(norm, fromJSON, ""))
+		}
+		if !bytes.Contains(y, []byte("UserData:\n          Fn::Base64: |")) {
+			t.Errorf("%s: user data is not a literal block in YAML", s.name)
+		}
+	}
+}
+
+// TestDeterministic renders twice and gets the same bytes.
+func TestDeterministic(t *testing.T) {
+	for _, s := range stacks {
+		a, b := mustJSON(t, renderFile(t, s.file, Options{})), mustJSON(t, renderFile(t, s.file, Options{}))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: two renders differ", s.name)
+		}
+	}
+}
+
+// TestSchemasCoverEmittedTypes: every type the renderer can emit has a
+// vendored schema (the validator would report it otherwise, but this
+// names the fix).
+func TestSchemasCoverEmittedTypes(t *testing.T) {
+	have := SchemaTypes()
+	for _, s := range stacks {
+		for _, opts := range []Options{{}, {AssetBucket: "b", AssetKey: "k"}} {
+			for _, r := range renderFile(t, s.file, opts).Resources {
+				if !slices.Contains(have, r.Type) {
+					t.Errorf("%s: no vendored schema for %s: add it to schemas/refresh.py and run go generate ./internal/awscfn", r.ID, r.Type)
+				}
+			}
+		}
+	}
+}
+
+// TestAssetMode ships the app through S3: parameters, an instance profile
+// that may read exactly that object, and user data that fetches it.
+func TestAssetMode(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{AssetBucket: "my-bucket", AssetKey: "apps/realtime.tar.gz"})
+	if fs := Validate(tpl); len(fs) > 0 {
+		t.Fatalf("findings:\n%s", findings(fs))
+	}
+	if len(tpl.Assets) != 1 {
+		t.Fatalf("assets = %+v, want one", tpl.Assets)
+	}
+	a := tpl.Assets[0]
+	if a.Name != "app" || !strings.HasSuffix(a.Dir, "examples/realtime/app") || a.ParamBucket != "AppAssetBucket" || a.ParamKey != "AppAssetKey" {
+		t.Errorf("asset = %+v", a)
+	}
+	params := map[string]Parameter{}
+	for _, p := range tpl.Parameters {
+		params[p.Name] = p
+	}
+	if params["AppAssetBucket"].Default != "my-bucket" || params["AppAssetKey"].Default != "apps/realtime.tar.gz" {
+		t.Errorf("asset parameters = %+v", params)
+	}
+	j := string(mustJSON(t, tpl))
+	for _, want := range []string{
+		`"Fn::Sub": "arn:${AWS::Partition}:s3:::${AppAssetBucket}/${AppAssetKey}"`,
+		`aws s3 cp s3://${AppAssetBucket}/${AppAssetKey} /tmp/moat-app.tar.gz`,
+		`"AWS::IAM::InstanceProfile"`,
+		`"Fn::GetAtt": [`,
+		`echo \"booted $(date -u +%FT%TZ)\"`,
+	} {
+		if !strings.Contains(j, want) && !strings.Contains(strings.ReplaceAll(j, "\n", ""), want) {
+			t.Errorf("asset-mode template lacks %s", want)
+		}
+	}
+	// Shell ${...} is escaped for Fn::Sub.
+	if strings.Contains(j, "${AWS::StackName}-app.env") {
+		t.Error("unexpected substitution")
+	}
+	// Without the option the bundle is inline and no role exists.
+	inline := renderFile(t, stacks[0].file, Options{})
+	for _, r := range inline.Resources {
+		if r.Type == "AWS::IAM::Role" {
+			t.Errorf("inline template has a role %s", r.ID)
+		}
+	}
+	if len(inline.Assets) != 0 {
+		t.Errorf("inline template has assets %+v", inline.Assets)
+	}
+}
+
+// TestLargeAppNeedsBucket: an app over the user data limit is an error
+// naming the fix, unless the file names an asset bucket.
+func TestLargeAppNeedsBucket(t *testing.T) {
+	dir := t.TempDir()
+	big := make([]byte, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(rng.Uint32()) // incompressible
+	}
+	if err := os.WriteFile(filepath.Join(dir, "blob.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := loadPlan(t, stacks[0].file)
+	p.LaunchTemplates[0].FilesDir = dir
+	_, err := Render(p, Options{})
+	if err == nil || !strings.Contains(err.Error(), "set aws.assetBucket") {
+		t.Fatalf("err = %v, want one naming aws.assetBucket", err)
+	}
+	p.AWS.AssetBucket = "bucket-from-file"
+	tpl, err := Render(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tpl.Assets) != 1 || tpl.Assets[0].Dir != dir {
+		t.Fatalf("assets = %+v", tpl.Assets)
+	}
+	if fs := Validate(tpl); len(fs) > 0 {
+		t.Fatalf("findings:\n%s", findings(fs))
+	}
+}
+
+// TestInlineUserDataFits: the example's inline user data is under EC2's
+// limit and carries the bundle, the user data and the service.
+func TestInlineUserDataFits(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{})
+	for _, r := range tpl.Resources {
+		if r.Type != "AWS::EC2::LaunchTemplate" {
+			continue
+		}
+		ud := r.Properties["LaunchTemplateData"].(map[string]any)["UserData"].(map[string]any)["Fn::Base64"].(string)
+		if len(ud) > MaxUserData {
+			t.Errorf("user data is %d bytes, over %d", len(ud), MaxUserData)
+		}
+		t.Logf("inline user data: %d bytes of %d", len(ud), MaxUserData)
+		for _, want := range []string{"#!/bin/bash", "MOAT_BUNDLE", "tar -xzf", "/etc/moat/user-data", "ExecStart=/bin/sh -c 'exec python3 app.py'", "PORT=8000", "systemctl enable --now moat-app.service"} {
+			if !strings.Contains(ud, want) {
+				t.Errorf("user data lacks %q", want)
+			}
+		}
+	}
+}
+
+// TestBundleDeterministic: the bundle does not depend on timestamps.
+func TestBundleDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.py"), []byte("print(1)\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o700)
+	os.WriteFile(filepath.Join(dir, "sub", "run.sh"), []byte("#!/bin/sh\n"), 0o700)
+	a, err := Bundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dir, "a.py"), time.Unix(1, 0), time.Unix(1, 0))
+	b, _ := Bundle(dir)
+	if !bytes.Equal(a, b) {
+		t.Error("bundle depends on modification times")
+	}
+}
+
+// TestCfnLint runs AWS's own linter, cfn-lint, on the golden templates when
+// it is installed: a second, independent check with the same schemas plus
+// its semantic rules. W3010 (hard-coded zones) is moat's choice: the file
+// names its zones.
+func TestCfnLint(t *testing.T) {
+	bin, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Skip("cfn-lint is not installed (pip install cfn-lint); the Go validator still ran")
+	}
+	for _, s := range stacks {
+		path := filepath.Join("testdata", s.name+".golden.json")
+		out, err := exec.Command(bin, "--ignore-checks", "W3010", "--", path).CombinedOutput()
+		if err != nil {
+			t.Errorf("cfn-lint %s: %v\n%s", path, err, out)
+		}
+	}
+}
