@@ -1,0 +1,193 @@
+package awsdeploy
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Asset is a local directory or file the template expects in S3: deploy
+// bundles it, uploads it, and passes its bucket and key as the two named
+// template parameters.
+type Asset struct {
+	Name                  string
+	Dir                   string
+	ParamBucket, ParamKey string
+}
+
+// Bundle packs a directory (or one file) as a gzip'd tar whose bytes
+// depend only on the names, contents and executable bits of the files:
+// entries in lexical order, owner root, mode 0644 or 0755, modification
+// time zero. The same tree always gives the same bundle, so the content
+// hash names it and an unchanged app is not a change.
+func Bundle(dir string) ([]byte, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", dir, err)
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(zw)
+	epoch := time.Unix(0, 0).UTC()
+	add := func(path, name string, fi fs.FileInfo) error {
+		hdr := &tar.Header{Name: name, ModTime: epoch, Uid: 0, Gid: 0, Format: tar.FormatPAX}
+		switch {
+		case fi.IsDir():
+			hdr.Typeflag, hdr.Mode, hdr.Name = tar.TypeDir, 0o755, name+"/"
+			return tw.WriteHeader(hdr)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Mode, hdr.Linkname = tar.TypeSymlink, 0o777, target
+			return tw.WriteHeader(hdr)
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeReg, 0o644, int64(len(data))
+			if fi.Mode()&0o111 != 0 {
+				hdr.Mode = 0o755
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			_, err = tw.Write(data)
+			return err
+		}
+		return nil // sockets, devices, pipes: not part of an app
+	}
+	if !info.IsDir() {
+		err = add(dir, filepath.Base(dir), info)
+	} else {
+		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if path == dir {
+				return nil
+			}
+			if d.IsDir() && d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			rel, err := filepath.Rel(dir, path)
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return add(path, filepath.ToSlash(rel), fi)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", dir, err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// BundleKey is the S3 key for an asset's bundle: stack, asset name and the
+// first 32 hex digits of the bundle's SHA-256.
+func BundleKey(stack, name string, bundle []byte) string {
+	sum := sha256.Sum256(bundle)
+	return fmt.Sprintf("%s/%s-%s.tar.gz", stack, name, hex.EncodeToString(sum[:])[:32])
+}
+
+// ManagedBucket is the bucket moat creates for assets and large templates
+// when --bucket is not given: one per account and region.
+func ManagedBucket(account, region string) string {
+	return fmt.Sprintf("moat-assets-%s-%s", account, region)
+}
+
+// bucket returns the bucket to upload to, creating moat's managed bucket
+// on first use.
+func (d *Deployer) bucket(ctx context.Context, given string) (string, error) {
+	if d.resolvedBucket != "" {
+		return d.resolvedBucket, nil
+	}
+	if d.S3 == nil {
+		return "", errors.New("this deployment uploads to S3, but no S3 client is configured")
+	}
+	if given != "" {
+		if _, err := d.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(given)}); err != nil {
+			return "", credentialsTrouble(fmt.Errorf("bucket %s is not usable: %w (create it, or leave --bucket out to use moat's own bucket)", given, err))
+		}
+		d.resolvedBucket = given
+		return given, nil
+	}
+	if d.STS == nil {
+		return "", errors.New("no bucket given and no STS client to name moat's bucket: pass --bucket")
+	}
+	id, err := d.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", credentialsTrouble(fmt.Errorf("find the account id for moat's asset bucket: %w", err))
+	}
+	name := ManagedBucket(aws.ToString(id.Account), d.Region)
+	_, err = d.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: id.Account})
+	switch status := httpStatus(err); {
+	case err == nil:
+	case status == http.StatusNotFound:
+		in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+		if d.Region != "us-east-1" {
+			in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(d.Region)}
+		}
+		if _, err := d.S3.CreateBucket(ctx, in); err != nil {
+			return "", credentialsTrouble(fmt.Errorf("create moat's asset bucket %s: %w", name, err))
+		}
+		fmt.Fprintf(d.out(), "created bucket %s for moat's assets (moat destroy keeps it; remove it with `aws s3 rb s3://%s --force`)\n", name, name)
+	case status == http.StatusForbidden:
+		return "", fmt.Errorf("bucket %s belongs to another account or denies access: pass --bucket with a bucket of yours", name)
+	default:
+		return "", credentialsTrouble(fmt.Errorf("check moat's asset bucket %s: %w", name, err))
+	}
+	d.resolvedBucket = name
+	return name, nil
+}
+
+func httpStatus(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// upload puts one object.
+func (d *Deployer) upload(ctx context.Context, bucket, key string, body []byte, contentType string) error {
+	_, err := d.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String(contentType), ContentLength: aws.Int64(int64(len(body))),
+	})
+	if err != nil {
+		return credentialsTrouble(fmt.Errorf("upload s3://%s/%s: %w", bucket, key, err))
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package awsdeploy
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Progress is the live view of a stack operation, after AWS Copilot's: one
+// line per resource, in the order resources first appear, each showing the
+// resource's latest status. On a terminal the lines are redrawn in place as
+// statuses change; elsewhere (logs, CI, pipes) every status change is one
+// plain line.
+type Progress struct {
+	w     io.Writer
+	tty   bool
+	color bool
+	stack string
+
+	rows  []*progressRow
+	index map[string]*progressRow
+	drawn int // lines drawn by the last redraw (TTY only)
+	start time.Time
+}
+
+type progressRow struct {
+	logicalID, typ, status, reason string
+	first, last                    time.Time
+}
+
+// NewProgress writes the view for stack to w; tty selects in-place redraws,
+// color adds colours (pass false when NO_COLOR is set).
+func NewProgress(w io.Writer, stack string, tty, color bool) *Progress {
+	return &Progress{w: w, tty: tty, color: color && tty, stack: stack, index: map[string]*progressRow{}}
+}
+
+// Add records an event and updates the view.
+func (p *Progress) Add(e Event) {
+	if p.start.IsZero() {
+		p.start = e.Time
+	}
+	r, ok := p.index[e.LogicalID]
+	if !ok {
+		r = &progressRow{logicalID: e.LogicalID, typ: e.Type, first: e.Time}
+		p.index[e.LogicalID] = r
+		p.rows = append(p.rows, r)
+	}
+	changed := r.status != e.Status || r.reason != e.Reason
+	r.status, r.reason, r.last = e.Status, e.Reason, e.Time
+	if e.Type != "" {
+		r.typ = e.Type
+	}
+	if !p.tty {
+		if changed {
+			fmt.Fprintln(p.w, p.plainLine(e))
+		}
+		return
+	}
+	p.redraw()
+}
+
+// Lines returns the view as it stands, one line per resource (no colour).
+func (p *Progress) Lines() []string {
+	var out []string
+	for _, r := range p.rows {
+		out = append(out, p.rowLine(r, false))
+	}
+	return out
+}
+
+func (p *Progress) plainLine(e Event) string {
+	s := fmt.Sprintf("%s  %-32s %-42s %s", e.Time.UTC().Format("15:04:05"), e.LogicalID, e.Type, e.Status)
+	if e.Reason != "" {
+		s += "  " + e.Reason
+	}
+	return s
+}
+
+// symbol is the mark in front of a row.
+func symbol(status string) string {
+	switch {
+	case strings.HasSuffix(status, "_FAILED"):
+		return "✘"
+	case strings.HasSuffix(status, "_IN_PROGRESS"):
+		return "-"
+	case strings.Contains(status, "ROLLBACK") || strings.HasPrefix(status, "DELETE_"):
+		return "✔"
+	case strings.HasSuffix(status, "_COMPLETE"):
+		return "✔"
+	}
+	return " "
+}
+
+func (p *Progress) rowLine(r *progressRow, color bool) string {
+	name := r.logicalID
+	indent := "  "
+	if r.logicalID == p.stack {
+		name, indent = "stack "+r.logicalID, ""
+	}
+	elapsed := ""
+	if d := r.last.Sub(r.first); d > 0 && !strings.HasSuffix(r.status, "_IN_PROGRESS") {
+		elapsed = fmt.Sprintf(" [%s]", d.Round(time.Second))
+	}
+	s := fmt.Sprintf("%s%s %-34s %-42s %s%s", indent, symbol(r.status), name, r.typ, r.status, elapsed)
+	if strings.HasSuffix(r.status, "_FAILED") && r.reason != "" {
+		s += "\n" + indent + "    " + r.reason
+	}
+	if color {
+		switch {
+		case strings.HasSuffix(r.status, "_FAILED"):
+			s = "\x1b[31m" + s + "\x1b[0m"
+		case strings.HasSuffix(r.status, "_IN_PROGRESS"):
+			s = "\x1b[33m" + s + "\x1b[0m"
+		case strings.HasSuffix(r.status, "_COMPLETE"):
+			s = "\x1b[32m" + s + "\x1b[0m"
+		}
+	}
+	return s
+}
+
+// redraw moves the cursor back over the previous frame and draws the rows.
+func (p *Progress) redraw() {
+	var b strings.Builder
+	if p.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dF", p.drawn) // to the start of the first line drawn
+	}
+	n := 0
+	for _, r := range p.rows {
+		for _, line := range strings.Split(p.rowLine(r, p.color), "\n") {
+			b.WriteString("\x1b[2K") // clear the line
+			b.WriteString(line)
+			b.WriteString("\n")
+			n++
+		}
+	}
+	p.drawn = n
+	io.WriteString(p.w, b.String())
+}
