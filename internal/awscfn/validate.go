@@ -286,11 +286,11 @@ func (v *validator) cycles() {
 				for i > 0 && stack[i] != d {
 					i--
 				}
-				cyc := append(append([]string(nil), stack[i:]...), d)
+				cyc := rotate(stack[i:])
 				key := strings.Join(sortedUnique(cyc), ",")
 				if !reported[key] {
 					reported[key] = true
-					v.addf(d, "dependency cycle: %s", strings.Join(cyc, " -> "))
+					v.addf(cyc[0], "dependency cycle: %s -> %s", strings.Join(cyc, " -> "), cyc[0])
 				}
 			}
 		}
@@ -302,6 +302,18 @@ func (v *validator) cycles() {
 			visit(r.ID)
 		}
 	}
+}
+
+// rotate starts a cycle at its smallest id, so it reads the same whatever
+// the resource order.
+func rotate(cyc []string) []string {
+	m := 0
+	for i, id := range cyc {
+		if id < cyc[m] {
+			m = i
+		}
+	}
+	return append(append([]string(nil), cyc[m:]...), cyc[:m]...)
 }
 
 func sortedUnique(s []string) []string {
@@ -354,6 +366,8 @@ func (v *validator) ofType(typ string) []*Resource {
 			out = append(out, &v.t.Resources[i])
 		}
 	}
+	// By id, so findings do not depend on the order of the resources.
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

@@ -1,0 +1,249 @@
+package awscfn
+
+import (
+	"strings"
+	"testing"
+)
+
+// find returns the resource with the id, failing the test if it is absent.
+func find(t *testing.T, tpl *Template, id string) *Resource {
+	t.Helper()
+	for i := range tpl.Resources {
+		if tpl.Resources[i].ID == id {
+			return &tpl.Resources[i]
+		}
+	}
+	t.Fatalf("no resource %s", id)
+	return nil
+}
+
+func props(t *testing.T, tpl *Template, id string) map[string]any {
+	return find(t, tpl, id).Properties
+}
+
+// TestValidateFindsBreakage breaks a rendered template one way at a time
+// and expects the finding that says where and what.
+func TestValidateFindsBreakage(t *testing.T) {
+	cases := []struct {
+		name        string
+		file        string
+		breakIt     func(t *testing.T, tpl *Template)
+		path, msg   string
+		parsedAlike bool // also found after a JSON round trip
+	}{
+		{
+			name: "dangling Ref",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SubnetPublicA")["VpcId"] = ref("VPCTypo")
+			},
+			path: "SubnetPublicA.Properties.VpcId", msg: "Ref to VPCTypo, which is not a resource, parameter or pseudo parameter",
+		},
+		{
+			name: "dangling Sub variable",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "VPC")["Tags"] = tags("${Nope}")
+			},
+			path: "VPC.Properties.Tags[0].Value.Fn::Sub", msg: "Ref to Nope",
+		},
+		{
+			name: "GetAtt of an attribute the type lacks",
+			breakIt: func(t *testing.T, tpl *Template) {
+				tpl.Outputs[0].Value = getAtt("LoadBalancerWeb", "DnsName")
+			},
+			path: "Outputs.LoadBalancerWebDNSName.Value", msg: "AWS::ElasticLoadBalancingV2::LoadBalancer has no attribute DnsName",
+		},
+		{
+			name: "dependency cycle",
+			breakIt: func(t *testing.T, tpl *Template) {
+				// The VPC waits for its own subnet.
+				find(t, tpl, "VPC").DependsOn = []string{"SubnetPrivateB"}
+			},
+			path: "SubnetPrivateB", msg: "dependency cycle: SubnetPrivateB -> VPC -> SubnetPrivateB",
+		},
+		{
+			name: "unknown property",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "TargetGroupWeb")["HealthCheckPaht"] = "/health"
+			},
+			path: "TargetGroupWeb.Properties.HealthCheckPaht", msg: "unknown property (did you mean HealthCheckPath?)",
+		},
+		{
+			name: "missing required property",
+			breakIt: func(t *testing.T, tpl *Template) {
+				delete(props(t, tpl, "AutoScalingGroupWeb"), "MaxSize")
+			},
+			path: "AutoScalingGroupWeb.Properties.MaxSize", msg: "required property is missing",
+		},
+		{
+			name: "missing required nested property",
+			breakIt: func(t *testing.T, tpl *Template) {
+				acts := props(t, tpl, "LoadBalancerWebListener80")["DefaultActions"].([]any)
+				delete(acts[0].(map[string]any), "Type")
+			},
+			path: "LoadBalancerWebListener80.Properties.DefaultActions[0].Type", msg: "required property is missing",
+		},
+		{
+			name: "value outside the enum",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "AutoScalingGroupWebPolicyRequestsPerTarget")["PolicyType"] = "TargetTracking"
+			},
+			path: "AutoScalingGroupWebPolicyRequestsPerTarget.Properties.PolicyType", msg: `value "TargetTracking" is not one of`,
+		},
+		{
+			name: "wrong type",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "TargetGroupWeb")["HealthCheckIntervalSeconds"] = "five"
+			},
+			path: "TargetGroupWeb.Properties.HealthCheckIntervalSeconds", msg: "is a string, want integer",
+		},
+		{
+			name: "below the minimum",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "TargetGroupWeb")["HealthyThresholdCount"] = 1
+			},
+			path: "TargetGroupWeb.Properties.HealthyThresholdCount", msg: "below the minimum 2",
+		},
+		{
+			name: "not a CIDR block",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "VPC")["CidrBlock"] = "10.0.0.0/33"
+			},
+			path: "VPC.Properties.CidrBlock", msg: `value "10.0.0.0/33" is not an IPv4 CIDR block`,
+		},
+		{
+			name: "read-only property set",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "VPC")["VpcId"] = "vpc-123"
+			},
+			path: "VPC.Properties.VpcId", msg: "is read-only",
+		},
+		{
+			name: "unknown resource type",
+			breakIt: func(t *testing.T, tpl *Template) {
+				find(t, tpl, "InternetGateway").Type = "AWS::EC2::InternetGateWay"
+			},
+			path: "InternetGateway.Type", msg: "has no vendored schema",
+		},
+		{
+			name: "subnet outside the VPC",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SubnetPrivateB")["CidrBlock"] = "10.1.129.0/24"
+			},
+			path: "SubnetPrivateB.Properties.CidrBlock", msg: "subnet 10.1.129.0/24 is not inside VPC VPC's 10.0.0.0/16",
+		},
+		{
+			name: "overlapping subnets",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SubnetPrivateB")["CidrBlock"] = "10.0.0.128/25"
+			},
+			path: "SubnetPublicA.Properties.CidrBlock", msg: "overlaps SubnetPrivateB's 10.0.0.128/25",
+		},
+		{
+			name: "load balancer in one zone",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "LoadBalancerWeb")["Subnets"] = []any{ref("SubnetPublicA")}
+			},
+			path: "LoadBalancerWeb.Properties.Subnets", msg: "needs subnets in at least two zones; it has 1",
+		},
+		{
+			name: "load balancer in a private subnet",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "LoadBalancerWeb")["Subnets"] = []any{ref("SubnetPublicA"), ref("SubnetPrivateB")}
+			},
+			path: "LoadBalancerWeb.Properties.Subnets[1]", msg: "SubnetPrivateB, which is not a public subnet",
+		},
+		{
+			name: "zone without a public subnet",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SubnetPublicBRouteTableAssociation")["RouteTableId"] = ref("RouteTablePrivateB")
+			},
+			path: "SubnetPrivateB.Properties.AvailabilityZone", msg: "zone us-east-1b has no public subnet (one routed to an internet gateway); it has only SubnetPrivateB, SubnetPublicB",
+		},
+		{
+			name: "zone without a private subnet",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SubnetPrivateA")["AvailabilityZone"] = "us-east-1b"
+				props(t, tpl, "SubnetPrivateA")["CidrBlock"] = "10.0.130.0/24"
+				// zone a keeps only its public subnet
+			},
+			path: "SubnetPublicA.Properties.AvailabilityZone", msg: "zone us-east-1a has no private subnet",
+		},
+		{
+			name: "instances do not admit the load balancer",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "SecurityGroupAppIngressFromLbTcp8000")["FromPort"] = 8080
+				props(t, tpl, "SecurityGroupAppIngressFromLbTcp8000")["ToPort"] = 8080
+			},
+			path: "AutoScalingGroupWeb.Properties.TargetGroupARNs[0]",
+			msg:  "do not admit load balancer LoadBalancerWeb's group SecurityGroupLb on tcp/8000 (target group TargetGroupWeb)",
+		},
+		{
+			name: "health check port not admitted",
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "TargetGroupWeb")["HealthCheckPort"] = "9000"
+			},
+			path: "AutoScalingGroupWeb.Properties.TargetGroupARNs[0]", msg: "on tcp/9000",
+		},
+		{
+			name: "step scaling alarm with a dangling action (three zones)",
+			file: stacks[1].file,
+			breakIt: func(t *testing.T, tpl *Template) {
+				props(t, tpl, "AutoScalingGroupWebPolicyCpuBurstAlarm")["AlarmActions"] = []any{ref("AutoScalingGroupWebPolicyCpuBurstt")}
+			},
+			path: "AutoScalingGroupWebPolicyCpuBurstAlarm.Properties.AlarmActions[0]", msg: "Ref to AutoScalingGroupWebPolicyCpuBurstt",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := c.file
+			if file == "" {
+				file = stacks[0].file
+			}
+			tpl := renderFile(t, file, Options{})
+			c.breakIt(t, tpl)
+			check := func(label string, fs []Finding) {
+				t.Helper()
+				for _, f := range fs {
+					if f.Path == c.path && strings.Contains(f.Message, c.msg) {
+						return
+					}
+				}
+				t.Errorf("%s: no finding %s: %s...; got:\n%s", label, c.path, c.msg, findings(fs))
+			}
+			check("rendered", Validate(tpl))
+			// The same breakage is found in the template read back from JSON.
+			parsed, err := ParseJSON(mustJSON(t, tpl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("parsed", Validate(parsed))
+		})
+	}
+}
+
+// TestValidateOnlyTheBreakage: one breakage yields findings about it only,
+// not a cascade.
+func TestValidateOnlyTheBreakage(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{})
+	delete(props(t, tpl, "AutoScalingGroupWeb"), "MaxSize")
+	fs := Validate(tpl)
+	if len(fs) != 1 {
+		t.Errorf("got %d findings, want 1:\n%s", len(fs), findings(fs))
+	}
+}
+
+func TestSubVars(t *testing.T) {
+	got := subVars("a ${X} ${!Literal} ${Y.Attr} ${ AWS::Region }")
+	want := []string{"X", "Y.Attr", "AWS::Region"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("subVars = %v, want %v", got, want)
+	}
+}
+
+func TestCamel(t *testing.T) {
+	for in, want := range map[string]string{"private-a": "PrivateA", "nat_b": "NatB", "web": "Web", "requests-per-target": "RequestsPerTarget", "a1-b2": "A1B2"} {
+		if got := camel(in); got != want {
+			t.Errorf("camel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
