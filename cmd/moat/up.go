@@ -138,7 +138,15 @@ func upDetached(c *cobra.Command, path string, dir daemon.Dir, wait bool, timeou
 		}
 		st, err := cl.Status(c.Context())
 		if err == nil && (!wait || st.Phase != daemon.PhaseStarting) {
-			if st.Phase == daemon.PhaseFailed {
+			if st.Phase == daemon.PhaseFailed || st.Phase == daemon.PhaseStopping {
+				// Wait for the teardown, so that nothing is left when up returns.
+				select {
+				case <-exited:
+				case <-time.After(90 * time.Second):
+				}
+				if st.Error == "" {
+					st.Error = "it is being torn down"
+				}
 				return withCode(exitFailure, fmt.Errorf("the stack failed to start: %s", st.Error))
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "stack %s is %s\n", st.Stack, st.Phase)

@@ -137,7 +137,10 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 
 func (d *Daemon) setPhase(phase string, err error) {
 	d.mu.Lock()
-	d.phase, d.err = phase, err
+	d.phase = phase
+	if err != nil || phase != PhaseStopping {
+		d.err = err // a teardown keeps the failure that caused it
+	}
 	d.mu.Unlock()
 }
 

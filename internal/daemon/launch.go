@@ -187,6 +187,7 @@ func (s *stack) serveInstanceSSH(g *groupRuntime, rec *instanceRec, n *vpc.Node,
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
+	env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+workDir)
 	nsPath := n.NSPath
 	srv, err := instancessh.New(instancessh.Config{
 		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: g.lt.User, Credential: cred,

@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/vpc"
+)
+
+// The end-to-end tests run the real moat binary, as root, on a copy of the
+// bundled example: real namespaces, nftables, processes, the load balancer
+// on loopback, the bastion and the system's OpenSSH client. Only loopback
+// and the test's own stack namespaces are ever contacted.
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root and must run the end-to-end tests")
+		}
+		t.Skip("end-to-end tests need root (network namespaces, nftables); run: sudo scripts/test.sh")
+	}
+	for _, tool := range []string{"ssh", "scp", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: scripts/deps.sh installs it", tool)
+		}
+	}
+}
+
+// freePort returns a loopback port that is free now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// e2eStack is one stack run by the moat binary in a scratch MOAT_HOME.
+type e2eStack struct {
+	t       *testing.T
+	name    string
+	file    string
+	home    string
+	web     string // http://127.0.0.1:PORT
+	bastion int
+}
+
+// newE2EStack writes a copy of the example under a unique stack name on
+// free loopback ports; edit may change the stack file's text.
+func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack {
+	t.Helper()
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/realtime/moat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, ssh, metrics := freePort(t), freePort(t), freePort(t)
+	text := strings.Replace(string(src), "name: realtime", "name: "+name, 1)
+	text = strings.Replace(text, "address: 127.0.0.1:8080", fmt.Sprintf("address: 127.0.0.1:%d", web), 1)
+	text = strings.Replace(text, "bastion: 127.0.0.1:2222", fmt.Sprintf("bastion: 127.0.0.1:%d\n  metrics: 127.0.0.1:%d", ssh, metrics), 1)
+	if edit != nil {
+		text = edit(text)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "app"), os.DirFS("../../examples/realtime/app")); err != nil {
+		t.Fatal(err)
+	}
+	s := &e2eStack{t: t, name: name, file: filepath.Join(dir, "moat.yaml"), home: t.TempDir(),
+		web: fmt.Sprintf("http://127.0.0.1:%d", web), bastion: ssh}
+	t.Cleanup(func() {
+		// Whatever happened, leave nothing behind.
+		out, _ := s.moat(60*time.Second, "down")
+		if left := stackNamespaces(name); len(left) > 0 {
+			t.Errorf("namespaces left after moat down: %v\n%s", left, out)
+		}
+	})
+	return s
+}
+
+// with is s for a subtest (its failures are the subtest's).
+func (s *e2eStack) with(t *testing.T) *e2eStack {
+	c := *s
+	c.t = t
+	return &c
+}
+
+// moat runs the binary with the stack's environment.
+func (s *e2eStack) moat(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	flag := "-f"
+	if args[0] == "events" {
+		flag = "--file"
+	}
+	cmd := exec.CommandContext(ctx, moatBin, append([]string{args[0], flag, s.file}, args[1:]...)...)
+	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *e2eStack) mustMoat(timeout time.Duration, args ...string) string {
+	s.t.Helper()
+	out, err := s.moat(timeout, args...)
+	if err != nil {
+		s.t.Fatalf("moat %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (s *e2eStack) instances() []daemon.Instance {
+	s.t.Helper()
+	out, err := s.moat(10*time.Second, "ps", "-o", "json")
+	if err != nil {
+		s.t.Fatalf("moat ps: %v\n%s", err, out)
+	}
+	var list []daemon.Instance
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		s.t.Fatalf("moat ps -o json: %v\n%s", err, out)
+	}
+	return list
+}
+
+func (s *e2eStack) targets() []daemon.Target {
+	s.t.Helper()
+	out := s.mustMoat(10*time.Second, "targets", "-o", "json")
+	var list []daemon.Target
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		s.t.Fatalf("moat targets -o json: %v\n%s", err, out)
+	}
+	return list
+}
+
+// waitFor polls cond every 250 ms until it holds or limit passes.
+func (s *e2eStack) waitFor(what string, limit time.Duration, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// healthyTargets counts healthy targets.
+func (s *e2eStack) healthyTargets() int {
+	n := 0
+	for _, tg := range s.targets() {
+		if tg.State == "healthy" {
+			n++
+		}
+	}
+	return n
+}
+
+// stackNamespaces lists the stack's named namespaces.
+func stackNamespaces(stack string) []string {
+	ents, _ := os.ReadDir(vpc.NetnsDir)
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "moat-"+stack+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+var servedBy = regexp.MustCompile(`<b id="who">(i-[0-9a-f]{17})</b>`)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStackEndToEnd brings the example up with the moat binary and checks
+// what issues 3-6 must show on the running stack: the load balancer serves
+// the app from instances in both private subnets; ssh -J through the
+// bastion runs a command and scp copies a file; the bastion refuses a
+// destination whose security group does not admit it; "the internet"
+// cannot reach an instance's port 22; scale, terminate and health
+// replacement; an instance refresh without one failed request; and
+// moat down leaves nothing.
+func TestStackEndToEnd(t *testing.T) {
+	needRoot(t)
+	s := newE2EStack(t, "e2e", nil)
+	t0 := time.Now()
+	s.mustMoat(120*time.Second, "up", "-d", "--wait")
+	t.Logf("moat up -d --wait took %v", time.Since(t0).Round(time.Millisecond))
+
+	ins := s.instances()
+	if len(ins) != 2 || ins[0].Zone == ins[1].Zone {
+		t.Fatalf("want 2 instances in 2 zones, got %+v", ins)
+	}
+	s.waitFor("2 healthy targets", 30*time.Second, func() bool { return s.healthyTargets() == 2 })
+
+	// The load balancer spreads requests over both instances.
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		code, body := get(t, s.web+"/")
+		if code != 200 {
+			t.Fatalf("GET / = %d %s", code, body)
+		}
+		if m := servedBy.FindStringSubmatch(body); m != nil {
+			seen[m[1]] = true
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("20 requests were served by %v, want both instances", seen)
+	}
+
+	t.Run("ssh through the bastion", func(t *testing.T) {
+		s := s.with(t)
+		out := s.mustMoat(30*time.Second, "ssh", ins[0].ID, "--", "echo hello from $(cat /proc/sys/kernel/hostname >/dev/null; echo $MOAT_INSTANCE_ID); curl -s -m 2 http://169.254.169.254/latest/meta-data/local-ipv4")
+		if !strings.Contains(out, "hello from "+ins[0].ID) || !strings.Contains(out, ins[0].IP) {
+			t.Errorf("moat ssh output %q: want the instance id and its address from the metadata service", out)
+		}
+		cfg := s.mustMoat(10*time.Second, "ssh-config")
+		cfgPath := filepath.Join(s.home, "ssh_config")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		alias, bastionAlias := "", ""
+		for _, line := range strings.Split(cfg, "\n") {
+			if h, ok := strings.CutPrefix(strings.TrimSpace(line), "Host "); ok {
+				if strings.Contains(h, ins[0].ID) {
+					alias = h
+				} else if !strings.Contains(h, "i-") && !strings.Contains(h, "*") {
+					bastionAlias = h
+				}
+			}
+		}
+		if alias == "" || bastionAlias == "" {
+			t.Fatalf("ssh-config has no Host for %s and the bastion:\n%s", ins[0].ID, cfg)
+		}
+		// scp through the jump (the modern SFTP protocol).
+		local := filepath.Join(t.TempDir(), "payload.txt")
+		payload := "moat scp payload " + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if err := os.WriteFile(local, []byte(payload), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		scp := exec.Command("scp", "-F", cfgPath, "-q", local, alias+":payload.txt")
+		if out, err := scp.CombinedOutput(); err != nil {
+			t.Fatalf("scp through the bastion: %v\n%s", err, out)
+		}
+		out = s.mustMoat(30*time.Second, "ssh", ins[0].ID, "--", "cat payload.txt")
+		if !strings.Contains(out, payload) {
+			t.Errorf("file copied with scp reads %q, want %q", out, payload)
+		}
+
+		// The app's security group admits port 8000 only from the load
+		// balancer's group: the bastion refuses to forward there, and says why.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		w := exec.CommandContext(ctx, "ssh", "-F", cfgPath, "-W", ins[0].IP+":8000", bastionAlias)
+		w.Stdin = strings.NewReader("")
+		out2, err := w.CombinedOutput()
+		if err == nil || !strings.Contains(string(out2), "open failed") {
+			t.Errorf("ssh -W %s:8000 through the bastion: err %v, output %q; want a refused channel", ins[0].IP, err, out2)
+		}
+		audit, _ := os.ReadFile(filepath.Join(s.home, s.name, "ssh-audit.jsonl"))
+		if !bytes.Contains(audit, []byte(ins[0].IP+":8000")) {
+			t.Errorf("audit log has no entry for the refused forward to %s:8000:\n%s", ins[0].IP, audit)
+		}
+	})
+
+	t.Run("the internet cannot reach an instance's ssh", func(t *testing.T) {
+		s := s.with(t)
+		dial := vpc.DialFunc(vpc.NamespacePath(s.name, "internet"))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		c, err := dial(ctx, "tcp", ins[0].IP+":22")
+		if err == nil {
+			c.Close()
+			t.Fatalf("a connection from the internet namespace to %s:22 succeeded", ins[0].IP)
+		}
+		out, _ := s.moat(10*time.Second, "reach", "internet", ins[0].ID, "22")
+		if !strings.Contains(out, "DENIED") {
+			t.Errorf("moat reach internet %s 22 = %q, want denied", ins[0].ID, out)
+		}
+	})
+
+	t.Run("scale, terminate, health replacement", func(t *testing.T) {
+		s := s.with(t)
+		s.mustMoat(10*time.Second, "scale", "web", "3")
+		s.waitFor("3 running instances", 30*time.Second, func() bool { return countRunning(s.instances()) == 3 })
+		victim := s.instances()[0].ID
+		s.mustMoat(10*time.Second, "terminate", victim)
+		s.waitFor("the terminated instance replaced", 40*time.Second, func() bool {
+			list := s.instances()
+			return countRunning(list) == 3 && !hasInstance(list, victim)
+		})
+		s.mustMoat(10*time.Second, "terminate", "--decrement-desired", s.instances()[0].ID)
+		s.waitFor("2 running instances after a decrementing terminate", 40*time.Second, func() bool { return len(s.instances()) == 2 })
+
+		// Kill an instance's app: the group replaces it. Once zones are
+		// balanced (else AZRebalance may terminate instances of its own),
+		// the newest instance is the one rebalancing would not pick.
+		s.waitFor("2 instances in 2 zones", 60*time.Second, func() bool {
+			list := s.instances()
+			return countRunning(list) == 2 && len(list) == 2 && list[0].Zone != list[1].Zone
+		})
+		list := s.instances()
+		crashed := list[len(list)-1]
+		s.waitFor("the instance past its grace period", 40*time.Second, func() bool { return time.Since(crashed.Launched) > 31*time.Second })
+		s.mustMoat(20*time.Second, "ssh", crashed.ID, "--", `kill $(ss -Hltnp "sport = :8000" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)`)
+		s.waitFor("the crashed instance replaced", 40*time.Second, func() bool {
+			list := s.instances()
+			return countRunning(list) == 2 && !hasInstance(list, crashed.ID)
+		})
+		events := s.mustMoat(10*time.Second, "events")
+		if !strings.Contains(events, "Terminating EC2 instance: "+crashed.ID) {
+			t.Errorf("events do not show the replacement of %s:\n%s", crashed.ID, events)
+		}
+	})
+
+	t.Run("instance refresh without failed requests", func(t *testing.T) {
+		s := s.with(t)
+		s.waitFor("2 healthy targets", 40*time.Second, func() bool { return s.healthyTargets() == 2 })
+		before := s.instances()
+		s.mustMoat(10*time.Second, "refresh", "web")
+		// A bounded load loop: at most 3000 requests, 120 s.
+		failed, total := 0, 0
+		deadline := time.Now().Add(120 * time.Second)
+		for total < 3000 && time.Now().Before(deadline) {
+			code, _ := get(t, s.web+"/health")
+			total++
+			if code != 200 {
+				failed++
+			}
+			if total%20 == 0 && refreshed(before, s.instances()) {
+				break
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+		if !refreshed(before, s.instances()) {
+			t.Fatalf("instance refresh did not replace every instance within 120 s: %+v", s.instances())
+		}
+		t.Logf("instance refresh: %d requests, %d failed", total, failed)
+		if failed != 0 {
+			t.Errorf("%d of %d requests failed during the instance refresh", failed, total)
+		}
+	})
+
+	t0 = time.Now()
+	s.mustMoat(60*time.Second, "down")
+	t.Logf("moat down took %v", time.Since(t0).Round(time.Millisecond))
+	if left := stackNamespaces(s.name); len(left) > 0 {
+		t.Errorf("namespaces left after moat down: %v", left)
+	}
+	if code, _ := get(t, s.web+"/"); code != 0 {
+		t.Errorf("the listener still answers after moat down")
+	}
+}
+
+func countRunning(list []daemon.Instance) int {
+	n := 0
+	for _, in := range list {
+		if in.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+func hasInstance(list []daemon.Instance, id string) bool {
+	for _, in := range list {
+		if in.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshed reports whether none of before is left and as many run.
+func refreshed(before, now []daemon.Instance) bool {
+	for _, b := range before {
+		if hasInstance(now, b.ID) {
+			return false
+		}
+	}
+	return countRunning(now) == len(before)
+}
+
+// TestCrashedStackIsReclaimed kills the daemon with SIGKILL and checks
+// that moat down reclaims its namespaces and processes.
+func TestCrashedStackIsReclaimed(t *testing.T) {
+	needRoot(t)
+	s := newE2EStack(t, "e2ecrash", nil)
+	s.mustMoat(120*time.Second, "up", "-d", "--wait")
+	pidText, err := os.ReadFile(filepath.Join(s.home, s.name, "daemon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if pid <= 1 {
+		t.Fatalf("bad daemon pid %q", pidText)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(stackNamespaces(s.name)) == 0 {
+		t.Fatal("a killed daemon left no namespaces: the test proves nothing")
+	}
+	out := s.mustMoat(60*time.Second, "down")
+	if !strings.Contains(out, "reclaimed") {
+		t.Errorf("moat down after a crash says %q, want it to report what it reclaimed", out)
+	}
+	if left := stackNamespaces(s.name); len(left) > 0 {
+		t.Errorf("namespaces left after reclaim: %v", left)
+	}
+}
+
+// TestFailedUpLeavesNothing: user data that fails makes moat up fail with
+// the reason, and nothing of the stack is left.
+func TestFailedUpLeavesNothing(t *testing.T) {
+	needRoot(t)
+	s := newE2EStack(t, "e2efail", func(text string) string {
+		return strings.Replace(text, `echo "booted $(date -u +%FT%TZ)" > boot.txt`, `echo "cannot boot" >&2; exit 3`, 1)
+	})
+	out, err := s.moat(120*time.Second, "up", "-d", "--wait")
+	if err == nil {
+		t.Fatalf("moat up with failing user data succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "user data") {
+		t.Errorf("moat up output %q does not name the failing user data", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(stackNamespaces(s.name)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if left := stackNamespaces(s.name); len(left) > 0 {
+		t.Errorf("namespaces left after a failed up: %v", left)
+	}
+}
