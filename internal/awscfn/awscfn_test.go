@@ -260,9 +260,10 @@ func TestAssetMode(t *testing.T) {
 	}
 }
 
-// TestLargeAppNeedsBucket: an app over the user data limit is an error
-// naming the fix, unless the file names an asset bucket.
-func TestLargeAppNeedsBucket(t *testing.T) {
+// TestLargeAppShipsAsAsset: an app over the user data limit ships through
+// S3 even without the option; the bucket parameter defaults to the file's
+// aws.assetBucket, and has no default (moat deploy supplies it) without one.
+func TestLargeAppShipsAsAsset(t *testing.T) {
 	dir := t.TempDir()
 	big := make([]byte, 64<<10)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -272,22 +273,25 @@ func TestLargeAppNeedsBucket(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "blob.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := loadPlan(t, stacks[0].file)
-	p.LaunchTemplates[0].FilesDir = dir
-	_, err := Render(p, Options{})
-	if err == nil || !strings.Contains(err.Error(), "set aws.assetBucket") {
-		t.Fatalf("err = %v, want one naming aws.assetBucket", err)
-	}
-	p.AWS.AssetBucket = "bucket-from-file"
-	tpl, err := Render(p, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tpl.Assets) != 1 || tpl.Assets[0].Dir != dir {
-		t.Fatalf("assets = %+v", tpl.Assets)
-	}
-	if fs := Validate(tpl); len(fs) > 0 {
-		t.Fatalf("findings:\n%s", findings(fs))
+	for _, bucket := range []string{"", "bucket-from-file"} {
+		p := loadPlan(t, stacks[0].file)
+		p.LaunchTemplates[0].FilesDir = dir
+		p.AWS.AssetBucket = bucket
+		tpl, err := Render(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tpl.Assets) != 1 || tpl.Assets[0].Dir != dir {
+			t.Fatalf("assets = %+v", tpl.Assets)
+		}
+		for _, prm := range tpl.Parameters {
+			if prm.Name == tpl.Assets[0].ParamBucket && prm.Default != bucket {
+				t.Errorf("bucket parameter default = %q, want %q", prm.Default, bucket)
+			}
+		}
+		if fs := Validate(tpl); len(fs) > 0 {
+			t.Fatalf("findings:\n%s", findings(fs))
+		}
 	}
 }
 

@@ -48,10 +48,9 @@ func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 		if bundle == nil {
 			return nil, nil, fmt.Errorf("render launch template %s: user data is %d bytes; EC2 takes at most %d", lt.Name, len(inline), MaxUserData)
 		}
-		if bucket == "" && r.p.AWS.AssetBucket == "" {
-			return nil, nil, fmt.Errorf("render launch template %s: the app files in %s make %d bytes of user data, over EC2's %d: set aws.assetBucket so moat deploy ships them through S3",
-				lt.Name, lt.FilesDir, len(inline), MaxUserData)
-		}
+		// Too large to inline: ship it as an asset. The bucket parameter
+		// defaults to aws.assetBucket; without one, moat deploy supplies
+		// its own bucket.
 		if bucket == "" {
 			bucket = r.p.AWS.AssetBucket
 		}
