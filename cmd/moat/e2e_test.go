@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/vpc"
+	"golang.org/x/net/websocket"
 )
 
 // The end-to-end tests run the real moat binary, as root, on a copy of the
@@ -235,6 +237,61 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Errorf("20 requests were served by %v, want both instances", seen)
 	}
 
+	t.Run("real-time through the load balancer", func(t *testing.T) {
+		s := s.with(t)
+		_ = s
+		// Server-Sent Events arrive as they are sent, one a second (a
+		// buffering proxy would deliver them in a burst).
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.web+"/events", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		rd := bufio.NewReader(resp.Body)
+		var at []time.Time
+		for len(at) < 3 {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("SSE stream ended after %d events: %v", len(at), err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				at = append(at, time.Now())
+			}
+		}
+		for i := 1; i < len(at); i++ {
+			if gap := at[i].Sub(at[i-1]); gap < 500*time.Millisecond || gap > 1500*time.Millisecond {
+				t.Errorf("SSE event %d arrived %v after the previous one; the app sends one a second", i, gap)
+			}
+		}
+
+		// A WebSocket echo through the listener.
+		addr := strings.TrimPrefix(s.web, "http://")
+		ws, err := websocket.Dial("ws://"+addr+"/ws", "", "http://"+addr+"/")
+		if err != nil {
+			t.Fatalf("WebSocket through the load balancer: %v", err)
+		}
+		defer ws.Close()
+		for _, msg := range []string{"hello", strings.Repeat("x", 70000), "bye"} {
+			if err := websocket.Message.Send(ws, msg); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if err := websocket.Message.Receive(ws, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != msg {
+				t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
+			}
+		}
+	})
+
 	t.Run("ssh through the bastion", func(t *testing.T) {
 		s := s.with(t)
 		out := s.mustMoat(30*time.Second, "ssh", ins[0].ID, "--", "echo hello from $(cat /proc/sys/kernel/hostname >/dev/null; echo $MOAT_INSTANCE_ID); curl -s -m 2 http://169.254.169.254/latest/meta-data/local-ipv4")
@@ -329,14 +386,35 @@ func TestStackEndToEnd(t *testing.T) {
 		list := s.instances()
 		crashed := list[len(list)-1]
 		s.waitFor("the instance past its grace period", 40*time.Second, func() bool { return time.Since(crashed.Launched) > 31*time.Second })
-		s.mustMoat(20*time.Second, "ssh", crashed.ID, "--", `kill $(ss -Hltnp "sport = :8000" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)`)
+		s.mustMoat(20*time.Second, "ssh", crashed.ID, "--", `kill -9 $(ss -Hltnp "sport = :8000" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)`)
 		s.waitFor("the crashed instance replaced", 40*time.Second, func() bool {
 			list := s.instances()
 			return countRunning(list) == 2 && !hasInstance(list, crashed.ID)
 		})
 		events := s.mustMoat(10*time.Second, "events")
-		if !strings.Contains(events, "Terminating EC2 instance: "+crashed.ID) {
-			t.Errorf("events do not show the replacement of %s:\n%s", crashed.ID, events)
+		if !regexp.MustCompile(`Terminating EC2 instance: ` + crashed.ID + `[^\n]*status checks failure[^\n]*Status reason: [^\n]*(signal|exit)`).MatchString(events) {
+			t.Errorf("events do not show the replacement of %s with its health reason:\n%s", crashed.ID, events)
+		}
+
+		// An instance whose /health starts failing is replaced under ELB
+		// health checks (it is past its grace period).
+		var sick daemon.Instance
+		for _, in := range s.instances() {
+			if time.Since(in.Launched) > 31*time.Second {
+				sick = in
+			}
+		}
+		if sick.ID == "" {
+			t.Fatalf("no instance past its grace period: %+v", s.instances())
+		}
+		s.mustMoat(20*time.Second, "ssh", sick.ID, "--", "curl -s -m 2 http://127.0.0.1:8000/health/fail")
+		s.waitFor("the instance failing /health replaced", 60*time.Second, func() bool {
+			list := s.instances()
+			return countRunning(list) == 2 && !hasInstance(list, sick.ID)
+		})
+		events = s.mustMoat(10*time.Second, "events")
+		if !regexp.MustCompile(`Terminating EC2 instance: ` + sick.ID + `[^\n]*ELB`).MatchString(events) {
+			t.Errorf("events do not show the ELB health replacement of %s:\n%s", sick.ID, events)
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,6 +181,9 @@ func (g *groupRuntime) record(a autoscale.Activity) {
 	msg := a.Description
 	if a.Cause != "" {
 		msg += ". " + a.Cause
+	}
+	if r := g.recs[a.InstanceID]; r != nil && r.reason != "" && strings.HasPrefix(a.Description, "Terminating") {
+		msg += " Status reason: " + r.reason + "."
 	}
 	g.s.events.Add(events.Event{Component: "autoscale", Type: "activity", Message: msg, Fields: fields})
 }

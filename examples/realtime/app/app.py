@@ -9,7 +9,11 @@ environment variables and the hostname.
   GET /events   Server-Sent Events: a tick every second, with who served it
   GET /health   200 "ok" (503 once /health/fail was called: for demos)
   GET /whoami   JSON of the instance identity
+  GET /ws       WebSocket echo (text and binary messages come back as sent)
 """
+import base64
+import hashlib
+import struct
 import json
 import os
 import socket
@@ -106,6 +110,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, "application/json", json.dumps(IDENTITY) + "\n")
         elif path == "/events":
             self.events()
+        elif path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            self.websocket()
         else:
             self.send(404, "text/plain", "not found\n")
 
@@ -124,6 +130,50 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(("data: " + json.dumps(d) + "\n\n").encode())
                 self.wfile.flush()
                 time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def websocket(self):
+        """RFC 6455 echo: the handshake, then every data frame back."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        rd, wr = self.rfile, self.wfile
+        try:
+            while True:
+                head = rd.read(2)
+                if len(head) < 2:
+                    return
+                opcode, n = head[0] & 0x0F, head[1] & 0x7F
+                if n == 126:
+                    n = struct.unpack(">H", rd.read(2))[0]
+                elif n == 127:
+                    n = struct.unpack(">Q", rd.read(8))[0]
+                mask = rd.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(rd.read(n)))
+                if opcode == 0x8:  # close: answer and end
+                    wr.write(b"\x88\x00")
+                    wr.flush()
+                    return
+                if opcode == 0x9:  # ping -> pong
+                    opcode = 0xA
+                elif opcode not in (0x1, 0x2):
+                    continue
+                if len(data) < 126:
+                    hdr = struct.pack(">BB", 0x80 | opcode, len(data))
+                elif len(data) < 65536:
+                    hdr = struct.pack(">BBH", 0x80 | opcode, 126, len(data))
+                else:
+                    hdr = struct.pack(">BBQ", 0x80 | opcode, 127, len(data))
+                wr.write(hdr + data)
+                wr.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
 
