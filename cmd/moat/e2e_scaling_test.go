@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/daemon"
+)
+
+// TestRequestsPerTargetScaling runs the example with a 2 s metric period
+// (AWS: 60 s) and a target of 600 requests per target per minute, puts a
+// bounded load on the published listener (40 requests/s, at most 2400
+// requests and 60 s), and checks that the policy scales the group out
+// after its 3 breaching datapoints, and back in to the minimum after the
+// load stops (15 datapoints, cooldown and warm-up), with each step in the
+// activity history.
+func TestRequestsPerTargetScaling(t *testing.T) {
+	needRoot(t)
+	s := newE2EStack(t, "e2escale", func(text string) string {
+		text = strings.Replace(text, "metricPeriod: 15", "metricPeriod: 2", 1)
+		text = strings.Replace(text, "defaultCooldown: 60", "defaultCooldown: 10", 1)
+		text = strings.Replace(text, "defaultInstanceWarmup: 10", "defaultInstanceWarmup: 12", 1)
+		return strings.Replace(text, "targetValue: 1000", "targetValue: 600", 1)
+	})
+	s.mustMoat(120*time.Second, "up", "-d", "--wait")
+	s.waitFor("2 healthy targets", 30*time.Second, func() bool { return s.healthyTargets() == 2 })
+
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := http.Client{Timeout: 5 * time.Second}
+		tick := time.NewTicker(25 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(60 * time.Second)
+		for sent.Load() < 2400 {
+			select {
+			case <-stop:
+				return
+			case <-deadline:
+				return
+			case <-tick.C:
+			}
+			sent.Add(1)
+			resp, err := c.Get(s.web + "/health")
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}
+	}()
+	loadStart := time.Now()
+	s.waitFor("scale-out under load", 45*time.Second, func() bool { return len(s.instances()) > 2 })
+	out := time.Since(loadStart)
+	s.waitFor("the new instances healthy", 30*time.Second, func() bool { return s.healthyTargets() == len(s.instances()) })
+	close(stop)
+	wg.Wait()
+	t.Logf("scaled out to %d instances %v after the load started (%d requests, %d failed)", len(s.instances()), out.Round(time.Millisecond), sent.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed while scaling out", failed.Load(), sent.Load())
+	}
+
+	idle := time.Now()
+	s.waitFor("scale-in after the load stopped", 120*time.Second, func() bool {
+		list := s.instances()
+		return len(list) == 2 && countRunning(list) == 2
+	})
+	t.Logf("scaled back in to 2 instances %v after the load stopped", time.Since(idle).Round(time.Millisecond))
+	if in := time.Since(idle); in < 15*2*time.Second {
+		t.Errorf("scaled in %v after the load stopped: sooner than 15 datapoints of 2 s", in)
+	}
+
+	var acts []daemon.Activity
+	if err := json.Unmarshal([]byte(s.mustMoat(10*time.Second, "activity", "web", "-o", "json")), &acts); err != nil {
+		t.Fatal(err)
+	}
+	var outStep, inStep bool
+	for _, a := range acts {
+		if strings.Contains(a.Cause, "requests-per-target") && strings.Contains(a.Cause, "changing the desired capacity from 2 to") {
+			outStep = true
+		}
+		if strings.Contains(a.Cause, "requests-per-target") && strings.Contains(a.Cause, "to 2") && !strings.Contains(a.Cause, "from 2 to") {
+			inStep = true
+		}
+	}
+	if !outStep || !inStep {
+		text := s.mustMoat(10*time.Second, "activity", "web")
+		t.Errorf("activity history lacks the policy's scale-out (%v) or scale-in (%v) step:\n%s", outStep, inStep, text)
+	}
+}
