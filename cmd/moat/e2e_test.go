@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
 	"github.com/moat-dev/moat/internal/vpc"
 	"golang.org/x/net/websocket"
 )
@@ -173,6 +176,47 @@ func (s *e2eStack) healthyTargets() int {
 		}
 	}
 	return n
+}
+
+// assertNoLeftovers counts what a stack could leave: its namespaces,
+// links and moat nftables tables in the host namespace, and processes
+// whose working directory is one of its instances' (the user's command,
+// user data, SSH sessions).
+func assertNoLeftovers(t *testing.T, stack string) {
+	t.Helper()
+	links, tables, procs := 0, 0, 0
+	ls, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, "mt") || strings.HasPrefix(l.Attrs().Name, "moat") {
+			links++
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range ts {
+		if strings.HasPrefix(tb.Name, "moat") {
+			tables++
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && strings.HasPrefix(cwd, "/run/moat/"+stack+"/") {
+			procs++
+		}
+	}
+	ns := stackNamespaces(stack)
+	if len(ns)+links+tables+procs != 0 {
+		t.Errorf("stack %s left %d namespace(s) %v, %d host link(s), %d host nftables table(s), %d process(es)", stack, len(ns), ns, links, tables, procs)
+	}
 }
 
 // stackNamespaces lists the stack's named namespaces.
@@ -449,9 +493,7 @@ func TestStackEndToEnd(t *testing.T) {
 	t0 = time.Now()
 	s.mustMoat(60*time.Second, "down")
 	t.Logf("moat down took %v", time.Since(t0).Round(time.Millisecond))
-	if left := stackNamespaces(s.name); len(left) > 0 {
-		t.Errorf("namespaces left after moat down: %v", left)
-	}
+	assertNoLeftovers(t, s.name)
 	if code, _ := get(t, s.web+"/"); code != 0 {
 		t.Errorf("the listener still answers after moat down")
 	}
@@ -514,9 +556,7 @@ func TestCrashedStackIsReclaimed(t *testing.T) {
 	if !strings.Contains(out, "reclaimed") {
 		t.Errorf("moat down after a crash says %q, want it to report what it reclaimed", out)
 	}
-	if left := stackNamespaces(s.name); len(left) > 0 {
-		t.Errorf("namespaces left after reclaim: %v", left)
-	}
+	assertNoLeftovers(t, s.name)
 }
 
 // TestFailedUpLeavesNothing: user data that fails makes moat up fail with
@@ -537,7 +577,38 @@ func TestFailedUpLeavesNothing(t *testing.T) {
 	for len(stackNamespaces(s.name)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if left := stackNamespaces(s.name); len(left) > 0 {
-		t.Errorf("namespaces left after a failed up: %v", left)
+	assertNoLeftovers(t, s.name)
+}
+
+// TestInterruptedUpLeavesNothing: Ctrl-C (SIGINT) to a foreground moat up
+// tears the whole stack down.
+func TestInterruptedUpLeavesNothing(t *testing.T) {
+	needRoot(t)
+	s := newE2EStack(t, "e2eint", nil)
+	cmd := exec.Command(moatBin, "up", "-f", s.file)
+	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.waitFor("the stack running", 60*time.Second, func() bool {
+		o, err := s.moat(5*time.Second, "status")
+		return err == nil && strings.Contains(o, "running")
+	})
+	if len(stackNamespaces(s.name)) == 0 {
+		t.Fatal("a running stack has no namespaces: the test proves nothing")
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("moat up did not exit within 60 s of SIGINT:\n%s", out.String())
+	}
+	assertNoLeftovers(t, s.name)
 }
