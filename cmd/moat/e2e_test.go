@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/google/nftables"
+	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/vishvananda/netlink"
 
 	"github.com/moat-dev/moat/internal/vpc"
