@@ -72,6 +72,8 @@ type e2eStack struct {
 // free loopback ports; edit may change the stack file's text.
 func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack {
 	t.Helper()
+	// Unique per test process, so that concurrent runs never share a stack.
+	name = fmt.Sprintf("%s-%04x", name, os.Getpid()&0xffff)
 	dir := t.TempDir()
 	src, err := os.ReadFile("../../examples/realtime/moat.yaml")
 	if err != nil {
@@ -487,6 +489,62 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Logf("instance refresh: %d requests, %d failed", total, failed)
 		if failed != 0 {
 			t.Errorf("%d of %d requests failed during the instance refresh", failed, total)
+		}
+	})
+
+	t.Run("re-running moat up applies changes live", func(t *testing.T) {
+		s := s.with(t)
+		addr := strings.TrimPrefix(s.web, "http://")
+		ws, err := websocket.Dial("ws://"+addr+"/ws", "", "http://"+addr+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		text, err := os.ReadFile(s.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A new listener rule, and a changed launch template.
+		edited := strings.Replace(string(text), "        defaultAction:\n          forward: {targetGroup: web}",
+			"        defaultAction:\n          forward: {targetGroup: web}\n        rules:\n          - priority: 10\n            conditions: {pathPattern: [/hello]}\n            action:\n              fixedResponse: {statusCode: 200, contentType: text/plain, messageBody: hi}", 1)
+		edited = strings.Replace(edited, `      PORT: "8000"`, "      PORT: \"8000\"\n      GREETING: v2", 1)
+		if edited == string(text) || !strings.Contains(edited, "GREETING") || !strings.Contains(edited, "/hello") {
+			t.Fatal("could not edit the stack file")
+		}
+		if err := os.WriteFile(s.file, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := s.instances()
+		out := s.mustMoat(30*time.Second, "up", "-d")
+		if !strings.Contains(out, "applied live") || !strings.Contains(out, "instance refresh") {
+			t.Errorf("moat up on the running stack said %q", out)
+		}
+		if code, body := get(t, s.web+"/hello"); code != 200 || body != "hi" {
+			t.Errorf("GET /hello after the apply = %d %q, want the new rule's 200 hi", code, body)
+		}
+		// The WebSocket opened before the apply still works.
+		if err := websocket.Message.Send(ws, "still here"); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != "still here" {
+			t.Errorf("WebSocket after the apply: %q, %v", got, err)
+		}
+		// The changed launch template rolls through an instance refresh.
+		s.waitFor("every instance replaced with the new launch template", 120*time.Second, func() bool {
+			return refreshed(before, s.instances())
+		})
+		out = s.mustMoat(30*time.Second, "ssh", s.instances()[0].ID, "--", "echo greeting=$GREETING")
+		if !strings.Contains(out, "greeting=v2") {
+			t.Errorf("a refreshed instance's environment: %q, want GREETING=v2", out)
+		}
+		// A change to the network is refused with what to do.
+		if err := os.WriteFile(s.file, []byte(strings.Replace(edited, "cidr: 10.0.0.0/16", "cidr: 10.9.0.0/16", 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := s.moat(30*time.Second, "up", "-d"); err == nil || !strings.Contains(out, "moat down") {
+			t.Errorf("moat up with a changed VPC block on a running stack: err %v, output %q; want a refusal naming moat down", err, out)
 		}
 	})
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
 )
 
@@ -46,6 +47,9 @@ control plane runs detached; stop it with moat down.`,
 			}
 			path := stackFile(file)
 			dir := daemon.StackDir(p.Stack)
+			if dir.Held() {
+				return applyRunning(c, p, dir)
+			}
 			if detach {
 				return upDetached(c, path, dir, wait, timeout)
 			}
@@ -69,6 +73,25 @@ control plane runs detached; stop it with moat down.`,
 	c.Flags().BoolVar(&wait, "wait", false, "with -d: wait until the stack is running")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait")
 	return c
+}
+
+// applyRunning sends a re-run's plan to the running stack, which applies
+// what it can live (listeners and rules, target groups, launch templates
+// through an instance refresh, group settings) and refuses the rest.
+func applyRunning(c *cobra.Command, p *plan.Plan, dir daemon.Dir) error {
+	var res daemon.ApplyResult
+	if err := client.New(dir).Post(c.Context(), daemon.ApplyPath, p, &res); err != nil {
+		return withCode(exitFailure, fmt.Errorf("stack %s is running; %w", p.Stack, apiErr(err)))
+	}
+	if len(res.Changes) == 0 {
+		fmt.Fprintf(c.ErrOrStderr(), "stack %s is running and up to date\n", p.Stack)
+		return nil
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "stack %s is running; applied live:\n", p.Stack)
+	for _, ch := range res.Changes {
+		fmt.Fprintf(c.ErrOrStderr(), "  %s\n", ch)
+	}
+	return nil
 }
 
 func endpointURL(kind, addr string) string {

@@ -61,14 +61,16 @@ type instanceRec struct {
 // with the load balancer.
 type groupRuntime struct {
 	s      *stack
-	cfg    plan.AutoScalingGroup
-	lt     plan.LaunchTemplate
-	tgs    []plan.TargetGroup
+	name   string // the group's name (immutable)
 	period time.Duration
 	log    *slog.Logger
 	wake   chan struct{}
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// cfg, lt and tgs change when moat up is re-run (apply).
+	cfg         plan.AutoScalingGroup
+	lt          plan.LaunchTemplate
+	tgs         []plan.TargetGroup
 	ctrl        *autoscale.Controller
 	recs        map[string]*instanceRec
 	refreshes   int
@@ -94,7 +96,7 @@ func newGroupRuntime(s *stack, g plan.AutoScalingGroup) (*groupRuntime, error) {
 	if period <= 0 {
 		period = autoscale.DefaultMetricPeriod
 	}
-	rt := &groupRuntime{s: s, cfg: g, lt: lt, period: period, ctrl: ctrl,
+	rt := &groupRuntime{s: s, name: g.Name, cfg: g, lt: lt, period: period, ctrl: ctrl,
 		log: s.log.With("component", "autoscale", "group", g.Name), wake: make(chan struct{}, 1),
 		recs: map[string]*instanceRec{}, lastReq: map[string]uint64{}, lastMetrics: time.Now()}
 	for _, name := range g.TargetGroups {
@@ -174,7 +176,7 @@ func (g *groupRuntime) step(ctx context.Context) {
 
 // record puts a scaling activity in the event log.
 func (g *groupRuntime) record(a autoscale.Activity) {
-	fields := map[string]string{"group": g.cfg.Name}
+	fields := map[string]string{"group": g.name}
 	if a.InstanceID != "" {
 		fields["instance"] = a.InstanceID
 	}
@@ -298,7 +300,10 @@ func (g *groupRuntime) metrics(now time.Time) *autoscale.Metrics {
 // endpoints (metadata, SSH), its processes; then registers it with the
 // target groups and tells the controller.
 func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
-	err := g.s.launchInstance(ctx, g, rec)
+	g.mu.Lock()
+	lt, tgs := g.lt, g.tgs
+	g.mu.Unlock()
+	err := g.s.launchInstance(ctx, g, lt, rec)
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -308,26 +313,29 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 		g.ctrl.LaunchFailed(rec.id, err, now)
 		g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.launch-failed",
 			Message: fmt.Sprintf("Launching a new EC2 instance: %s. Status Reason: %v", rec.id, err),
-			Fields:  map[string]string{"group": g.cfg.Name, "instance": rec.id}})
+			Fields:  map[string]string{"group": g.name, "instance": rec.id}})
 		g.log.Warn("launch failed", "instance", rec.id, "err", err)
 		return
 	}
 	rec.state = stateRunning
 	g.ctrl.InstanceRunning(rec.id, now)
-	for _, tg := range g.tgs {
+	for _, tg := range tgs {
 		if err := g.s.register(tg.Name, g.targetAddr(rec, tg)); err != nil {
 			g.log.Warn("register target", "instance", rec.id, "err", err)
 		}
 	}
 	g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.running",
 		Message: fmt.Sprintf("Instance %s is running at %s in %s", rec.id, rec.addr, rec.subnet),
-		Fields:  map[string]string{"group": g.cfg.Name, "instance": rec.id, "ip": rec.addr.String()}})
+		Fields:  map[string]string{"group": g.name, "instance": rec.id, "ip": rec.addr.String()}})
 }
 
 // terminate deregisters the instance and waits for the deregistration
 // delay's draining, then stops its processes and removes its node.
 func (g *groupRuntime) terminate(rec *instanceRec) {
-	for _, tg := range g.tgs {
+	g.mu.Lock()
+	tgs := g.tgs
+	g.mu.Unlock()
+	for _, tg := range tgs {
 		addr := g.targetAddr(rec, tg)
 		if err := g.s.deregister(tg.Name, addr); err == nil {
 			g.s.waitDrained(tg.Name, addr, tg.DeregistrationDelay+5*time.Second)
@@ -344,7 +352,7 @@ func (g *groupRuntime) terminate(rec *instanceRec) {
 		g.log.Warn("terminate", "instance", rec.id, "err", err)
 	}
 	g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.terminated",
-		Message: fmt.Sprintf("Instance %s terminated", rec.id), Fields: map[string]string{"group": g.cfg.Name, "instance": rec.id}})
+		Message: fmt.Sprintf("Instance %s terminated", rec.id), Fields: map[string]string{"group": g.name, "instance": rec.id}})
 	g.kick()
 }
 
@@ -472,8 +480,15 @@ func (g *groupRuntime) activities() []Activity {
 	out := make([]Activity, 0, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
 		a := h[i]
-		out = append(out, Activity{Time: a.Time, Group: g.cfg.Name, Description: a.Description, Cause: a.Cause,
+		out = append(out, Activity{Time: a.Time, Group: g.name, Description: a.Description, Cause: a.Cause,
 			Status: a.Status, InstanceID: a.InstanceID})
 	}
 	return out
+}
+
+// launchTemplate is the group's current launch template.
+func (g *groupRuntime) launchTemplate() plan.LaunchTemplate {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lt
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
 	"github.com/moat-dev/moat/internal/metadata"
+	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/vpc"
 	"golang.org/x/crypto/ssh"
@@ -36,7 +37,7 @@ func (s *stack) instanceRoot() string {
 // launchInstance makes one instance of g: an address and a namespace in
 // its subnet, its metadata and SSH endpoints, then its processes (user
 // data first, then the supervised command). On failure nothing is left.
-func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, rec *instanceRec) (err error) {
+func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.LaunchTemplate, rec *instanceRec) (err error) {
 	addr, err := s.net.AllocateAddr(rec.subnet)
 	if err != nil {
 		return fmt.Errorf("allocate an address in %s: %w", rec.subnet, err)
@@ -44,8 +45,8 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, rec *instan
 	g.mu.Lock()
 	rec.addr = addr
 	g.mu.Unlock()
-	n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: rec.id, Kind: secgroup.KindInstance, Owner: g.cfg.Name,
-		Subnet: rec.subnet, Addr: addr, Groups: g.lt.SecurityGroups})
+	n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: rec.id, Kind: secgroup.KindInstance, Owner: g.name,
+		Subnet: rec.subnet, Addr: addr, Groups: lt.SecurityGroups})
 	if err != nil {
 		s.net.ReleaseAddr(rec.subnet, addr)
 		return err
@@ -64,7 +65,7 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, rec *instan
 		return fmt.Errorf("metadata endpoint: %w", err)
 	}
 	workDir := filepath.Join(s.instanceRoot(), rec.id)
-	stopSSH, err := s.serveInstanceSSH(g, rec, n, workDir)
+	stopSSH, err := s.serveInstanceSSH(lt, rec, n, workDir)
 	if err != nil {
 		stopMD()
 		return fmt.Errorf("ssh endpoint: %w", err)
@@ -81,14 +82,14 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, rec *instan
 	if err := os.MkdirAll(filepath.Dir(s.logPath(rec.id)), 0o700); err != nil {
 		return err
 	}
-	limits, _ := instance.LimitsFor(g.lt.InstanceType)
+	limits, _ := instance.LimitsFor(lt.InstanceType)
 	env := map[string]string{}
-	for k, v := range g.lt.Environment {
+	for k, v := range lt.Environment {
 		env[k] = v
 	}
 	proc, err := instance.Start(ctx, instance.Spec{
-		ID: rec.id, NetNSPath: n.NSPath, WorkDir: workDir, FilesDir: g.lt.FilesDir, Env: env,
-		UserData: g.lt.UserData, Command: g.lt.Command, User: g.lt.User, LogPath: s.logPath(rec.id), Limits: limits,
+		ID: rec.id, NetNSPath: n.NSPath, WorkDir: workDir, FilesDir: lt.FilesDir, Env: env,
+		UserData: lt.UserData, Command: lt.Command, User: lt.User, LogPath: s.logPath(rec.id), Limits: limits,
 	})
 	if err != nil {
 		return err
@@ -169,28 +170,28 @@ func (s *stack) awsZone(zone string) string {
 // serveInstanceSSH runs the instance's SSH endpoint on port 22 of its own
 // address, accepting the launch template's key pair; sessions run as the
 // instance's user, in its directory and namespace.
-func (s *stack) serveInstanceSSH(g *groupRuntime, rec *instanceRec, n *vpc.Node, workDir string) (stop func(), err error) {
-	if g.lt.KeyPair == "" {
+func (s *stack) serveInstanceSSH(lt plan.LaunchTemplate, rec *instanceRec, n *vpc.Node, workDir string) (stop func(), err error) {
+	if lt.KeyPair == "" {
 		return func() {}, nil
 	}
-	keys, err := s.keys.PublicKeys(g.lt.KeyPair)
+	keys, err := s.keys.PublicKeys(lt.KeyPair)
 	if err != nil {
-		return nil, fmt.Errorf("key pair %s: %w", g.lt.KeyPair, err)
+		return nil, fmt.Errorf("key pair %s: %w", lt.KeyPair, err)
 	}
 	hk, err := keypair.LoadOrCreateHostKey(s.hostKeyPath(rec.id))
 	if err != nil {
 		return nil, err
 	}
-	cred, _, _ := instance.Account(g.lt.User)
+	cred, _, _ := instance.Account(lt.User)
 	var env []string
-	for k, v := range g.lt.Environment {
+	for k, v := range lt.Environment {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
 	env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+workDir)
 	nsPath := n.NSPath
 	srv, err := instancessh.New(instancessh.Config{
-		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: g.lt.User, Credential: cred,
+		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: lt.User, Credential: cred,
 		Dir: workDir, Home: workDir, Env: env, Logger: s.sshLog.With("instance", rec.id),
 		Start: func(c *exec.Cmd) error { return instance.StartInNamespace(nsPath, c) },
 	})

@@ -72,6 +72,7 @@ func (s *stack) routes() {
 		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group", id))
 	})
 	s.mux.HandleFunc("GET /v1/instances/{id}/logs", s.handleLogs)
+	s.mux.HandleFunc("POST "+ApplyPath, s.handleApply)
 	s.mux.HandleFunc("GET /v1/groups/{name}/activities", func(w http.ResponseWriter, r *http.Request) {
 		g, ok := s.groups[r.PathValue("name")]
 		if !ok {
@@ -124,7 +125,7 @@ func (s *stack) targets() []Target {
 		if b == nil {
 			continue
 		}
-		for _, tg := range lbConfig(s.plan, l).TargetGroups {
+		for _, tg := range lbConfig(s.current(), l).TargetGroups {
 			for _, t := range b.engine.Targets(tg.Name) {
 				id := ids[t.Addr]
 				if id == "" {
@@ -198,15 +199,19 @@ func (s *stack) sshAccess() bastion.Access {
 	s.mu.Unlock()
 	sort.Strings(a.KnownHosts)
 	for _, inst := range s.instances() {
-		g, _ := s.groups[inst.Group]
-		if g == nil || g.lt.KeyPair == "" || inst.State != stateRunning {
+		g := s.groups[inst.Group]
+		if g == nil || inst.State != stateRunning {
+			continue
+		}
+		lt := g.launchTemplate()
+		if lt.KeyPair == "" {
 			continue
 		}
 		ip, err := netip.ParseAddr(inst.IP)
 		if err != nil {
 			continue
 		}
-		a.Instances = append(a.Instances, bastion.AccessInstance{ID: inst.ID, Group: inst.Group, IP: ip, User: g.lt.User, KeyPair: g.lt.KeyPair})
+		a.Instances = append(a.Instances, bastion.AccessInstance{ID: inst.ID, Group: inst.Group, IP: ip, User: lt.User, KeyPair: lt.KeyPair})
 	}
 	return a
 }

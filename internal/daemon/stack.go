@@ -40,6 +40,11 @@ type stack struct {
 	sshLog *slog.Logger
 	audit  io.Writer
 
+	// applyMu serialises applies; livePlan is the last plan applied.
+	applyMu  sync.Mutex
+	planMu   sync.Mutex
+	livePlan *plan.Plan
+
 	mu sync.Mutex
 	// hostKeys are known_hosts lines of the instances' SSH endpoints.
 	hostKeys map[string]string
