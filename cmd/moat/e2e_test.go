@@ -670,3 +670,25 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 	}
 	assertNoLeftovers(t, s.name)
 }
+
+// TestSameStackNameFromTwoHomes: a second moat up of a stack name that
+// runs from another MOAT_HOME is refused, and a moat down there does not
+// touch the running stack (namespaces are machine-wide).
+func TestSameStackNameFromTwoHomes(t *testing.T) {
+	needRoot(t)
+	a := newE2EStack(t, "e2etwin", nil)
+	b := newE2EStack(t, "e2etwin", nil)
+	a.mustMoat(120*time.Second, "up", "-d", "--wait")
+	out, err := b.moat(60*time.Second, "up", "-d", "--wait")
+	if err == nil || !strings.Contains(out, "another MOAT_HOME") {
+		t.Errorf("second moat up of the same stack name: err %v, output %q; want a refusal", err, out)
+	}
+	if out, err := b.moat(60*time.Second, "down"); err == nil && strings.Contains(out, "reclaimed") {
+		t.Errorf("moat down from the other MOAT_HOME reclaimed the running stack: %q", out)
+	}
+	if code, _ := get(t, a.web+"/health"); code != 200 {
+		t.Errorf("the first stack stopped serving (%d) after the refused up and down", code)
+	}
+	a.mustMoat(60*time.Second, "down")
+	assertNoLeftovers(t, a.name)
+}

@@ -71,6 +71,11 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		return err
 	}
 	defer lock.Release()
+	mlock, err := AcquireMachine(p.Stack, d.dir)
+	if err != nil {
+		return err
+	}
+	defer mlock.Release()
 	d.events, err = events.Open(d.dir.Events())
 	if err != nil {
 		return err

@@ -19,8 +19,20 @@ import (
 // processes there) is killed, since a namespace with a live process
 // survives its name's deletion; then the namespaces (with their links,
 // routes and nftables tables) and the instances' working directories. It
-// must only run while no daemon holds the stack's lock.
+// must only run while no daemon holds the stack's lock; it takes the
+// machine-wide lock of the stack name, so that it never touches a stack of
+// the same name that runs from another state directory.
 func Reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
+	l, err := AcquireMachine(stack, dir)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Release()
+	return reclaim(ctx, stack, dir)
+}
+
+// reclaim is Reclaim for a daemon that holds the machine lock already.
+func reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
 	names, err := vpc.Leftovers(stack, string(dir))
 	if err != nil {
 		return 0, err

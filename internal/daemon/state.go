@@ -122,3 +122,38 @@ func (d Dir) PID() (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
+
+// machineLockDir holds one lock per stack name for the whole machine: the
+// stack's namespaces are machine-wide, while state directories are per
+// user (MOAT_HOME), so two daemons of one stack name must never run.
+const machineLockDir = "/run/moat/locks"
+
+// AcquireMachine takes the machine-wide lock of a stack name without
+// waiting, recording which state directory holds it. Without root (no
+// namespaces) there is nothing machine-wide to protect and it returns a
+// no-op lock.
+func AcquireMachine(stack string, holder Dir) (*Lock, error) {
+	if os.Geteuid() != 0 {
+		return &Lock{}, nil
+	}
+	if err := os.MkdirAll(machineLockDir, 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(machineLockDir, stack+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open machine lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			by, _ := os.ReadFile(path)
+			return nil, fmt.Errorf("%w on this machine with state in %s (another MOAT_HOME): stop it there with moat down, or give this stack another name",
+				ErrLocked, strings.TrimSpace(string(by)))
+		}
+		return nil, fmt.Errorf("lock stack %s: %w", stack, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(string(holder)+"\n"), 0)
+	return &Lock{f: f}, nil
+}

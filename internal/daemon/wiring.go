@@ -22,7 +22,7 @@ import (
 
 // startNetwork reclaims a crashed run's leftovers, then builds the VPC.
 func (s *stack) startNetwork(ctx context.Context) error {
-	if n, err := Reclaim(ctx, s.plan.Stack, s.dir); err != nil {
+	if n, err := reclaim(ctx, s.plan.Stack, s.dir); err != nil {
 		return fmt.Errorf("reclaim a previous run's leftovers: %w", err)
 	} else if n > 0 {
 		s.event("vpc", "vpc.reclaim", "Reclaimed %d leftover namespace(s) of a previous run", n)
