@@ -10,8 +10,6 @@
 package awscfn
 
 import (
-	"encoding/json"
-
 	"github.com/moat-dev/moat/internal/plan"
 )
 
@@ -88,7 +86,7 @@ func Render(p *plan.Plan, opts Options) (*Template, error) {
 
 // JSON renders the template as indented JSON.
 func (t *Template) JSON() ([]byte, error) {
-	return json.MarshalIndent(t.doc(), "", "  ")
+	return indent(t.doc())
 }
 
 // YAML renders the template as YAML (long-form intrinsic functions).

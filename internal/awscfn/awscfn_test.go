@@ -1,14 +1,19 @@
 package awscfn
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -68,7 +73,7 @@ func TestGolden(t *testing.T) {
 			if fs := Validate(tpl); len(fs) > 0 {
 				t.Errorf("rendered template has %d findings:\n%s", len(fs), findings(fs))
 			}
-			got := mustJSON(t, tpl)
+			got := normaliseGolden(t, mustJSON(t, tpl))
 			path := filepath.Join("testdata", s.name+".golden.json")
 			if *update {
 				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
@@ -100,6 +105,48 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+var (
+	bundleRE  = regexp.MustCompile(`(?s)<<'MOAT_BUNDLE'\n.*?\nMOAT_BUNDLE\n`)
+	versionRE = regexp.MustCompile(`version [0-9a-f]{12}\n`)
+)
+
+// normaliseGolden replaces what changes with the example app's source (the
+// inline bundle and the content version) by placeholders, so the golden
+// files follow the renderer, not app.py. TestInlineBundleRoundTrip checks
+// the bundle itself.
+func normaliseGolden(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["Key"] == "moat:version" {
+				x["Value"] = "$VERSION"
+			}
+			for k, e := range x {
+				x[k] = walk(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		case string:
+			x = bundleRE.ReplaceAllString(x, "<<'MOAT_BUNDLE'\n$$BUNDLE\nMOAT_BUNDLE\n")
+			return versionRE.ReplaceAllString(x, "version $$VERSION\n")
+		}
+		return v
+	}
+	out, err := indent(walk(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // firstDiff describes the first difference between two decoded JSON values.
@@ -248,6 +295,29 @@ func TestAssetMode(t *testing.T) {
 	if strings.Contains(j, "${AWS::StackName}-app.env") {
 		t.Error("unexpected substitution")
 	}
+	// With a NAT gateway, instances reach S3 through it: no endpoint.
+	for _, r := range tpl.Resources {
+		if r.Type == "AWS::EC2::VPCEndpoint" {
+			t.Errorf("unexpected S3 endpoint %s with NAT", r.ID)
+		}
+	}
+	// Without NAT, private subnets get an S3 gateway endpoint.
+	p := loadPlan(t, stacks[0].file)
+	p.NATGateways = nil
+	for i := range p.RouteTables {
+		p.RouteTables[i].Routes = slices.DeleteFunc(p.RouteTables[i].Routes, func(r plan.Route) bool { return r.Target == plan.TargetNAT })
+	}
+	noNAT, err := Render(p, Options{AssetBucket: "my-bucket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := Validate(noNAT); len(fs) > 0 {
+		t.Fatalf("findings:\n%s", findings(fs))
+	}
+	ep := find(t, noNAT, "S3GatewayEndpoint")
+	if got := len(list(ep.Properties["RouteTableIds"])); got != 2 {
+		t.Errorf("S3 endpoint in %d route tables, want the 2 private ones", got)
+	}
 	// Without the option the bundle is inline and no role exists.
 	inline := renderFile(t, stacks[0].file, Options{})
 	for _, r := range inline.Resources {
@@ -313,6 +383,53 @@ func TestInlineUserDataFits(t *testing.T) {
 				t.Errorf("user data lacks %q", want)
 			}
 		}
+	}
+}
+
+// TestInlineBundleRoundTrip: the bundle inlined in user data unpacks to
+// exactly the app's files.
+func TestInlineBundleRoundTrip(t *testing.T) {
+	p := loadPlan(t, stacks[0].file)
+	tpl, err := Render(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud := props(t, tpl, "LaunchTemplateApp")["LaunchTemplateData"].(map[string]any)["UserData"].(map[string]any)["Fn::Base64"].(string)
+	m := regexp.MustCompile(`(?s)<<'MOAT_BUNDLE'\n(.*?)\nMOAT_BUNDLE\n`).FindStringSubmatch(ud)
+	if m == nil {
+		t.Fatal("no inline bundle")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(m[1], "\n", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	files := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.ModTime.Unix() > 0 || h.Uid != 0 || h.Uname != "" {
+			t.Errorf("%s: header carries time or owner: %v %d %q", h.Name, h.ModTime, h.Uid, h.Uname)
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = b
+	}
+	dir := p.LaunchTemplates[0].FilesDir
+	want, err := os.ReadFile(filepath.Join(dir, "app.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(files["app.py"], want) {
+		t.Errorf("app.py in the bundle (%d bytes) differs from %s (%d bytes)", len(files["app.py"]), dir, len(want))
 	}
 }
 

@@ -25,10 +25,10 @@ func (o ordered) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(e.k)
+		k, _ := marshal(e.k)
 		b.Write(k)
 		b.WriteByte(':')
-		v, err := json.Marshal(e.v)
+		v, err := marshal(e.v)
 		if err != nil {
 			return nil, fmt.Errorf("marshal %s: %w", e.k, err)
 		}
@@ -36,6 +36,30 @@ func (o ordered) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// marshal is json.Marshal without HTML escaping, so user data scripts
+// read as written (<<'EOF', &&, >).
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// indent renders v as indented JSON without HTML escaping.
+func indent(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // doc is the template as CloudFormation reads it, in a fixed order:

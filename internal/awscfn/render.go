@@ -117,6 +117,7 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 			return nil, err
 		}
 	}
+	r.s3Endpoint()
 	for _, tg := range p.TargetGroups {
 		r.targetGroup(tg)
 	}
@@ -411,6 +412,30 @@ func (r *renderer) launchTemplate(lt plan.LaunchTemplate) error {
 		"LaunchTemplateName": sub("${AWS::StackName}-" + lt.Name), "LaunchTemplateData": data,
 	}})
 	return nil
+}
+
+// s3Endpoint gives private subnets without NAT a gateway endpoint to S3,
+// so instances can fetch their app bundle.
+func (r *renderer) s3Endpoint() {
+	if len(r.t.Assets) == 0 || len(r.p.NATGateways) > 0 {
+		return
+	}
+	var rts []any
+	for _, rt := range r.p.RouteTables {
+		private := true
+		for _, sn := range rt.Subnets {
+			if s, ok := r.p.Subnet(sn); ok && s.Public {
+				private = false
+			}
+		}
+		if private {
+			rts = append(rts, ref(routeTableID(rt.Name)))
+		}
+	}
+	r.add(Resource{ID: "S3GatewayEndpoint", Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{
+		"VpcId": ref(IDVPC), "VpcEndpointType": "Gateway", "ServiceName": sub("com.amazonaws.${AWS::Region}.s3"),
+		"RouteTableIds": rts,
+	}})
 }
 
 func (r *renderer) targetGroup(tg plan.TargetGroup) {
