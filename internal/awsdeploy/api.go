@@ -79,7 +79,8 @@ func (e *CredentialsError) Error() string {
 	if e.Profile != "" {
 		profile = " --profile " + e.Profile
 	}
-	return fmt.Sprintf("no usable AWS credentials: %v\n"+
+	return fmt.Sprintf("no usable AWS credentials: the standard chain (environment, ~/.aws/credentials, ~/.aws/config profiles, SSO, instance role) gave none that work\n"+
+		"  detail: %v\n"+
 		"  fix: run `aws configure%s` to store access keys, or set AWS_PROFILE to a configured profile,\n"+
 		"       or for IAM Identity Center (SSO) run `aws sso login%s` (SSO sessions expire);\n"+
 		"       AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) work too",
@@ -140,7 +141,7 @@ func credentialsTrouble(err error) error {
 		return err
 	}
 	msg := err.Error()
-	for _, s := range []string{"failed to retrieve credentials", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "refresh cached SSO token failed"} {
+	for _, s := range []string{"failed to retrieve credentials", "failed to refresh cached credentials", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "refresh cached SSO token failed"} {
 		if strings.Contains(msg, s) {
 			return &CredentialsError{Err: err}
 		}

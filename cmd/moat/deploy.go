@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/moat-dev/moat/internal/awscfn"
+	"github.com/moat-dev/moat/internal/awsdeploy"
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+func init() {
+	register(newDeployCommand)
+	register(newDestroyCommand)
+	register(newOutputsCommand)
+}
+
+// awsFlags are the flags every AWS command shares.
+type awsFlags struct {
+	file, stackName, region, profile, endpoint string
+	poll                                       time.Duration
+}
+
+func (f *awsFlags) add(c *cobra.Command) {
+	fileFlag(c, &f.file)
+	c.Flags().StringVar(&f.stackName, "stack-name", "", "CloudFormation stack name (default: the stack file's name)")
+	c.Flags().StringVar(&f.region, "region", "", "AWS region (default: the stack file's aws.region)")
+	c.Flags().StringVar(&f.profile, "profile", "", "AWS profile (default: $AWS_PROFILE, then default)")
+	// The endpoint sends every AWS call elsewhere; tests point it at a
+	// local stand-in of CloudFormation. AWS_ENDPOINT_URL works too.
+	c.Flags().StringVar(&f.endpoint, "endpoint-url", "", "send AWS calls to this URL (testing)")
+	_ = c.Flags().MarkHidden("endpoint-url")
+	c.Flags().DurationVar(&f.poll, "poll-interval", 3*time.Second, "interval between CloudFormation status polls")
+	_ = c.Flags().MarkHidden("poll-interval")
+}
+
+// target resolves the stack name and region. Deploy needs the stack file;
+// destroy and outputs use it when it is there, and otherwise need
+// --stack-name (and a region from --region or the AWS configuration).
+func (f *awsFlags) target(stderr io.Writer, needPlan bool) (*plan.Plan, string, string, error) {
+	var p *plan.Plan
+	if needPlan || f.stackName == "" || f.file != "" || os.Getenv("MOAT_FILE") != "" || fileExists(stackFile("")) {
+		var err error
+		if p, err = loadPlan(f.file, stderr); err != nil {
+			return nil, "", "", err
+		}
+	}
+	name, region := f.stackName, f.region
+	if p != nil {
+		if name == "" {
+			name = p.Stack
+		}
+		if region == "" {
+			region = p.AWS.Region
+		} else if needPlan && region != p.AWS.Region {
+			return nil, "", "", withCode(exitUsage, fmt.Errorf("--region %s: the stack file places its zones in %s (aws.region); set aws.region: %s in the file to deploy there", region, p.AWS.Region, region))
+		}
+	}
+	return p, name, region, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// deployer connects to AWS and builds the deployer.
+func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string, yes bool, verb string) (*awsdeploy.Deployer, error) {
+	cl, err := awsdeploy.Connect(ctx, awsdeploy.ClientOptions{Region: region, Profile: f.profile, EndpointURL: f.endpoint})
+	if err != nil {
+		return nil, err
+	}
+	tty := isTerminal(c.ErrOrStderr())
+	d := &awsdeploy.Deployer{
+		CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, Region: cl.Region,
+		Out: c.ErrOrStderr(), TTY: tty, Color: tty && os.Getenv("NO_COLOR") == "", Poll: f.poll,
+	}
+	if !yes {
+		in := bufio.NewReader(c.InOrStdin())
+		d.Confirm = func(q string) (bool, error) {
+			fmt.Fprintf(c.ErrOrStderr(), "%s [y/N] ", q)
+			line, err := in.ReadString('\n')
+			if err != nil && line == "" {
+				fmt.Fprintln(c.ErrOrStderr())
+				return false, withCode(exitUsage, fmt.Errorf("no answer on standard input: pass -y to %s without asking", verb))
+			}
+			switch strings.ToLower(strings.TrimSpace(line)) {
+			case "y", "yes":
+				return true, nil
+			}
+			fmt.Fprintln(c.ErrOrStderr(), "cancelled; nothing was changed")
+			return false, nil
+		}
+	}
+	return d, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// awsErr maps deploy errors to exit codes.
+func awsErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	if errors.Is(err, awsdeploy.ErrStackNotFound) {
+		return withCode(exitNotFound, err)
+	}
+	return withCode(exitFailure, err)
+}
+
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+func newDeployCommand() *cobra.Command {
+	var f awsFlags
+	var yes bool
+	var bucket string
+	c := &cobra.Command{
+		Use:   "deploy",
+		Short: "Create or update the stack on AWS through a CloudFormation change set",
+		Long: `Deploy renders the stack file as CloudFormation (as moat template does), validates it
+offline, and creates or updates the stack through a change set: it shows what will change
+and asks (unless -y), streams the stack's events until CloudFormation finishes, and prints
+the stack's outputs. On failure it names the first resource that failed and why, and says
+whether CloudFormation rolled back.
+
+Credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+AWS_PROFILE or --profile (~/.aws/config and ~/.aws/credentials), IAM Identity Center (SSO)
+after aws sso login. The region is the stack file's aws.region (default us-east-1).`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, name, region, err := f.target(c.ErrOrStderr(), true)
+			if err != nil {
+				return err
+			}
+			if bucket == "" {
+				bucket = p.AWS.AssetBucket
+			}
+			t, err := awscfn.Render(p, awscfn.Options{AssetBucket: bucket})
+			if err != nil {
+				return withCode(exitInvalid, err)
+			}
+			if findings := awscfn.Validate(t); len(findings) > 0 {
+				var b strings.Builder
+				for _, fd := range findings {
+					fmt.Fprintf(&b, "\n  %s", fd)
+				}
+				return withCode(exitInvalid, fmt.Errorf("the rendered template has %d problems; not deploying:%s", len(findings), b.String()))
+			}
+			body, err := t.JSON()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(c.Context())
+			defer cancel()
+			d, err := f.deployer(ctx, c, region, yes, "deploy")
+			if err != nil {
+				return awsErr(err)
+			}
+			spec := awsdeploy.Spec{StackName: name, Template: body, Bucket: bucket, Tags: map[string]string{"moat:stack": p.Stack}}
+			for _, a := range t.Assets {
+				spec.Assets = append(spec.Assets, awsdeploy.Asset{Name: a.Name, Dir: a.Dir, ParamBucket: a.ParamBucket, ParamKey: a.ParamKey})
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "deploying stack %s to %s\n", name, d.Region)
+			res, err := d.Deploy(ctx, spec)
+			if err != nil {
+				return awsErr(err)
+			}
+			if res.Cancelled {
+				return nil
+			}
+			if !res.NoChanges {
+				fmt.Fprintf(c.ErrOrStderr(), "stack %s: %s\n", name, res.Status)
+			}
+			return writeOutputs(c.OutOrStdout(), res.Outputs)
+		},
+	}
+	f.add(c)
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "deploy without asking")
+	c.Flags().StringVar(&bucket, "bucket", "", "S3 bucket for the app's files (default: the file's aws.assetBucket; without one, small apps travel in user data)")
+	return c
+}
+
+func newDestroyCommand() *cobra.Command {
+	var f awsFlags
+	var yes bool
+	c := &cobra.Command{
+		Use:   "destroy",
+		Short: "Delete the stack on AWS and everything in it, and wait until it is gone",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, name, region, err := f.target(c.ErrOrStderr(), false)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(c.Context())
+			defer cancel()
+			d, err := f.deployer(ctx, c, region, yes, "destroy")
+			if err != nil {
+				return awsErr(err)
+			}
+			res, err := d.Destroy(ctx, name)
+			if err != nil {
+				return awsErr(err)
+			}
+			if !res.Cancelled {
+				fmt.Fprintf(c.ErrOrStderr(), "stack %s deleted\n", name)
+			}
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return c
+}
+
+func newOutputsCommand() *cobra.Command {
+	var f awsFlags
+	var output string
+	c := &cobra.Command{
+		Use:   "outputs",
+		Short: "Print the outputs of the stack on AWS (load balancer URL, bastion address, ssh command)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return withCode(exitUsage, fmt.Errorf("unknown output format %q: use text or json", output))
+			}
+			_, name, region, err := f.target(c.ErrOrStderr(), false)
+			if err != nil {
+				return err
+			}
+			d, err := f.deployer(c.Context(), c, region, true, "")
+			if err != nil {
+				return awsErr(err)
+			}
+			outs, err := d.Outputs(c.Context(), name)
+			if err != nil {
+				return awsErr(err)
+			}
+			if output == "json" {
+				if outs == nil {
+					outs = []awsdeploy.Output{}
+				}
+				return writeJSON(c.OutOrStdout(), outs)
+			}
+			return writeOutputs(c.OutOrStdout(), outs)
+		},
+	}
+	f.add(c)
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+func writeOutputs(w io.Writer, outs []awsdeploy.Output) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTPUT\tVALUE")
+	for _, o := range outs {
+		fmt.Fprintf(tw, "%s\t%s\n", o.Key, o.Value)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,216 @@
+package main
+
+// moat deploy, destroy and outputs, end to end, against cfnstandin: a LOCAL
+// STAND-IN for the CloudFormation, S3 and STS APIs on loopback (not AWS).
+// The CLI reaches it through the hidden --endpoint-url flag or through
+// AWS_ENDPOINT_URL, as any AWS SDK client would.
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moat-dev/moat/internal/awsdeploy"
+	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
+)
+
+// isolateAWS clears every AWS setting the environment may hold, points the
+// shared config files at an empty file and disables the instance metadata
+// service, so that nothing looks for credentials off this machine.
+func isolateAWS(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL_S3",
+		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "MOAT_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+func standinCreds(t *testing.T) *cfnstandin.Server {
+	t.Helper()
+	isolateAWS(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASTANDINCLI")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
+	s := cfnstandin.New()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestDeployUpdateDestroyAgainstStandIn(t *testing.T) {
+	s := standinCreds(t)
+	path := copyExample(t)
+	ep := "--endpoint-url=" + s.URL
+	fast := "--poll-interval=1ms"
+
+	// Create.
+	stdout, stderr, code := run(t, "deploy", "-f", path, "-y", ep, fast)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"deploying stack realtime to us-east-1", "change set for stack realtime (CREATE)", "Add", "AutoScalingGroupWeb", "CREATE_COMPLETE", "stack realtime: CREATE_COMPLETE"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("deploy stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	for _, want := range []string{"OUTPUT", "LoadBalancerWebURL", "http://loadbalancerweb.dnsname.standin.invalid/", "SSHCommand"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("deploy stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if st := s.StackStatus("realtime"); st != "CREATE_COMPLETE" {
+		t.Fatalf("stand-in stack: %s", st)
+	}
+	t.Logf("deploy stderr (first lines):\n%s", head(stderr, 12))
+
+	// Update: the desired capacity goes from 2 to 3, and that is the one change.
+	edited, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte(strings.Replace(string(edited), "desiredCapacity: 2", "desiredCapacity: 3", 1)), 0o644)
+	_, stderr, code = run(t, "deploy", "-f", path, "-y", ep, fast)
+	if code != 0 {
+		t.Fatalf("update: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "change set for stack realtime (UPDATE): 1 to modify\n") {
+		t.Errorf("update summary:\n%s", stderr)
+	}
+	if n := strings.Count(stderr, "  Modify  "); n != 1 {
+		t.Errorf("%d Modify rows, want 1:\n%s", n, stderr)
+	}
+	if !strings.Contains(stderr, "Modify  AutoScalingGroupWeb  AWS::AutoScaling::AutoScalingGroup  False") {
+		t.Errorf("update change row:\n%s", stderr)
+	}
+	if got := s.ResourceProperty("realtime", "AutoScalingGroupWeb", "DesiredCapacity"); got != `"3"` {
+		t.Errorf("deployed DesiredCapacity %s", got)
+	}
+
+	// Again: nothing to do.
+	stdout, stderr, code = run(t, "deploy", "-f", path, "-y", ep, fast)
+	if code != 0 || !strings.Contains(stderr, "no changes") || !strings.Contains(stdout, "LoadBalancerWebURL") {
+		t.Errorf("redeploy: exit %d\n%s\n%s", code, stderr, stdout)
+	}
+
+	// Outputs as JSON.
+	stdout, stderr, code = run(t, "outputs", "-f", path, "-o", "json", ep, fast)
+	if code != 0 {
+		t.Fatalf("outputs: exit %d %s", code, stderr)
+	}
+	var outs []awsdeploy.Output
+	if err := json.Unmarshal([]byte(stdout), &outs); err != nil {
+		t.Fatalf("outputs json: %v\n%s", err, stdout)
+	}
+	got := map[string]string{}
+	for _, o := range outs {
+		got[o.Key] = o.Value
+	}
+	if got["BastionPublicIP"] != "192.0.2.10" || !strings.Contains(got["SSHCommand"], "ec2-user@192.0.2.10") {
+		t.Errorf("outputs: %v", got)
+	}
+
+	// Destroy without -y and without an answer: refused, nothing deleted.
+	_, stderr, code = run(t, "destroy", "-f", path, ep, fast)
+	if code != exitUsage || !strings.Contains(stderr, "pass -y") || s.StackStatus("realtime") == "" {
+		t.Errorf("unanswered destroy: exit %d\n%s", code, stderr)
+	}
+	// Destroy by stack name alone, from a directory without a stack file.
+	t.Chdir(t.TempDir())
+	_, stderr, code = run(t, "destroy", "--stack-name", "realtime", "--region", "us-east-1", "-y", ep, fast)
+	if code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "DELETE_COMPLETE") || !strings.Contains(stderr, "stack realtime deleted") {
+		t.Errorf("destroy stderr:\n%s", stderr)
+	}
+	if st := s.StackStatus("realtime"); st != "" {
+		t.Errorf("stack left in %s", st)
+	}
+	_, stderr, code = run(t, "outputs", "--stack-name", "realtime", "--region", "us-east-1", ep, fast)
+	if code != exitNotFound || !strings.Contains(stderr, "no stack realtime in us-east-1") {
+		t.Errorf("outputs after destroy: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestDeployFailureExitCode runs the built binary, reaching the stand-in
+// through AWS_ENDPOINT_URL, with the auto scaling group set to fail.
+func TestDeployFailureExitCode(t *testing.T) {
+	s := standinCreds(t)
+	s.Fail["AutoScalingGroupWeb"] = "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to."
+	t.Setenv("AWS_ENDPOINT_URL", s.URL)
+	path := copyExample(t)
+	_, stderr, code := runBin(t, "deploy", "-f", path, "-y", "--poll-interval=1ms")
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailure, stderr)
+	}
+	for _, want := range []string{
+		"moat: create of stack realtime failed: ROLLBACK_COMPLETE",
+		"first failure: AutoScalingGroupWeb (AWS::AutoScaling::AutoScalingGroup) CREATE_FAILED: You have requested more vCPU capacity",
+		"rolled back",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	// The plain (non-TTY) progress view has no escape sequences.
+	if strings.Contains(stderr, "\x1b[") {
+		t.Error("escape sequences in non-TTY output")
+	}
+	t.Logf("stderr tail:\n%s", tail(stderr, 8))
+}
+
+func TestDeployWithoutCredentials(t *testing.T) {
+	isolateAWS(t)
+	path := copyExample(t)
+	_, stderr, code := run(t, "deploy", "-f", path, "-y")
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailure, stderr)
+	}
+	for _, want := range []string{"no usable AWS credentials", "failed to refresh cached credentials", "aws configure", "AWS_PROFILE", "aws sso login"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	// destroy by name with no region anywhere: the region error.
+	t.Chdir(t.TempDir())
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASTANDINCLI")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
+	_, stderr, code = run(t, "destroy", "--stack-name", "x", "-y")
+	if code != exitFailure || !strings.Contains(stderr, "no AWS region: pass --region, set AWS_REGION") {
+		t.Errorf("no region: exit %d\n%s", code, stderr)
+	}
+	// A profile that does not exist.
+	_, stderr, _ = run(t, "outputs", "--stack-name", "x", "--region", "us-east-1", "--profile", "nosuch")
+	if !strings.Contains(stderr, `AWS profile "nosuch" is not in`) {
+		t.Errorf("missing profile:\n%s", stderr)
+	}
+}
+
+func TestDeployRegionMismatch(t *testing.T) {
+	isolateAWS(t)
+	path := copyExample(t)
+	_, stderr, code := run(t, "deploy", "-f", path, "--region", "eu-west-1")
+	if code != exitUsage || !strings.Contains(stderr, "aws.region") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+func head(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	return strings.Join(lines[:min(n, len(lines))], "")
+}
+
+func tail(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "")
+}
