@@ -77,15 +77,13 @@ func (p *Progress) plainLine(e Event) string {
 	return s
 }
 
-// symbol is the mark in front of a row.
+// symbol is the mark in front of a row: ✘ failed, - in progress, ✔ done.
 func symbol(status string) string {
 	switch {
 	case strings.HasSuffix(status, "_FAILED"):
 		return "✘"
 	case strings.HasSuffix(status, "_IN_PROGRESS"):
 		return "-"
-	case strings.Contains(status, "ROLLBACK") || strings.HasPrefix(status, "DELETE_"):
-		return "✔"
 	case strings.HasSuffix(status, "_COMPLETE"):
 		return "✔"
 	}

@@ -88,7 +88,7 @@ func Succeeded(status string) bool {
 
 // RolledBack reports whether CloudFormation rolled the operation back.
 func RolledBack(status string) bool {
-	return strings.Contains(status, "ROLLBACK_COMPLETE")
+	return Terminal(status) && strings.Contains(status, "ROLLBACK_COMPLETE")
 }
 
 // NoChanges reports whether a FAILED change set only means that the

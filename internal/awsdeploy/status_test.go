@@ -1,0 +1,236 @@
+package awsdeploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStackAction(t *testing.T) {
+	for _, tc := range []struct {
+		status string
+		want   Action
+		err    string
+	}{
+		{"", Create, ""},
+		{"REVIEW_IN_PROGRESS", Create, ""},
+		{"CREATE_COMPLETE", Update, ""},
+		{"UPDATE_COMPLETE", Update, ""},
+		{"UPDATE_ROLLBACK_COMPLETE", Update, ""},
+		{"IMPORT_COMPLETE", Update, ""},
+		{"ROLLBACK_COMPLETE", 0, "moat destroy"},
+		{"ROLLBACK_FAILED", 0, "moat destroy"},
+		{"DELETE_FAILED", 0, "moat destroy"},
+		{"UPDATE_ROLLBACK_FAILED", 0, "continue-update-rollback"},
+		{"UPDATE_IN_PROGRESS", 0, "another operation is running"},
+		{"CREATE_IN_PROGRESS", 0, "another operation is running"},
+		{"DELETE_IN_PROGRESS", 0, "another operation is running"},
+		{"UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", 0, "another operation is running"},
+	} {
+		got, err := StackAction("web", tc.status)
+		if tc.err != "" {
+			var se *StackStateError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "stack web is "+tc.status) {
+				t.Errorf("%q: err %v, want one mentioning %q", tc.status, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %v %v, want %v", tc.status, got, err, tc.want)
+		}
+	}
+}
+
+func TestStatusClasses(t *testing.T) {
+	for _, tc := range []struct {
+		status                          string
+		terminal, succeeded, rolledBack bool
+	}{
+		{"CREATE_IN_PROGRESS", false, false, false},
+		{"CREATE_COMPLETE", true, true, false},
+		{"ROLLBACK_IN_PROGRESS", false, false, false},
+		{"ROLLBACK_COMPLETE", true, false, true},
+		{"UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", false, false, false},
+		{"UPDATE_COMPLETE", true, true, false},
+		{"UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", false, false, false},
+		{"UPDATE_ROLLBACK_COMPLETE", true, false, true},
+		{"UPDATE_ROLLBACK_FAILED", true, false, false},
+		{"UPDATE_FAILED", true, false, false},
+		{"DELETE_COMPLETE", true, true, false},
+		{"DELETE_FAILED", true, false, false},
+	} {
+		if Terminal(tc.status) != tc.terminal || Succeeded(tc.status) != tc.succeeded || RolledBack(tc.status) != tc.rolledBack {
+			t.Errorf("%s: terminal %v succeeded %v rolledBack %v", tc.status, Terminal(tc.status), Succeeded(tc.status), RolledBack(tc.status))
+		}
+	}
+}
+
+func TestNoChanges(t *testing.T) {
+	for reason, want := range map[string]bool{
+		"The submitted information didn't contain changes. Submit different information to create a change set.": true,
+		"No updates are to be performed.": true,
+		"Template format error: Unresolved resource dependencies [Foo] in the Resources block of the template": false,
+		"": false,
+	} {
+		if NoChanges(reason) != want {
+			t.Errorf("NoChanges(%q) = %v", reason, !want)
+		}
+	}
+}
+
+func TestFirstFailure(t *testing.T) {
+	ev := func(id, status, reason string) Event {
+		typ := "AWS::EC2::Subnet"
+		if id == "web" {
+			typ = "AWS::CloudFormation::Stack"
+		}
+		return Event{LogicalID: id, Type: typ, Status: status, Reason: reason}
+	}
+	for _, tc := range []struct {
+		name   string
+		events []Event
+		want   string // logical id, "" for nil
+		reason string
+	}{
+		{"none", []Event{ev("web", "CREATE_IN_PROGRESS", ""), ev("A", "CREATE_COMPLETE", "")}, "", ""},
+		{"first of two", []Event{ev("A", "CREATE_FAILED", "boom"), ev("B", "CREATE_FAILED", "later")}, "A", "boom"},
+		{"cancelled skipped even when earlier", []Event{
+			ev("B", "CREATE_FAILED", "Resource creation cancelled"), ev("A", "CREATE_FAILED", "quota"),
+		}, "A", "quota"},
+		{"update cancelled skipped", []Event{ev("B", "UPDATE_FAILED", "Resource update cancelled"), ev("A", "UPDATE_FAILED", "bad")}, "A", "bad"},
+		{"resource before stack summary", []Event{
+			ev("web", "CREATE_FAILED", "The following resource(s) failed to create: [A]."), ev("A", "CREATE_FAILED", "quota"),
+		}, "A", "quota"},
+		{"stack only", []Event{ev("web", "UPDATE_FAILED", "Parameter validation failed")}, "web", "Parameter validation failed"},
+		{"only cancellations", []Event{ev("B", "CREATE_FAILED", "Resource creation cancelled")}, "", ""},
+		{"delete failed", []Event{ev("A", "DELETE_COMPLETE", ""), ev("Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty")}, "Bucket", "The bucket you tried to delete is not empty"},
+	} {
+		got := FirstFailure(tc.events, "web")
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%s: got %v, want none", tc.name, got)
+		case tc.want != "" && (got == nil || got.LogicalID != tc.want || got.Reason != tc.reason):
+			t.Errorf("%s: got %v, want %s: %s", tc.name, got, tc.want, tc.reason)
+		}
+	}
+}
+
+func TestProgressPlain(t *testing.T) {
+	var b strings.Builder
+	p := NewProgress(&b, "web", false, true)
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "CREATE_IN_PROGRESS", Time: t0})
+	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_IN_PROGRESS", Time: t0.Add(time.Second)})
+	// The same status again (CloudFormation's "Resource creation Initiated"
+	// repeats it with a reason) is a change: it shows.
+	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_IN_PROGRESS", Reason: "Resource creation Initiated", Time: t0.Add(2 * time.Second)})
+	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_COMPLETE", Time: t0.Add(14 * time.Second)})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 || strings.Contains(b.String(), "\x1b") {
+		t.Fatalf("plain view:\n%s", b.String())
+	}
+	if !strings.HasPrefix(lines[3], "12:00:14  VPC") || !strings.HasSuffix(lines[3], "CREATE_COMPLETE") {
+		t.Errorf("line %q", lines[3])
+	}
+	want := []string{
+		"- stack web                          AWS::CloudFormation::Stack                 CREATE_IN_PROGRESS",
+		"  ✔ VPC                                AWS::EC2::VPC                              CREATE_COMPLETE [13s]",
+	}
+	if got := p.Lines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestProgressTTYRedrawsInPlace(t *testing.T) {
+	var b strings.Builder
+	p := NewProgress(&b, "web", true, false)
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "CREATE_IN_PROGRESS", Time: t0})
+	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_IN_PROGRESS", Time: t0})
+	b.Reset()
+	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_FAILED", Reason: "quota", Time: t0.Add(time.Second)})
+	frame := b.String()
+	// Back up over the two lines drawn before, clear each, draw three
+	// (the failed row has its reason on a second line).
+	if !strings.HasPrefix(frame, "\x1b[2F") || strings.Count(frame, "\x1b[2K") != 3 {
+		t.Errorf("frame %q", frame)
+	}
+	if !strings.Contains(frame, "✘ VPC") || !strings.Contains(frame, "    quota") {
+		t.Errorf("frame %q", frame)
+	}
+	if strings.Contains(frame, "\x1b[3") {
+		t.Errorf("colour without Color: %q", frame)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	isolate := func(t *testing.T) {
+		dir := t.TempDir()
+		empty := filepath.Join(dir, "empty")
+		os.WriteFile(empty, nil, 0o600)
+		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+			"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+		t.Setenv("AWS_CONFIG_FILE", empty)
+		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true") // never look for an instance role off this machine
+	}
+	ctx := context.Background()
+
+	t.Run("no credentials", func(t *testing.T) {
+		isolate(t)
+		_, err := Connect(ctx, ClientOptions{Region: "us-east-1"})
+		var ce *CredentialsError
+		if !errors.As(err, &ce) {
+			t.Fatalf("err = %v, want CredentialsError", err)
+		}
+		for _, want := range []string{"no usable AWS credentials", "aws configure", "AWS_PROFILE", "aws sso login"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+		}
+	})
+	t.Run("no region", func(t *testing.T) {
+		isolate(t)
+		t.Setenv("AWS_ACCESS_KEY_ID", "AKIA")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
+		if _, err := Connect(ctx, ClientOptions{}); !errors.Is(err, ErrNoRegion) {
+			t.Errorf("err = %v, want ErrNoRegion", err)
+		}
+	})
+	t.Run("region from a profile", func(t *testing.T) {
+		isolate(t)
+		cfg := filepath.Join(t.TempDir(), "config")
+		os.WriteFile(cfg, []byte("[profile ops]\nregion = eu-west-1\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = x\n"), 0o600)
+		t.Setenv("AWS_CONFIG_FILE", cfg)
+		c, err := Connect(ctx, ClientOptions{Profile: "ops"})
+		if err != nil || c.Region != "eu-west-1" {
+			t.Fatalf("%v %v", c, err)
+		}
+		// --region wins over the profile.
+		c, err = Connect(ctx, ClientOptions{Profile: "ops", Region: "us-west-2"})
+		if err != nil || c.Region != "us-west-2" {
+			t.Fatalf("%v %v", c, err)
+		}
+	})
+	t.Run("unknown profile", func(t *testing.T) {
+		isolate(t)
+		_, err := Connect(ctx, ClientOptions{Profile: "nosuch", Region: "us-east-1"})
+		if err == nil || !strings.Contains(err.Error(), `AWS profile "nosuch"`) || !strings.Contains(err.Error(), "aws configure") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("expired token mid-run", func(t *testing.T) {
+		err := credentialsTrouble(errors.New("operation error CloudFormation: DescribeStacks, https response error StatusCode: 403, api error ExpiredToken: The security token included in the request is expired"))
+		var ce *CredentialsError
+		if !errors.As(err, &ce) {
+			t.Errorf("ExpiredToken not recognised: %v", err)
+		}
+	})
+}
