@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -459,11 +460,45 @@ func TestCfnLint(t *testing.T) {
 	if err != nil {
 		t.Skip("cfn-lint is not installed (pip install cfn-lint); the Go validator still ran")
 	}
+	dir := t.TempDir()
+	var all []string
 	for _, s := range stacks {
-		path := filepath.Join("testdata", s.name+".golden.json")
-		out, err := exec.Command(bin, "--ignore-checks", "W3010", "--", path).CombinedOutput()
-		if err != nil {
-			t.Errorf("cfn-lint %s: %v\n%s", path, err, out)
+		paths := []string{filepath.Join("testdata", s.name+".golden.json")}
+		// The YAML rendering, and the asset mode, too.
+		for i, opts := range []Options{{}, {AssetBucket: "my-bucket"}} {
+			y, err := renderFile(t, s.file, opts).YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", s.name, i))
+			if err := os.WriteFile(p, y, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, p)
+		}
+		all = append(all, paths...)
+	}
+	out, err := exec.Command(bin, append([]string{"--ignore-checks", "W3010", "--"}, all...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("cfn-lint %v: %v\n%s", all, err, out)
+	}
+}
+
+func BenchmarkRender(b *testing.B) {
+	p := loadPlan(b, stacks[1].file)
+	for b.Loop() {
+		if _, err := Render(p, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	tpl := renderFile(b, stacks[1].file, Options{})
+	Validate(tpl) // load the schemas once
+	for b.Loop() {
+		if fs := Validate(tpl); len(fs) > 0 {
+			b.Fatal(fs)
 		}
 	}
 }
