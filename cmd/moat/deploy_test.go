@@ -214,3 +214,39 @@ func tail(s string, n int) string {
 	lines := strings.SplitAfter(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
+
+// TestDeployShipsAppThroughS3 deploys with --bucket: the app's files go to
+// the bucket as a content-addressed bundle and the stack gets its key.
+func TestDeployShipsAppThroughS3(t *testing.T) {
+	s := standinCreds(t)
+	path := copyExample(t)
+	args := []string{"deploy", "-f", path, "-y", "--bucket", "my-assets", "--endpoint-url=" + s.URL, "--poll-interval=1ms"}
+
+	_, stderr, code := run(t, args...)
+	if code != exitFailure || !strings.Contains(stderr, "bucket my-assets is not usable") {
+		t.Errorf("missing bucket: exit %d\n%s", code, stderr)
+	}
+	if st := s.StackStatus("realtime"); st != "" {
+		t.Errorf("a failed upload left a stack in %s", st)
+	}
+
+	s.CreateBucket("my-assets")
+	_, stderr, code = run(t, args...)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	bundle, err := awsdeploy.Bundle(filepath.Join(filepath.Dir(path), "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := awsdeploy.BundleKey("realtime", "app", bundle)
+	if got, ok := s.Object("my-assets", key); !ok || string(got) != string(bundle) {
+		t.Fatalf("bundle not at s3://my-assets/%s: %v", key, s.Objects())
+	}
+	if b, k := s.Parameter("realtime", "AppAssetBucket"), s.Parameter("realtime", "AppAssetKey"); b != "my-assets" || k != key {
+		t.Errorf("stack parameters bucket %q key %q, want my-assets %s", b, k, key)
+	}
+	if !strings.Contains(stderr, "uploaded ") || !strings.Contains(stderr, "s3://my-assets/"+key) {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}

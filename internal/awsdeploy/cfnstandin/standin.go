@@ -171,6 +171,16 @@ func (s *Server) Resources(name string) []string {
 	return out
 }
 
+// Parameter returns a parameter value of the live stack.
+func (s *Server) Parameter(stackName, key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.live(stackName); st != nil {
+		return st.params[key]
+	}
+	return ""
+}
+
 // ResourceProperty returns a property of a deployed resource, as JSON.
 func (s *Server) ResourceProperty(stackName, logicalID, prop string) string {
 	s.mu.Lock()
