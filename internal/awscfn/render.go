@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -610,6 +611,40 @@ func (r *renderer) lbOfTargetGroup(tg string) string {
 	return ""
 }
 
+// listenersOf returns the listeners (and listener rules) forwarding to a
+// target group.
+func (r *renderer) listenersOf(tg string) []string {
+	forwards := func(a spec.Action) bool {
+		if a.Forward == nil {
+			return false
+		}
+		if a.Forward.TargetGroup == tg {
+			return true
+		}
+		for _, w := range a.Forward.TargetGroups {
+			if w.Name == tg {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, lb := range r.p.LoadBalancers {
+		for _, l := range lb.Listeners {
+			lid := listenerID(lb.Name, l.Port)
+			if forwards(l.DefaultAction) {
+				out = append(out, lid)
+			}
+			for _, rule := range l.Rules {
+				if forwards(rule.Action) {
+					out = append(out, fmt.Sprintf("%sRule%d", lid, rule.Priority))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (r *renderer) autoScalingGroup(g plan.AutoScalingGroup) error {
 	id := asgID(g.Name)
 	var subnets, tgs []any
@@ -646,7 +681,14 @@ func (r *renderer) autoScalingGroup(g plan.AutoScalingGroup) error {
 			}
 		}
 	}
+	// A target group must be associated with its load balancer (through a
+	// listener) before the group registers into it and before an
+	// ALBRequestCountPerTarget policy names the pair.
+	for _, tg := range g.TargetGroups {
+		deps = append(deps, r.listenersOf(tg)...)
+	}
 	sort.Strings(deps)
+	deps = slices.Compact(deps)
 	// A rolling replacement with the instance refresh's semantics: keep
 	// MinHealthyPercentage of the desired capacity in service, replace the
 	// rest per batch, and wait the refresh warm-up between batches.

@@ -185,6 +185,22 @@ func TestValidateFindsBreakage(t *testing.T) {
 			path: "AutoScalingGroupWeb.Properties.TargetGroupARNs[0]", msg: "on tcp/9000",
 		},
 		{
+			name: "request count policy created before the listener",
+			breakIt: func(t *testing.T, tpl *Template) {
+				find(t, tpl, "AutoScalingGroupWeb").DependsOn = []string{"RouteTablePrivateANatRoute"}
+			},
+			path: "AutoScalingGroupWebPolicyRequestsPerTarget.DependsOn", msg: "depends on none of LoadBalancerWebListener80",
+		},
+		{
+			name: "request count label with no listener between the pair",
+			breakIt: func(t *testing.T, tpl *Template) {
+				acts := props(t, tpl, "LoadBalancerWebListener80")["DefaultActions"].([]any)
+				acts[0] = map[string]any{"Type": "fixed-response", "FixedResponseConfig": map[string]any{"StatusCode": "503"}}
+			},
+			path: "AutoScalingGroupWebPolicyRequestsPerTarget.Properties.TargetTrackingConfiguration.PredefinedMetricSpecification.ResourceLabel",
+			msg:  "no listener of LoadBalancerWeb forwards to TargetGroupWeb",
+		},
+		{
 			name: "step scaling alarm with a dangling action (three zones)",
 			file: stacks[1].file,
 			breakIt: func(t *testing.T, tpl *Template) {
