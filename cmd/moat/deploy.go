@@ -82,10 +82,11 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 	if err != nil {
 		return nil, err
 	}
-	tty := isTerminal(c.ErrOrStderr())
+	tty, width, height := terminalSize(c.ErrOrStderr())
 	d := &awsdeploy.Deployer{
 		CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, Region: cl.Region,
 		Out: c.ErrOrStderr(), TTY: tty, Color: tty && os.Getenv("NO_COLOR") == "", Poll: f.poll,
+		Width: width, Height: height,
 	}
 	if !yes {
 		in := bufio.NewReader(c.InOrStdin())
@@ -107,13 +108,19 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 	return d, nil
 }
 
-func isTerminal(w io.Writer) bool {
+// terminalSize reports whether w is a terminal, and its size.
+func terminalSize(w io.Writer) (tty bool, width, height int) {
 	f, ok := w.(*os.File)
 	if !ok {
-		return false
+		return false, 0, 0
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return false, 0, 0
+	}
+	if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
+		return true, int(ws.Col), int(ws.Row)
+	}
+	return true, 0, 0
 }
 
 // awsErr maps deploy errors to exit codes.

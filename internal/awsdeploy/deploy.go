@@ -36,8 +36,10 @@ type Deployer struct {
 
 	// Out receives the change set, the progress view and notes (stderr).
 	Out io.Writer
-	// TTY redraws the progress view in place; Color colours it.
-	TTY, Color bool
+	// TTY redraws the progress view in place; Color colours it; Width and
+	// Height are the terminal's size (0: unknown).
+	TTY, Color    bool
+	Width, Height int
 	// Confirm asks before a change set is executed or a stack deleted; nil
 	// proceeds without asking (-y).
 	Confirm func(question string) (bool, error)
@@ -408,6 +410,7 @@ func reverse(es []Event) []Event {
 // event of the operation, oldest first.
 func (d *Deployer) watch(ctx context.Context, name, stackID, marker string) (*types.Stack, []Event, error) {
 	view := NewProgress(d.out(), name, d.TTY, d.Color)
+	view.Width, view.Height = d.Width, d.Height
 	var all []Event
 	for {
 		evs, err := d.newEvents(ctx, stackID, marker)

@@ -9,14 +9,21 @@ import (
 
 // Progress is the live view of a stack operation, after AWS Copilot's: one
 // line per resource, in the order resources first appear, each showing the
-// resource's latest status. On a terminal the lines are redrawn in place as
-// statuses change; elsewhere (logs, CI, pipes) every status change is one
+// resource's latest status. On a terminal the resources in progress (and
+// the stack) are redrawn in place at the bottom as their statuses change,
+// and a resource that settles (complete or failed) moves up into the
+// scrollback as a permanent line, so the live part stays short whatever
+// the stack's size. Elsewhere (logs, CI, pipes) every status change is one
 // plain line.
 type Progress struct {
 	w     io.Writer
 	tty   bool
 	color bool
 	stack string
+	// Width and Height are the terminal's size (0: unknown); lines are cut
+	// to Width and the live part to Height-1 lines so that redrawing never
+	// scrolls.
+	Width, Height int
 
 	rows  []*progressRow
 	index map[string]*progressRow
@@ -27,6 +34,7 @@ type Progress struct {
 type progressRow struct {
 	logicalID, typ, status, reason string
 	first, last                    time.Time
+	settled                        bool // printed into the scrollback in its current status (TTY)
 }
 
 // NewProgress writes the view for stack to w; tty selects in-place redraws,
@@ -47,6 +55,9 @@ func (p *Progress) Add(e Event) {
 		p.rows = append(p.rows, r)
 	}
 	changed := r.status != e.Status || r.reason != e.Reason
+	if changed {
+		r.settled = false
+	}
 	r.status, r.reason, r.last = e.Status, e.Reason, e.Time
 	if e.Type != "" {
 		r.typ = e.Type
@@ -117,21 +128,64 @@ func (p *Progress) rowLine(r *progressRow, color bool) string {
 	return s
 }
 
-// redraw moves the cursor back over the previous frame and draws the rows.
+// redraw moves the cursor back over the live part, prints the rows that
+// settled since into the scrollback, and draws the live part again: the
+// stack's row and every resource still in progress.
 func (p *Progress) redraw() {
 	var b strings.Builder
 	if p.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dF", p.drawn) // to the start of the first line drawn
+		fmt.Fprintf(&b, "\x1b[%dF\x1b[J", p.drawn) // to the start of the live part; clear to the end of the screen
 	}
-	n := 0
+	var live []*progressRow
 	for _, r := range p.rows {
-		for _, line := range strings.Split(p.rowLine(r, p.color), "\n") {
-			b.WriteString("\x1b[2K") // clear the line
-			b.WriteString(line)
-			b.WriteString("\n")
-			n++
+		switch {
+		case r.logicalID == p.stack || strings.HasSuffix(r.status, "_IN_PROGRESS"):
+			live = append(live, r)
+		case !r.settled:
+			r.settled = true
+			for _, line := range strings.Split(p.rowLine(r, p.color), "\n") {
+				b.WriteString(p.cut(line))
+				b.WriteString("\n")
+			}
 		}
 	}
-	p.drawn = n
+	var lines []string
+	for _, r := range live {
+		lines = append(lines, strings.Split(p.rowLine(r, p.color), "\n")...)
+	}
+	if p.Height > 2 && len(lines) > p.Height-1 {
+		more := len(lines) - (p.Height - 2)
+		lines = append(lines[:p.Height-2], fmt.Sprintf("  … and %d more lines in progress", more))
+	}
+	for _, line := range lines {
+		b.WriteString(p.cut(line))
+		b.WriteString("\n")
+	}
+	p.drawn = len(lines)
 	io.WriteString(p.w, b.String())
+}
+
+// cut shortens a line to the terminal's width (counting runes; colour
+// escapes are kept whole at the start and the reset re-added at the end).
+func (p *Progress) cut(line string) string {
+	if p.Width <= 0 {
+		return line
+	}
+	prefix, body, suffix := "", line, ""
+	if strings.HasPrefix(body, "\x1b[") {
+		if i := strings.IndexByte(body, 'm'); i > 0 {
+			prefix, body = body[:i+1], body[i+1:]
+		}
+	}
+	if strings.HasSuffix(body, "\x1b[0m") {
+		body, suffix = strings.TrimSuffix(body, "\x1b[0m"), "\x1b[0m"
+	}
+	r := []rune(body)
+	if len(r) >= p.Width {
+		body = string(r[:p.Width-1])
+		if suffix == "" && prefix != "" {
+			suffix = "\x1b[0m"
+		}
+	}
+	return prefix + body + suffix
 }

@@ -3,6 +3,7 @@ package awsdeploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,16 +155,44 @@ func TestProgressTTYRedrawsInPlace(t *testing.T) {
 	b.Reset()
 	p.Add(Event{LogicalID: "VPC", Type: "AWS::EC2::VPC", Status: "CREATE_FAILED", Reason: "quota", Time: t0.Add(time.Second)})
 	frame := b.String()
-	// Back up over the two lines drawn before, clear each, draw three
-	// (the failed row has its reason on a second line).
-	if !strings.HasPrefix(frame, "\x1b[2F") || strings.Count(frame, "\x1b[2K") != 3 {
-		t.Errorf("frame %q", frame)
+	// Back up over the two live lines and clear them; the failed VPC
+	// settles into the scrollback with its reason; the stack stays live.
+	want := "\x1b[2F\x1b[J" +
+		"  ✘ VPC                                AWS::EC2::VPC                              CREATE_FAILED [1s]\n" +
+		"      quota\n" +
+		"- stack web                          AWS::CloudFormation::Stack                 CREATE_IN_PROGRESS\n"
+	if frame != want {
+		t.Errorf("frame\n%q\nwant\n%q", frame, want)
 	}
-	if !strings.Contains(frame, "✘ VPC") || !strings.Contains(frame, "    quota") {
-		t.Errorf("frame %q", frame)
+	b.Reset()
+	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "ROLLBACK_IN_PROGRESS", Time: t0.Add(2 * time.Second)})
+	if frame := b.String(); !strings.HasPrefix(frame, "\x1b[1F\x1b[J- stack web") || strings.Contains(frame, "VPC") {
+		t.Errorf("second frame %q: should redraw only the stack", frame)
 	}
-	if strings.Contains(frame, "\x1b[3") {
-		t.Errorf("colour without Color: %q", frame)
+}
+
+func TestProgressTTYFitsTheTerminal(t *testing.T) {
+	var b strings.Builder
+	p := NewProgress(&b, "web", true, true)
+	p.Width, p.Height = 40, 5
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "CREATE_IN_PROGRESS", Time: t0})
+	for i := range 10 {
+		p.Add(Event{LogicalID: fmt.Sprintf("Subnet%d", i), Type: "AWS::EC2::Subnet", Status: "CREATE_IN_PROGRESS", Time: t0})
+	}
+	last := b.String()[strings.LastIndex(b.String(), "\x1b[J")+len("\x1b[J"):]
+	lines := strings.Split(strings.TrimSuffix(last, "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[3], "… and 8 more lines in progress") {
+		t.Errorf("live part %q: want 3 rows and a summary within 4 lines", lines)
+	}
+	for _, l := range lines[:3] {
+		plain := strings.NewReplacer("\x1b[33m", "", "\x1b[0m", "").Replace(l)
+		if n := len([]rune(plain)); n > 39 {
+			t.Errorf("line %q is %d runes, over the width", l, n)
+		}
+		if !strings.HasSuffix(l, "\x1b[0m") {
+			t.Errorf("cut line %q lost its colour reset", l)
+		}
 	}
 }
 
