@@ -1,8 +1,14 @@
 package awscfn
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/spec"
 )
 
 // find returns the resource with the id, failing the test if it is absent.
@@ -260,6 +266,71 @@ func TestCamel(t *testing.T) {
 	for in, want := range map[string]string{"private-a": "PrivateA", "nat_b": "NatB", "web": "Web", "requests-per-target": "RequestsPerTarget", "a1-b2": "A1B2"} {
 		if got := camel(in); got != want {
 			t.Errorf("camel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEveryListenerFeatureValidates renders what the goldens do not cover
+// — an HTTPS listener, weighted forwarding, every rule condition, app
+// cookie stickiness, a second target group, no bastion, a plain image id —
+// and checks it against the schemas and rules with zero findings.
+func TestEveryListenerFeatureValidates(t *testing.T) {
+	p := loadPlan(t, stacks[0].file)
+	p.AWS.AMI = "ami-0123456789abcdef0"
+	p.Bastion = nil
+	tg2 := p.TargetGroups[0]
+	tg2.Name = "canary"
+	tg2.Stickiness = &plan.Stickiness{Type: "app_cookie", Duration: 3600 * time.Second, CookieName: "session"}
+	tg2.HealthCheck.Port = 8000
+	p.TargetGroups = append(p.TargetGroups, tg2)
+	p.AutoScalingGroups[0].TargetGroups = append(p.AutoScalingGroups[0].TargetGroups, "canary")
+	lb := &p.LoadBalancers[0]
+	lb.Listeners = append(lb.Listeners, plan.Listener{
+		Port: 443, Protocol: "HTTPS", Certificate: &spec.Certificate{ARN: "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
+		DefaultAction: spec.Action{Forward: &spec.Forward{TargetGroups: []spec.WeightedTarget{{Name: "web", Weight: 90}, {Name: "canary", Weight: 10}}}},
+		Rules: []spec.ListenerRule{
+			{Priority: 1, Conditions: spec.Conditions{HostHeader: []string{"api.example.com"}, HTTPHeader: &spec.HeaderCondition{Name: "X-Canary", Values: []string{"1"}}},
+				Action: spec.Action{Forward: &spec.Forward{TargetGroup: "canary"}}},
+			{Priority: 2, Conditions: spec.Conditions{QueryString: []spec.KeyValue{{Key: "v", Value: "2"}, {Value: "beta"}}, SourceIP: []string{"192.0.2.0/24"}},
+				Action: spec.Action{FixedResponse: &spec.FixedResponse{StatusCode: 503, ContentType: "text/plain", MessageBody: "later"}}},
+			{Priority: 3, Conditions: spec.Conditions{PathPattern: []string{"/http/*"}, HTTPRequestMethod: []string{"GET", "HEAD"}},
+				Action: spec.Action{Redirect: &spec.Redirect{Protocol: "HTTPS", Port: "443", StatusCode: "HTTP_302"}}},
+		},
+	})
+	// Keep the plan consistent: Build derives the endpoints.
+	p.Endpoints = slices.DeleteFunc(p.Endpoints, func(e plan.Endpoint) bool { return e.Kind == plan.EndpointBastion })
+	p.Endpoints = append(p.Endpoints, plan.Endpoint{Kind: plan.EndpointListener, Name: "web:443"})
+	p.SecurityGroups[0].Ingress = append(p.SecurityGroups[0].Ingress, plan.Rule{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: netip.MustParsePrefix("0.0.0.0/0")})
+	tpl, err := Render(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := Validate(tpl); len(fs) > 0 {
+		t.Fatalf("findings:\n%s", findings(fs))
+	}
+	parsed, err := ParseJSON(mustJSON(t, tpl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := Validate(parsed); len(fs) > 0 {
+		t.Fatalf("parsed findings:\n%s", findings(fs))
+	}
+	if d := diffTopology(localTopology(t, p), templateTopology(t, parsed)); len(d) > 0 {
+		t.Errorf("parity: %v", d)
+	}
+	var img Parameter
+	for _, prm := range tpl.Parameters {
+		if prm.Name == ParamImageID {
+			img = prm
+		}
+	}
+	if img.Type != "AWS::EC2::Image::Id" || img.Default != "ami-0123456789abcdef0" {
+		t.Errorf("image parameter = %+v", img)
+	}
+	deps := find(t, tpl, "AutoScalingGroupWeb").DependsOn
+	for _, want := range []string{"LoadBalancerWebListener80", "LoadBalancerWebListener443", "LoadBalancerWebListener443Rule1"} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("group does not depend on %s: %v", want, deps)
 		}
 	}
 }
