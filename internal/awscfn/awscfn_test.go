@@ -478,6 +478,15 @@ func TestCfnLint(t *testing.T) {
 		}
 		all = append(all, paths...)
 	}
+	tpl, err := Render(featurePlan(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	features := filepath.Join(dir, "features.json")
+	if err := os.WriteFile(features, mustJSON(t, tpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, features)
 	out, err := exec.Command(bin, append([]string{"--ignore-checks", "W3010", "--"}, all...)...).CombinedOutput()
 	if err != nil {
 		t.Errorf("cfn-lint %v: %v\n%s", all, err, out)

@@ -275,32 +275,7 @@ func TestCamel(t *testing.T) {
 // cookie stickiness, a second target group, no bastion, a plain image id —
 // and checks it against the schemas and rules with zero findings.
 func TestEveryListenerFeatureValidates(t *testing.T) {
-	p := loadPlan(t, stacks[0].file)
-	p.AWS.AMI = "ami-0123456789abcdef0"
-	p.Bastion = nil
-	tg2 := p.TargetGroups[0]
-	tg2.Name = "canary"
-	tg2.Stickiness = &plan.Stickiness{Type: "app_cookie", Duration: 3600 * time.Second, CookieName: "session"}
-	tg2.HealthCheck.Port = 8000
-	p.TargetGroups = append(p.TargetGroups, tg2)
-	p.AutoScalingGroups[0].TargetGroups = append(p.AutoScalingGroups[0].TargetGroups, "canary")
-	lb := &p.LoadBalancers[0]
-	lb.Listeners = append(lb.Listeners, plan.Listener{
-		Port: 443, Protocol: "HTTPS", Certificate: &spec.Certificate{ARN: "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
-		DefaultAction: spec.Action{Forward: &spec.Forward{TargetGroups: []spec.WeightedTarget{{Name: "web", Weight: 90}, {Name: "canary", Weight: 10}}}},
-		Rules: []spec.ListenerRule{
-			{Priority: 1, Conditions: spec.Conditions{HostHeader: []string{"api.example.com"}, HTTPHeader: &spec.HeaderCondition{Name: "X-Canary", Values: []string{"1"}}},
-				Action: spec.Action{Forward: &spec.Forward{TargetGroup: "canary"}}},
-			{Priority: 2, Conditions: spec.Conditions{QueryString: []spec.KeyValue{{Key: "v", Value: "2"}, {Value: "beta"}}, SourceIP: []string{"192.0.2.0/24"}},
-				Action: spec.Action{FixedResponse: &spec.FixedResponse{StatusCode: 503, ContentType: "text/plain", MessageBody: "later"}}},
-			{Priority: 3, Conditions: spec.Conditions{PathPattern: []string{"/http/*"}, HTTPRequestMethod: []string{"GET", "HEAD"}},
-				Action: spec.Action{Redirect: &spec.Redirect{Protocol: "HTTPS", Port: "443", StatusCode: "HTTP_302"}}},
-		},
-	})
-	// Keep the plan consistent: Build derives the endpoints.
-	p.Endpoints = slices.DeleteFunc(p.Endpoints, func(e plan.Endpoint) bool { return e.Kind == plan.EndpointBastion })
-	p.Endpoints = append(p.Endpoints, plan.Endpoint{Kind: plan.EndpointListener, Name: "web:443"})
-	p.SecurityGroups[0].Ingress = append(p.SecurityGroups[0].Ingress, plan.Rule{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: netip.MustParsePrefix("0.0.0.0/0")})
+	p := featurePlan(t)
 	tpl, err := Render(p, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -333,4 +308,35 @@ func TestEveryListenerFeatureValidates(t *testing.T) {
 			t.Errorf("group does not depend on %s: %v", want, deps)
 		}
 	}
+}
+
+// featurePlan is the example's plan with what the goldens do not cover.
+func featurePlan(t testing.TB) *plan.Plan {
+	p := loadPlan(t, stacks[0].file)
+	p.AWS.AMI = "ami-0123456789abcdef0"
+	p.Bastion = nil
+	tg2 := p.TargetGroups[0]
+	tg2.Name = "canary"
+	tg2.Stickiness = &plan.Stickiness{Type: "app_cookie", Duration: 3600 * time.Second, CookieName: "session"}
+	tg2.HealthCheck.Port = 8000
+	p.TargetGroups = append(p.TargetGroups, tg2)
+	p.AutoScalingGroups[0].TargetGroups = append(p.AutoScalingGroups[0].TargetGroups, "canary")
+	lb := &p.LoadBalancers[0]
+	lb.Listeners = append(lb.Listeners, plan.Listener{
+		Port: 443, Protocol: "HTTPS", Certificate: &spec.Certificate{ARN: "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
+		DefaultAction: spec.Action{Forward: &spec.Forward{TargetGroups: []spec.WeightedTarget{{Name: "web", Weight: 90}, {Name: "canary", Weight: 10}}}},
+		Rules: []spec.ListenerRule{
+			{Priority: 1, Conditions: spec.Conditions{HostHeader: []string{"api.example.com"}, HTTPHeader: &spec.HeaderCondition{Name: "X-Canary", Values: []string{"1"}}},
+				Action: spec.Action{Forward: &spec.Forward{TargetGroup: "canary"}}},
+			{Priority: 2, Conditions: spec.Conditions{QueryString: []spec.KeyValue{{Key: "v", Value: "2"}, {Value: "beta"}}, SourceIP: []string{"192.0.2.0/24"}},
+				Action: spec.Action{FixedResponse: &spec.FixedResponse{StatusCode: 503, ContentType: "text/plain", MessageBody: "later"}}},
+			{Priority: 3, Conditions: spec.Conditions{PathPattern: []string{"/http/*"}, HTTPRequestMethod: []string{"GET", "HEAD"}},
+				Action: spec.Action{Redirect: &spec.Redirect{Protocol: "HTTPS", Port: "443", StatusCode: "HTTP_302"}}},
+		},
+	})
+	// Keep the plan consistent: Build derives the endpoints.
+	p.Endpoints = slices.DeleteFunc(p.Endpoints, func(e plan.Endpoint) bool { return e.Kind == plan.EndpointBastion })
+	p.Endpoints = append(p.Endpoints, plan.Endpoint{Kind: plan.EndpointListener, Name: "web:443"})
+	p.SecurityGroups[0].Ingress = append(p.SecurityGroups[0].Ingress, plan.Rule{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: netip.MustParsePrefix("0.0.0.0/0")})
+	return p
 }
