@@ -70,6 +70,12 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed while scaling out", failed.Load(), sent.Load())
 	}
+	// 40 requests/s over 2 targets is 1200 per target per minute, twice
+	// the target: ceil(2 * 1200 / 600) = 4 instances (allowing for jitter
+	// in the load's rate).
+	if n := len(s.instances()); n < 3 || n > 5 {
+		t.Errorf("scaled out to %d instances, want about 4", n)
+	}
 
 	idle := time.Now()
 	s.waitFor("scale-in after the load stopped", 120*time.Second, func() bool {
@@ -81,6 +87,7 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 		t.Errorf("scaled in %v after the load stopped: sooner than 15 datapoints of 2 s", in)
 	}
 
+	t.Logf("activity history:\n%s", s.mustMoat(10*time.Second, "activity", "web"))
 	var acts []daemon.Activity
 	if err := json.Unmarshal([]byte(s.mustMoat(10*time.Second, "activity", "web", "-o", "json")), &acts); err != nil {
 		t.Fatal(err)

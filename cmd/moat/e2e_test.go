@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/moat-dev/moat/internal/browsertest"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/vishvananda/netlink"
 
@@ -335,6 +336,20 @@ func TestStackEndToEnd(t *testing.T) {
 			if got != msg {
 				t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
 			}
+		}
+	})
+
+	t.Run("the page in a browser through the load balancer", func(t *testing.T) {
+		b := browsertest.Start(t)
+		page := b.Open(t, s.web+"/")
+		page.WaitFor(t, `document.getElementById("status").textContent === "live"`, 15*time.Second)
+		page.WaitFor(t, `document.getElementById("log").children.length >= 2`, 15*time.Second)
+		v, err := page.Eval(`document.getElementById("log").children[0].textContent`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`from i-[0-9a-f]{17} \([a-z0-9-]*[ab], 10\.0\.12[89]\.\d+\)`).Match(v) {
+			t.Errorf("live update in the page = %s, want one naming the instance, its zone and private address", v)
 		}
 	})
 

@@ -278,9 +278,15 @@ func (g *groupRuntime) metrics(now time.Time) *autoscale.Metrics {
 		m.CPU[r.id] = instance.CPUUtilization(r.periodCPU, r.lastCPU, r.lastCPUAt.Sub(r.periodStart).Seconds(), vcpus)
 		r.periodCPU, r.periodStart = r.lastCPU, r.lastCPUAt
 	}
+	// The controller reads a datapoint as covering exactly one period;
+	// steps run on a 1 s tick, so scale the count to the period.
+	scale := 1.0
+	if el := now.Sub(g.lastMetrics); el > 0 {
+		scale = g.period.Seconds() / el.Seconds()
+	}
 	for _, tg := range g.tgs {
 		total := g.s.requestCount(tg.Name)
-		delta := total - g.lastReq[tg.Name]
+		delta := float64(total-g.lastReq[tg.Name]) * scale
 		g.lastReq[tg.Name] = total
 		var healthy []string
 		for _, r := range g.recs {
@@ -289,7 +295,7 @@ func (g *groupRuntime) metrics(now time.Time) *autoscale.Metrics {
 			}
 		}
 		for _, id := range healthy {
-			m.Requests[id] += float64(delta) / float64(len(healthy))
+			m.Requests[id] += delta / float64(len(healthy))
 		}
 	}
 	g.lastMetrics = now

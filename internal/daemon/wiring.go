@@ -205,6 +205,7 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 			}
 		}
 		if ready {
+			s.waitTargetsHealthy(ctx)
 			return nil
 		}
 		select {
@@ -221,4 +222,35 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// waitTargetsHealthy waits, at most the longest health check grace period,
+// until every registered target is healthy, so that the stack serves when
+// moat up reports it running. Targets that do not get healthy are the
+// health checks' business (and moat targets shows why).
+func (s *stack) waitTargetsHealthy(ctx context.Context) {
+	var grace time.Duration
+	for _, g := range s.plan.AutoScalingGroups {
+		if len(g.TargetGroups) > 0 {
+			grace = max(grace, g.HealthCheckGracePeriod)
+		}
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		all := true
+		for _, t := range s.targets() {
+			if t.State != string(targetgroup.StateHealthy) {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.event("lb", "lb.unhealthy", "Some targets are not healthy %s after launch; see moat targets", grace)
 }
