@@ -261,7 +261,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	if _, err := d.CloudFormation.ExecuteChangeSet(ctx, &cloudformation.ExecuteChangeSetInput{ChangeSetName: aws.String(csID), StackName: aws.String(stackID)}); err != nil {
 		return nil, credentialsTrouble(fmt.Errorf("execute change set for stack %s: %w", name, err))
 	}
-	final, events, err := d.watch(ctx, name, stackID, marker)
+	var ids []string
+	for _, c := range changes {
+		ids = append(ids, c.LogicalID)
+	}
+	final, events, err := d.watch(ctx, name, stackID, marker, ids)
 	res.Events = events
 	if err != nil {
 		return res, err
@@ -408,9 +412,12 @@ func reverse(es []Event) []Event {
 // watch streams the operation's events to the progress view until the
 // stack reaches a terminal status, and returns the final stack and every
 // event of the operation, oldest first.
-func (d *Deployer) watch(ctx context.Context, name, stackID, marker string) (*types.Stack, []Event, error) {
+func (d *Deployer) watch(ctx context.Context, name, stackID, marker string, ids []string) (*types.Stack, []Event, error) {
 	view := NewProgress(d.out(), name, d.TTY, d.Color)
 	view.Width, view.Height = d.Width, d.Height
+	for _, id := range append(ids, "stack "+name) {
+		view.NameWidth = max(view.NameWidth, len(id))
+	}
 	var all []Event
 	for {
 		evs, err := d.newEvents(ctx, stackID, marker)
@@ -508,7 +515,7 @@ func (d *Deployer) Destroy(ctx context.Context, name string) (*Result, error) {
 			return nil, credentialsTrouble(fmt.Errorf("delete stack %s: %w", name, err))
 		}
 	}
-	final, events, err := d.watch(ctx, name, stackID, marker)
+	final, events, err := d.watch(ctx, name, stackID, marker, nil)
 	res.Events = events
 	if err != nil {
 		return res, err

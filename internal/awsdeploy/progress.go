@@ -20,6 +20,9 @@ type Progress struct {
 	tty   bool
 	color bool
 	stack string
+	// NameWidth is the width of the logical id column (default 34; Deploy
+	// sets it to the longest id in the change set).
+	NameWidth int
 	// Width and Height are the terminal's size (0: unknown); lines are cut
 	// to Width and the live part to Height-1 lines so that redrawing never
 	// scrolls.
@@ -31,16 +34,20 @@ type Progress struct {
 	start time.Time
 }
 
+// statusWidth fits the common statuses with a duration
+// ("UPDATE_ROLLBACK_COMPLETE 1m20s").
+const statusWidth = 30
+
 type progressRow struct {
 	logicalID, typ, status, reason string
-	first, last                    time.Time
-	settled                        bool // printed into the scrollback in its current status (TTY)
+	phase, last                    time.Time // start of the current operation on it, latest event
+	settled                        bool      // printed into the scrollback in its current status (TTY)
 }
 
 // NewProgress writes the view for stack to w; tty selects in-place redraws,
 // color adds colours (pass false when NO_COLOR is set).
 func NewProgress(w io.Writer, stack string, tty, color bool) *Progress {
-	return &Progress{w: w, tty: tty, color: color && tty, stack: stack, index: map[string]*progressRow{}}
+	return &Progress{w: w, tty: tty, color: color && tty, stack: stack, index: map[string]*progressRow{}, NameWidth: 34}
 }
 
 // Add records an event and updates the view.
@@ -50,13 +57,16 @@ func (p *Progress) Add(e Event) {
 	}
 	r, ok := p.index[e.LogicalID]
 	if !ok {
-		r = &progressRow{logicalID: e.LogicalID, typ: e.Type, first: e.Time}
+		r = &progressRow{logicalID: e.LogicalID, typ: e.Type, phase: e.Time}
 		p.index[e.LogicalID] = r
 		p.rows = append(p.rows, r)
 	}
 	changed := r.status != e.Status || r.reason != e.Reason
 	if changed {
 		r.settled = false
+	}
+	if strings.HasSuffix(e.Status, "_IN_PROGRESS") && !strings.HasSuffix(r.status, "_IN_PROGRESS") {
+		r.phase = e.Time // a new operation on the resource (create, update, delete)
 	}
 	r.status, r.reason, r.last = e.Status, e.Reason, e.Time
 	if e.Type != "" {
@@ -81,17 +91,18 @@ func (p *Progress) Lines() []string {
 }
 
 func (p *Progress) plainLine(e Event) string {
-	s := fmt.Sprintf("%s  %-32s %-42s %s", e.Time.UTC().Format("15:04:05"), e.LogicalID, e.Type, e.Status)
+	s := fmt.Sprintf("%s  %-*s %-*s %s", e.Time.UTC().Format("15:04:05"), p.NameWidth, e.LogicalID, statusWidth, e.Status, e.Type)
 	if e.Reason != "" {
 		s += "  " + e.Reason
 	}
 	return s
 }
 
-// symbol is the mark in front of a row: ✘ failed, - in progress, ✔ done.
+// symbol is the mark in front of a row: ✘ failed or rolled back, - in
+// progress, ✔ done.
 func symbol(status string) string {
 	switch {
-	case strings.HasSuffix(status, "_FAILED"):
+	case strings.HasSuffix(status, "_FAILED"), RolledBack(status):
 		return "✘"
 	case strings.HasSuffix(status, "_IN_PROGRESS"):
 		return "-"
@@ -108,16 +119,17 @@ func (p *Progress) rowLine(r *progressRow, color bool) string {
 		name, indent = "stack "+r.logicalID, ""
 	}
 	elapsed := ""
-	if d := r.last.Sub(r.first); d > 0 && !strings.HasSuffix(r.status, "_IN_PROGRESS") {
-		elapsed = fmt.Sprintf(" [%s]", d.Round(time.Second))
+	if d := r.last.Sub(r.phase); d > 0 && !strings.HasSuffix(r.status, "_IN_PROGRESS") {
+		elapsed = " " + d.Round(time.Second).String()
 	}
-	s := fmt.Sprintf("%s%s %-34s %-42s %s%s", indent, symbol(r.status), name, r.typ, r.status, elapsed)
+	// The type comes last: on a narrow terminal it is what gets cut.
+	s := fmt.Sprintf("%s%s %-*s %-*s %s", indent, symbol(r.status), p.NameWidth-len(indent)+2, name, statusWidth, r.status+elapsed, r.typ)
 	if strings.HasSuffix(r.status, "_FAILED") && r.reason != "" {
 		s += "\n" + indent + "    " + r.reason
 	}
 	if color {
 		switch {
-		case strings.HasSuffix(r.status, "_FAILED"):
+		case strings.HasSuffix(r.status, "_FAILED"), RolledBack(r.status):
 			s = "\x1b[31m" + s + "\x1b[0m"
 		case strings.HasSuffix(r.status, "_IN_PROGRESS"):
 			s = "\x1b[33m" + s + "\x1b[0m"

@@ -134,12 +134,12 @@ func TestProgressPlain(t *testing.T) {
 	if len(lines) != 4 || strings.Contains(b.String(), "\x1b") {
 		t.Fatalf("plain view:\n%s", b.String())
 	}
-	if !strings.HasPrefix(lines[3], "12:00:14  VPC") || !strings.HasSuffix(lines[3], "CREATE_COMPLETE") {
+	if !strings.HasPrefix(lines[3], "12:00:14  VPC") || !strings.Contains(lines[3], " CREATE_COMPLETE ") || !strings.HasSuffix(lines[3], "AWS::EC2::VPC") {
 		t.Errorf("line %q", lines[3])
 	}
 	want := []string{
-		"- stack web                          AWS::CloudFormation::Stack                 CREATE_IN_PROGRESS",
-		"  ✔ VPC                                AWS::EC2::VPC                              CREATE_COMPLETE [13s]",
+		"- stack web                            CREATE_IN_PROGRESS             AWS::CloudFormation::Stack",
+		"  ✔ VPC                                CREATE_COMPLETE 13s            AWS::EC2::VPC",
 	}
 	if got := p.Lines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -158,9 +158,9 @@ func TestProgressTTYRedrawsInPlace(t *testing.T) {
 	// Back up over the two live lines and clear them; the failed VPC
 	// settles into the scrollback with its reason; the stack stays live.
 	want := "\x1b[2F\x1b[J" +
-		"  ✘ VPC                                AWS::EC2::VPC                              CREATE_FAILED [1s]\n" +
+		"  ✘ VPC                                CREATE_FAILED 1s               AWS::EC2::VPC\n" +
 		"      quota\n" +
-		"- stack web                          AWS::CloudFormation::Stack                 CREATE_IN_PROGRESS\n"
+		"- stack web                            CREATE_IN_PROGRESS             AWS::CloudFormation::Stack\n"
 	if frame != want {
 		t.Errorf("frame\n%q\nwant\n%q", frame, want)
 	}
@@ -168,6 +168,11 @@ func TestProgressTTYRedrawsInPlace(t *testing.T) {
 	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "ROLLBACK_IN_PROGRESS", Time: t0.Add(2 * time.Second)})
 	if frame := b.String(); !strings.HasPrefix(frame, "\x1b[1F\x1b[J- stack web") || strings.Contains(frame, "VPC") {
 		t.Errorf("second frame %q: should redraw only the stack", frame)
+	}
+	// A rolled-back stack is a failure, marked as one.
+	p.Add(Event{LogicalID: "web", Type: "AWS::CloudFormation::Stack", Status: "ROLLBACK_COMPLETE", Time: t0.Add(9 * time.Second)})
+	if l := p.Lines()[0]; !strings.HasPrefix(l, "✘ stack web") || !strings.Contains(l, "ROLLBACK_COMPLETE 9s ") {
+		t.Errorf("rolled-back stack line %q", l)
 	}
 }
 
