@@ -151,6 +151,11 @@ func blockStyle(n *yaml.Node) {
 	}
 }
 
+var templateSections = map[string]bool{
+	"AWSTemplateFormatVersion": true, "Description": true, "Metadata": true, "Parameters": true, "Rules": true,
+	"Mappings": true, "Conditions": true, "Transform": true, "Resources": true, "Outputs": true,
+}
+
 // ParseJSON reads a template rendered by JSON back (for tests and for
 // validating a template file). Resources, parameters and outputs come back
 // sorted by logical id.
@@ -169,6 +174,19 @@ func ParseJSON(b []byte) (*Template, error) {
 			Description string
 			Value       any
 		}
+	}
+	// Template sections are case-sensitive; encoding/json is not.
+	var sections map[string]json.RawMessage
+	if err := json.Unmarshal(b, &sections); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	for k := range sections {
+		if !templateSections[k] {
+			return nil, fmt.Errorf("parse template: unknown section %q", k)
+		}
+	}
+	if _, ok := sections["Resources"]; !ok {
+		return nil, fmt.Errorf("parse template: no Resources section")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

@@ -40,14 +40,14 @@ func validate(t *Template) []Finding {
 	v.schemas = s
 	for _, p := range t.Parameters {
 		if !logicalID.MatchString(p.Name) {
-			v.addf("Parameters."+p.Name, "parameter name must be alphanumeric")
+			v.addf(fmt.Sprintf("Parameters[%q]", p.Name), "parameter name must be 1-255 letters and digits")
 		}
 		v.params[p.Name] = true
 	}
 	for i := range t.Resources {
 		r := &t.Resources[i]
 		if !logicalID.MatchString(r.ID) {
-			v.addf(r.ID, "logical id must be 1-255 letters and digits")
+			v.addf(fmt.Sprintf("Resources[%q]", r.ID), "logical id must be 1-255 letters and digits")
 		}
 		if _, dup := v.res[r.ID]; dup || v.params[r.ID] {
 			v.addf(r.ID, "logical id is used twice")
