@@ -246,7 +246,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	res.Changes = changes
 	WriteChanges(d.out(), name, action, changes)
 	if d.Confirm != nil {
-		ok, err := d.Confirm(fmt.Sprintf("%s stack %s with these %d changes in %s?", verb(action), name, len(changes), d.Region))
+		what := fmt.Sprintf("these %d changes", len(changes))
+		if len(changes) == 1 {
+			what = "this change"
+		}
+		ok, err := d.Confirm(fmt.Sprintf("%s stack %s with %s in %s?", verb(action), name, what, d.Region))
 		if err != nil || !ok {
 			discard()
 			res.Cancelled = true
