@@ -57,6 +57,24 @@ func validate(t *Template) []Finding {
 	if len(t.Resources) == 0 {
 		v.addf("Resources", "a template needs at least one resource")
 	}
+	// CloudFormation's quotas per template.
+	if n := len(t.Resources); n > 500 {
+		v.addf("Resources", "%d resources; CloudFormation takes at most 500 per template", n)
+	}
+	if n := len(t.Parameters); n > 200 {
+		v.addf("Parameters", "%d parameters; CloudFormation takes at most 200", n)
+	}
+	if n := len(t.Outputs); n > 200 {
+		v.addf("Outputs", "%d outputs; CloudFormation takes at most 200", n)
+	}
+	for _, o := range t.Outputs {
+		if !logicalID.MatchString(o.Name) {
+			v.addf(fmt.Sprintf("Outputs[%q]", o.Name), "output name must be 1-255 letters and digits")
+		}
+	}
+	if b, err := t.JSON(); err == nil && len(b) > 1_000_000 {
+		v.addf("(template)", "%d bytes; CloudFormation takes at most 1,000,000 (from S3)", len(b))
+	}
 	for i := range t.Resources {
 		v.schema(&t.Resources[i])
 	}

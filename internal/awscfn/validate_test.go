@@ -207,6 +207,13 @@ func TestValidateFindsBreakage(t *testing.T) {
 			msg:  "no listener of LoadBalancerWeb forwards to TargetGroupWeb",
 		},
 		{
+			name: "bad output name",
+			breakIt: func(t *testing.T, tpl *Template) {
+				tpl.Outputs[0].Name = "Load-Balancer"
+			},
+			path: `Outputs["Load-Balancer"]`, msg: "output name must be 1-255 letters and digits",
+		},
+		{
 			name: "step scaling alarm with a dangling action (three zones)",
 			file: stacks[1].file,
 			breakIt: func(t *testing.T, tpl *Template) {
