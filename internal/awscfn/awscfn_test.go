@@ -511,3 +511,61 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// changedResources renders two plans and lists the logical ids whose
+// rendering differs (what a change set would modify, add or remove).
+func changedResources(t *testing.T, a, b *plan.Plan) []string {
+	t.Helper()
+	ra, err := Render(a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := Render(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(tpl *Template) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal(mustJSON(t, tpl), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m["Resources"].(map[string]any)
+	}
+	da, db := doc(ra), doc(rb)
+	var out []string
+	for id, v := range da {
+		if !reflect.DeepEqual(v, db[id]) {
+			out = append(out, id)
+		}
+	}
+	for id := range db {
+		if _, ok := da[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOneChangeOneResource: the edits users make most touch one resource,
+// so a change set stays small and reviewable.
+func TestOneChangeOneResource(t *testing.T) {
+	base := loadPlan(t, stacks[0].file)
+	for _, c := range []struct {
+		name string
+		edit func(p *plan.Plan)
+		want []string
+	}{
+		{"desired capacity", func(p *plan.Plan) { p.AutoScalingGroups[0].DesiredCapacity = 3 }, []string{"AutoScalingGroupWeb"}},
+		{"max size", func(p *plan.Plan) { p.AutoScalingGroups[0].MaxSize = 8 }, []string{"AutoScalingGroupWeb"}},
+		{"app environment", func(p *plan.Plan) { p.LaunchTemplates[0].Environment = map[string]string{"PORT": "8000", "MODE": "x"} }, []string{"LaunchTemplateApp"}},
+		{"health check path", func(p *plan.Plan) { p.TargetGroups[0].HealthCheck.Path = "/ready" }, []string{"TargetGroupWeb"}},
+		{"scaling target", func(p *plan.Plan) { p.AutoScalingGroups[0].ScalingPolicies[0].TargetValue = 500 }, []string{"AutoScalingGroupWebPolicyRequestsPerTarget"}},
+	} {
+		p := loadPlan(t, stacks[0].file)
+		c.edit(p)
+		if got := changedResources(t, base, p); !slices.Equal(got, c.want) {
+			t.Errorf("%s: changed %v, want %v", c.name, got, c.want)
+		}
+	}
+}
