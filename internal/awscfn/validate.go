@@ -58,6 +58,9 @@ func validate(t *Template) []Finding {
 		v.addf("Resources", "a template needs at least one resource")
 	}
 	// CloudFormation's quotas per template.
+	if n := len(t.Description); n > 1024 {
+		v.addf("Description", "%d bytes; CloudFormation takes at most 1024", n)
+	}
 	if n := len(t.Resources); n > 500 {
 		v.addf("Resources", "%d resources; CloudFormation takes at most 500 per template", n)
 	}
