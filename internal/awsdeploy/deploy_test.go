@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
 )
@@ -436,5 +440,31 @@ func TestBundleIsDeterministic(t *testing.T) {
 	}
 	if k := awsdeploy.BundleKey("realtime", "app", a); !strings.HasPrefix(k, "realtime/app-") || !strings.HasSuffix(k, ".tar.gz") || len(k) != len("realtime/app-")+32+len(".tar.gz") {
 		t.Errorf("key %s", k)
+	}
+}
+
+// A stack left in REVIEW_IN_PROGRESS (a CREATE change set that was never
+// executed, e.g. from an interrupted deploy) takes a CREATE change set.
+func TestDeployOverReviewInProgress(t *testing.T) {
+	s := standin(t)
+	var out bytes.Buffer
+	d := deployer(t, s, &out)
+	c, err := awsdeploy.Connect(context.Background(), awsdeploy.ClientOptions{EndpointURL: s.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CloudFormation.CreateChangeSet(ctx(t), &cloudformation.CreateChangeSetInput{
+		StackName: aws.String("web"), ChangeSetName: aws.String("abandoned"), ChangeSetType: cfntypes.ChangeSetTypeCreate,
+		TemplateBody: aws.String(string(testTemplate(2, ""))), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.StackStatus("web"); st != "REVIEW_IN_PROGRESS" {
+		t.Fatalf("stand-in stack %s", st)
+	}
+	res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")})
+	if err != nil || res.Action != "CREATE" || res.Status != "CREATE_COMPLETE" {
+		t.Fatalf("deploy over REVIEW_IN_PROGRESS: %v %+v", err, res)
 	}
 }
