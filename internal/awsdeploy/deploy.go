@@ -423,10 +423,16 @@ func (d *Deployer) watch(ctx context.Context, name, stackID, marker string, ids 
 		view.NameWidth = max(view.NameWidth, len(id))
 	}
 	var all []Event
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped waiting for stack %s (the operation goes on in CloudFormation): %w", name, ctx.Err())
+		}
+		return err
+	}
 	for {
 		evs, err := d.newEvents(ctx, stackID, marker)
 		if err != nil {
-			return nil, all, err
+			return nil, all, stopped(err)
 		}
 		for _, e := range evs {
 			view.Add(e)
@@ -435,7 +441,7 @@ func (d *Deployer) watch(ctx context.Context, name, stackID, marker string, ids 
 		all = append(all, evs...)
 		st, err := d.describe(ctx, stackID)
 		if err != nil {
-			return nil, all, err
+			return nil, all, stopped(err)
 		}
 		if st == nil {
 			return nil, all, fmt.Errorf("stack %s disappeared while waiting", name)
@@ -444,7 +450,7 @@ func (d *Deployer) watch(ctx context.Context, name, stackID, marker string, ids 
 			// The events that arrived between the two calls.
 			evs, err := d.newEvents(ctx, stackID, marker)
 			if err != nil {
-				return nil, all, err
+				return nil, all, stopped(err)
 			}
 			for _, e := range evs {
 				view.Add(e)
@@ -452,7 +458,7 @@ func (d *Deployer) watch(ctx context.Context, name, stackID, marker string, ids 
 			return st, append(all, evs...), nil
 		}
 		if err := sleep(ctx, d.poll()); err != nil {
-			return nil, all, fmt.Errorf("stopped waiting for stack %s (the operation goes on in CloudFormation): %w", name, err)
+			return nil, all, stopped(err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -467,4 +468,35 @@ func TestDeployOverReviewInProgress(t *testing.T) {
 	if err != nil || res.Action != "CREATE" || res.Status != "CREATE_COMPLETE" {
 		t.Fatalf("deploy over REVIEW_IN_PROGRESS: %v %+v", err, res)
 	}
+}
+
+// Interrupting the wait (Ctrl-C) says that CloudFormation carries on.
+func TestInterruptedWaitSaysTheOperationGoesOn(t *testing.T) {
+	s := standin(t)
+	var out bytes.Buffer
+	d := deployer(t, s, &out)
+	c, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Interrupt as soon as the progress view shows the stack being created.
+	d.Out = &cancelOn{w: &out, text: "CREATE_IN_PROGRESS", cancel: cancel}
+	_, err := d.Deploy(c, awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped waiting for stack web (the operation goes on in CloudFormation)") {
+		t.Errorf("err = %v", err)
+	}
+	if st := s.StackStatus("web"); st != "CREATE_IN_PROGRESS" {
+		t.Errorf("stand-in stack %s, want CREATE_IN_PROGRESS", st)
+	}
+}
+
+type cancelOn struct {
+	w      io.Writer
+	text   string
+	cancel func()
+}
+
+func (c *cancelOn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(c.text)) {
+		c.cancel()
+	}
+	return c.w.Write(b)
 }
