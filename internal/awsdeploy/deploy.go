@@ -247,7 +247,10 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	WriteChanges(d.out(), name, action, changes)
 	if d.Confirm != nil {
 		what := fmt.Sprintf("these %d changes", len(changes))
-		if len(changes) == 1 {
+		switch len(changes) {
+		case 0:
+			what = "no resource changes"
+		case 1:
 			what = "this change"
 		}
 		ok, err := d.Confirm(fmt.Sprintf("%s stack %s with %s in %s?", verb(action), name, what, d.Region))
@@ -354,7 +357,13 @@ func WriteChanges(w io.Writer, stack string, a Action, changes []Change) {
 			parts = append(parts, fmt.Sprintf("%d to %s", counts[act], strings.ToLower(act)))
 		}
 	}
+	if len(parts) == 0 {
+		parts = append(parts, "no resource changes (outputs, parameters or metadata only)")
+	}
 	fmt.Fprintf(w, "change set for stack %s (%s): %s\n", stack, a, strings.Join(parts, ", "))
+	if len(changes) == 0 {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ACTION\tLOGICAL ID\tTYPE\tREPLACEMENT")
 	for _, c := range changes {

@@ -500,3 +500,26 @@ func (c *cancelOn) Write(b []byte) (int, error) {
 	}
 	return c.w.Write(b)
 }
+
+// A change to outputs only is a change set without resource changes, and
+// deploys (CloudFormation executes such change sets).
+func TestOutputsOnlyChange(t *testing.T) {
+	s := standin(t)
+	var out bytes.Buffer
+	d := deployer(t, s, &out)
+	if _, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")}); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := bytes.Replace(testTemplate(2, ""), []byte("load balancer DNS name"), []byte("DNS name of the load balancer"), 1)
+	out.Reset()
+	res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: tmpl})
+	if err != nil || res.NoChanges || len(res.Changes) != 0 || res.Status != "UPDATE_COMPLETE" {
+		t.Fatalf("outputs-only change: %v %+v", err, res)
+	}
+	if res.Outputs[0].Description != "DNS name of the load balancer" {
+		t.Errorf("outputs %+v", res.Outputs)
+	}
+	if !strings.Contains(out.String(), "no resource changes (outputs, parameters or metadata only)") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}

@@ -268,3 +268,28 @@ func TestConnectErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestWriteChanges(t *testing.T) {
+	var b strings.Builder
+	WriteChanges(&b, "web", Update, []Change{
+		{Action: "Modify", LogicalID: "AutoScalingGroupWeb", Type: "AWS::AutoScaling::AutoScalingGroup", Replacement: "False"},
+		{Action: "Modify", LogicalID: "LaunchTemplateApp", Type: "AWS::EC2::LaunchTemplate", Replacement: "Conditional"},
+		{Action: "Add", LogicalID: "SubnetPublicC", Type: "AWS::EC2::Subnet"},
+		{Action: "Remove", LogicalID: "NatBGateway", Type: "AWS::EC2::NatGateway"},
+	})
+	want := `change set for stack web (UPDATE): 1 to add, 2 to modify, 1 to remove
+  ACTION  LOGICAL ID           TYPE                                REPLACEMENT
+  Modify  AutoScalingGroupWeb  AWS::AutoScaling::AutoScalingGroup  False
+  Modify  LaunchTemplateApp    AWS::EC2::LaunchTemplate            Conditional
+  Add     SubnetPublicC        AWS::EC2::Subnet                    -
+  Remove  NatBGateway          AWS::EC2::NatGateway                -
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	WriteChanges(&b, "web", Update, nil)
+	if b.String() != "change set for stack web (UPDATE): no resource changes (outputs, parameters or metadata only)\n" {
+		t.Errorf("empty: %q", b.String())
+	}
+}

@@ -10,8 +10,9 @@
 // What it simulates:
 //   - CreateChangeSet (CREATE or UPDATE) diffs the submitted template's
 //     Resources against the stack's (Add, Modify, Remove; a changed Type is
-//     a replacement); an empty diff fails the change set with
-//     CloudFormation's "didn't contain changes" reason. Missing
+//     a replacement); when neither resources, outputs nor parameters
+//     changed, the change set fails with CloudFormation's "didn't contain
+//     changes" reason. Missing
 //     capabilities for IAM resources and missing parameter values are
 //     rejected as CloudFormation rejects them.
 //   - ExecuteChangeSet plays resource events (CREATE_IN_PROGRESS ->
@@ -225,6 +226,7 @@ type changeSet struct {
 	tmpl          *template
 	params        map[string]string
 	changes       []change
+	other         bool // outputs or parameters changed (executable with no resource changes)
 	caps          []string
 }
 
@@ -520,6 +522,7 @@ func (s *Server) createChangeSet(w http.ResponseWriter, f url.Values) {
 	cs := &changeSet{name: csName, typ: typ, status: "CREATE_PENDING", exec: "UNAVAILABLE", tmpl: tmpl, params: params, caps: caps,
 		id: fmt.Sprintf("arn:aws:cloudformation:us-east-1:%s:changeSet/%s/standin-%d", Account, csName, s.seq)}
 	cs.changes = diff(st.tmpl, st.params, tmpl, params)
+	cs.other = st.tmpl != nil && (!reflect.DeepEqual(st.tmpl.outputs, tmpl.outputs) || !reflect.DeepEqual(st.params, params))
 	st.changeSets = append(st.changeSets, cs)
 	writeXML(w, cfnNS, "CreateChangeSet", fmt.Sprintf("<Id>%s</Id><StackId>%s</StackId>", esc(cs.id), esc(st.id)))
 }
@@ -567,7 +570,7 @@ func (s *Server) describeChangeSet(w http.ResponseWriter, f url.Values) {
 	case cs.status == "CREATE_PENDING":
 		cs.status = "CREATE_IN_PROGRESS"
 	case cs.status == "CREATE_IN_PROGRESS" && cs.describes >= 2:
-		if len(cs.changes) == 0 {
+		if len(cs.changes) == 0 && !cs.other {
 			cs.status, cs.exec = "FAILED", "UNAVAILABLE"
 			cs.reason = "The submitted information didn't contain changes. Submit different information to create a change set."
 		} else {
