@@ -309,6 +309,7 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 	g.mu.Lock()
 	lt, tgs := g.lt, g.tgs
 	g.mu.Unlock()
+	t0 := time.Now()
 	err := g.s.launchInstance(ctx, g, lt, rec)
 	now := time.Now()
 	g.mu.Lock()
@@ -331,8 +332,9 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 		}
 	}
 	g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.running",
-		Message: fmt.Sprintf("Instance %s is running at %s in %s", rec.id, rec.addr, rec.subnet),
-		Fields:  map[string]string{"group": g.name, "instance": rec.id, "ip": rec.addr.String()}})
+		Message: fmt.Sprintf("Instance %s is running at %s in %s (launched in %v: namespace, endpoints, user data, command)",
+			rec.id, rec.addr, rec.subnet, now.Sub(t0).Round(10*time.Microsecond)),
+		Fields: map[string]string{"group": g.name, "instance": rec.id, "ip": rec.addr.String(), "launchMs": fmt.Sprintf("%.2f", float64(now.Sub(t0).Microseconds())/1000)}})
 }
 
 // terminate deregisters the instance and waits for the deregistration
