@@ -27,6 +27,12 @@ func TestMain(m *testing.M) {
 	moatBin = filepath.Join(dir, "moat")
 	build := exec.Command("go", "build", "-o", moatBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("MOAT_TEST_RACE") == "1" {
+		// The end-to-end tests then run the daemon under the race
+		// detector (needs cgo and a C compiler).
+		build = exec.Command("go", "build", "-race", "-o", moatBin, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build moat: %v\n%s", err, out)
 		os.RemoveAll(dir)

@@ -55,9 +55,10 @@ control plane runs detached; stop it with moat down.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
-			logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			// The events tell what happens; the log adds only warnings.
+			logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			errOut := c.ErrOrStderr()
-			return daemon.Run(ctx, p, daemon.Options{File: path, Dir: dir, Logger: logger, Ready: func(err error) {
+			return daemon.Run(ctx, p, daemon.Options{File: path, Dir: dir, Logger: logger, Echo: errOut, Ready: func(err error) {
 				if err != nil {
 					return
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +27,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Ready, if set, is called once the stack is up (or failed to come up).
 	Ready func(error)
+	// Echo, if set, receives every event as a line (foreground moat up).
+	Echo io.Writer
 }
 
 // Daemon runs one stack.
@@ -81,6 +84,17 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		return err
 	}
 	defer d.events.Close()
+	if opts.Echo != nil {
+		ch, stop := d.events.Subscribe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for e := range ch {
+				fmt.Fprintln(opts.Echo, e.String())
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	if b, err := json.MarshalIndent(p, "", "  "); err == nil {
 		_ = os.WriteFile(d.dir.Path("plan.json"), b, 0o600)
 	}
