@@ -29,12 +29,13 @@ func newReachCommand() *cobra.Command {
 		Long: `Reach reasons over the stack file's route tables and security groups, the
 same rules the kernel enforces in the local VPC. FROM and TO are an instance
 id, a security group, an auto scaling group, "bastion", a load balancer name,
-"internet", or an address (a load balancer name wins over an auto scaling
-group of the same name; use the group or an instance id). With the stack running, it uses the live
+"internet", or an address. A bare name is tried as a node, a load balancer,
+an auto scaling group, then a security group; say which with lb:NAME,
+asg:NAME or sg:NAME. With the stack running, it uses the live
 membership; otherwise the load balancer nodes, the bastion and one
 hypothetical instance of each auto scaling group.
 Exit code 0 when allowed, 1 when denied.`,
-		Example: "  moat reach web app 8000\n  moat reach internet web 80\n  moat reach bastion web 22",
+		Example: "  moat reach lb:web sg:app 8000\n  moat reach internet lb:web 80\n  moat reach bastion asg:web 22\n  moat reach internet i-0123456789abcdef0 22",
 		Args:    cobra.ExactArgs(3),
 		RunE: func(c *cobra.Command, args []string) error {
 			port, err := strconv.Atoi(args[2])

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/moat-dev/moat/internal/plan"
@@ -184,5 +185,35 @@ func TestResolveEndpointErrors(t *testing.T) {
 	}
 	if _, err := ResolveEndpoint(p, m, "locked"); err == nil {
 		t.Fatal("want an error for a group without members")
+	}
+}
+
+// TestResolveEndpointKinds: lb:, asg: and sg: say which kind a name is
+// (the example has a load balancer and an auto scaling group both named
+// web); a bare name prefers the load balancer.
+func TestResolveEndpointKinds(t *testing.T) {
+	p := testPlan(t)
+	m := OfflineMembership(p)
+	cases := []struct {
+		in, kind string
+	}{
+		{"lb:web", KindLoadBalancer},
+		{"asg:web", KindInstance},
+		{"web", KindLoadBalancer},
+		{"sg:app", KindInstance},
+	}
+	for _, c := range cases {
+		e, err := ResolveEndpoint(p, m, c.in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if e.Node.Kind != c.kind {
+			t.Errorf("%s resolved to a %s (%s), want a %s", c.in, e.Node.Kind, e.Node.Name, c.kind)
+		}
+	}
+	for _, bad := range []string{"lb:nope", "asg:nope", "sg:nope"} {
+		if _, err := ResolveEndpoint(p, m, bad); err == nil || !strings.Contains(err.Error(), "nope") {
+			t.Errorf("%s: err %v, want one naming it", bad, err)
+		}
 	}
 }

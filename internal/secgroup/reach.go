@@ -97,6 +97,10 @@ func ResolveEndpoint(p *plan.Plan, m Membership, s string) (Endpoint, error) {
 	if s == "internet" {
 		return Endpoint{Kind: EndpointInternet, Addr: InternetAddr}, nil
 	}
+	// An explicit kind: lb:NAME, asg:NAME, sg:NAME.
+	if kind, name, ok := strings.Cut(s, ":"); ok && (kind == "lb" || kind == "asg" || kind == "sg") {
+		return resolveKind(p, m, kind, name)
+	}
 	if n, ok := m.ByName(s); ok {
 		return nodeEndpoint(n), nil
 	}
@@ -109,6 +113,21 @@ func ResolveEndpoint(p *plan.Plan, m Membership, s string) (Endpoint, error) {
 		}
 		return Endpoint{Kind: EndpointAddress, Addr: a}, nil
 	}
+	if e, err := resolveKind(p, m, "lb", s); err == nil {
+		return e, nil
+	}
+	if e, err := resolveKind(p, m, "asg", s); err == nil {
+		return e, nil
+	}
+	if _, ok := p.SecurityGroup(s); ok {
+		return resolveKind(p, m, "sg", s)
+	}
+	return Endpoint{}, fmt.Errorf("resolve %q: not internet, a node, a load balancer, an auto scaling group, a security group or an address", s)
+}
+
+// resolveKind resolves a load balancer (its first node), an auto scaling
+// group or a security group (its first member, preferring live ones).
+func resolveKind(p *plan.Plan, m Membership, kind, s string) (Endpoint, error) {
 	pick := func(match func(Member) bool) (Endpoint, bool) {
 		var hyp *Member
 		for i, n := range m.Members {
@@ -126,19 +145,26 @@ func ResolveEndpoint(p *plan.Plan, m Membership, s string) (Endpoint, error) {
 		}
 		return Endpoint{}, false
 	}
-	if e, ok := pick(func(n Member) bool { return n.Kind == KindLoadBalancer && n.Owner == s }); ok {
-		return e, nil
-	}
-	if e, ok := pick(func(n Member) bool { return n.Kind == KindInstance && n.Owner == s }); ok {
-		return e, nil
-	}
-	if _, ok := p.SecurityGroup(s); ok {
+	switch kind {
+	case "lb":
+		if e, ok := pick(func(n Member) bool { return n.Kind == KindLoadBalancer && n.Owner == s }); ok {
+			return e, nil
+		}
+		return Endpoint{}, fmt.Errorf("resolve %q: no load balancer named %s", "lb:"+s, s)
+	case "asg":
+		if e, ok := pick(func(n Member) bool { return n.Kind == KindInstance && n.Owner == s }); ok {
+			return e, nil
+		}
+		return Endpoint{}, fmt.Errorf("resolve %q: no auto scaling group named %s (or it has no instances)", "asg:"+s, s)
+	default:
+		if _, ok := p.SecurityGroup(s); !ok {
+			return Endpoint{}, fmt.Errorf("resolve %q: no security group named %s", "sg:"+s, s)
+		}
 		if e, ok := pick(func(n Member) bool { return slices.Contains(n.Groups, s) }); ok {
 			return e, nil
 		}
 		return Endpoint{}, fmt.Errorf("resolve %q: security group %s has no members", s, s)
 	}
-	return Endpoint{}, fmt.Errorf("resolve %q: not internet, a node, a load balancer, an auto scaling group, a security group or an address", s)
 }
 
 func nodeEndpoint(n Member) Endpoint { return Endpoint{Kind: EndpointNode, Node: n, Addr: n.Addr} }
