@@ -25,6 +25,7 @@ func init() {
 
 func newPsCommand() *cobra.Command {
 	var file, stack, output string
+	var all bool
 	c := &cobra.Command{
 		Use:   "ps",
 		Short: "List the stack's instances",
@@ -35,7 +36,11 @@ func newPsCommand() *cobra.Command {
 				return err
 			}
 			var list []daemon.Instance
-			if err := cl.Get(c.Context(), "/v1/instances", &list); err != nil {
+			path := "/v1/instances"
+			if all {
+				path += "?all=1"
+			}
+			if err := cl.Get(c.Context(), path, &list); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -47,14 +52,26 @@ func newPsCommand() *cobra.Command {
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tGROUP\tZONE\tSUBNET\tIP\tSTATE\tHEALTH\tCPU\tMEM\tAGE")
 			for _, i := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\n", i.ID, i.Group, i.Zone, i.Subnet, i.IP,
-					i.State, i.Health, i.CPUPercent, humanBytes(i.MemoryBytes), time.Since(i.Launched).Round(time.Second))
+				health, cpu := i.Health, fmt.Sprintf("%.1f%%", i.CPUPercent)
+				if i.State == "terminated" {
+					health, cpu = "-", "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Group, i.Zone, i.Subnet, i.IP,
+					i.State, health, cpu, humanBytes(i.MemoryBytes), time.Since(i.Launched).Round(time.Second))
+			}
+			if all {
+				for _, i := range list {
+					if i.State == "terminated" && i.StateReason != "" {
+						fmt.Fprintf(c.ErrOrStderr(), "%s: %s\n", i.ID, i.StateReason)
+					}
+				}
 			}
 			return tw.Flush()
 		},
 	}
 	stackFlags(c, &file, &stack)
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	c.Flags().BoolVarP(&all, "all", "a", false, "also list recently terminated instances (the last 50 per group), with why")
 	return c
 }
 

@@ -55,7 +55,9 @@ type Instance struct {
 	CPUPercent  float64   `json:"cpuPercent"`
 	MemoryBytes int64     `json:"memoryBytes"`
 	Launched    time.Time `json:"launched"`
-	Protected   bool      `json:"protectedFromScaleIn,omitempty"`
+	// Terminated is when a terminated instance was gone (moat ps -a).
+	Terminated time.Time `json:"terminated,omitzero"`
+	Protected  bool      `json:"protectedFromScaleIn,omitempty"`
 }
 
 // ScaleRequest is the body of POST /v1/groups/{name}/scale.

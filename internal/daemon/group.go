@@ -68,11 +68,14 @@ type groupRuntime struct {
 
 	mu sync.Mutex
 	// cfg, lt and tgs change when moat up is re-run (apply).
-	cfg         plan.AutoScalingGroup
-	lt          plan.LaunchTemplate
-	tgs         []plan.TargetGroup
-	ctrl        *autoscale.Controller
-	recs        map[string]*instanceRec
+	cfg  plan.AutoScalingGroup
+	lt   plan.LaunchTemplate
+	tgs  []plan.TargetGroup
+	ctrl *autoscale.Controller
+	recs map[string]*instanceRec
+	// gone are the last terminated instances (newest last), shown by
+	// moat ps -a as EC2 keeps terminated instances visible for a while.
+	gone        []Instance
 	refreshes   int
 	lastMetrics time.Time
 	lastReq     map[string]uint64 // target group -> request counter at lastMetrics
@@ -316,7 +319,7 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 	defer g.mu.Unlock()
 	if err != nil {
 		rec.state, rec.reason = stateTerminated, err.Error()
-		delete(g.recs, rec.id)
+		g.forget(rec, "Launch failed: "+err.Error(), now)
 		g.ctrl.LaunchFailed(rec.id, err, now)
 		g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.launch-failed",
 			Message: fmt.Sprintf("Launching a new EC2 instance: %s. Status Reason: %v", rec.id, err),
@@ -353,7 +356,7 @@ func (g *groupRuntime) terminate(rec *instanceRec) {
 	now := time.Now()
 	g.mu.Lock()
 	rec.state = stateTerminated
-	delete(g.recs, rec.id)
+	g.forget(rec, "", now)
 	g.ctrl.InstanceTerminated(rec.id, now)
 	g.mu.Unlock()
 	if err != nil {
@@ -362,6 +365,25 @@ func (g *groupRuntime) terminate(rec *instanceRec) {
 	g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.terminated",
 		Message: fmt.Sprintf("Instance %s terminated", rec.id), Fields: map[string]string{"group": g.name, "instance": rec.id}})
 	g.kick()
+}
+
+// maxGone bounds how many terminated instances are remembered.
+const maxGone = 50
+
+// forget removes an instance from the live set and remembers it as
+// terminated. Called with g.mu held.
+func (g *groupRuntime) forget(rec *instanceRec, reason string, now time.Time) {
+	delete(g.recs, rec.id)
+	in := g.describe(rec, autoscale.Instance{})
+	in.State, in.Lifecycle, in.Health, in.CPUPercent, in.MemoryBytes = stateTerminated, "", "", 0, 0
+	if reason != "" {
+		in.StateReason = reason
+	}
+	in.Terminated = now
+	g.gone = append(g.gone, in)
+	if len(g.gone) > maxGone {
+		g.gone = g.gone[len(g.gone)-maxGone:]
+	}
 }
 
 // stopAll ends every instance at teardown, without draining.
@@ -446,8 +468,9 @@ func (g *groupRuntime) status() GroupStatus {
 	return gs
 }
 
-// instances lists the group's instances for moat ps.
-func (g *groupRuntime) instances() []Instance {
+// instances lists the group's instances for moat ps; with all, also the
+// recently terminated ones.
+func (g *groupRuntime) instances(all bool) []Instance {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ctl := map[string]autoscale.Instance{}
@@ -455,28 +478,35 @@ func (g *groupRuntime) instances() []Instance {
 		ctl[in.ID] = in
 	}
 	var out []Instance
+	if all {
+		out = append(out, g.gone...)
+	}
 	for _, r := range g.recs {
-		in := ctl[r.id]
-		health := string(in.Health)
-		if health == "" {
-			health = string(autoscale.Healthy)
-		}
-		reason := r.reason
-		if reason == "" {
-			reason = in.HealthReason
-		}
-		ip := ""
-		if r.addr.IsValid() {
-			ip = r.addr.String()
-		}
-		out = append(out, Instance{
-			ID: r.id, Group: g.cfg.Name, LaunchTemplate: g.cfg.LaunchTemplate, Version: r.version, Zone: r.zone,
-			Subnet: r.subnet, IP: ip, State: r.state, Lifecycle: string(in.Lifecycle), Health: health, StateReason: reason,
-			CPUPercent: r.cpu, MemoryBytes: r.mem, Launched: r.launched, Protected: in.Protected,
-		})
+		out = append(out, g.describe(r, ctl[r.id]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Launched.Before(out[j].Launched) })
 	return out
+}
+
+// describe is one instance as the API shows it. Called with g.mu held.
+func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) Instance {
+	health := string(in.Health)
+	if health == "" {
+		health = string(autoscale.Healthy)
+	}
+	reason := r.reason
+	if reason == "" {
+		reason = in.HealthReason
+	}
+	ip := ""
+	if r.addr.IsValid() {
+		ip = r.addr.String()
+	}
+	return Instance{
+		ID: r.id, Group: g.name, LaunchTemplate: g.cfg.LaunchTemplate, Version: r.version, Zone: r.zone,
+		Subnet: r.subnet, IP: ip, State: r.state, Lifecycle: string(in.Lifecycle), Health: health, StateReason: reason,
+		CPUPercent: r.cpu, MemoryBytes: r.mem, Launched: r.launched, Protected: in.Protected,
+	}
 }
 
 // activities is the group's scaling history, newest first (as

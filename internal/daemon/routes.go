@@ -21,7 +21,7 @@ func netipParseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAd
 // routes are the stack's part of the control API.
 func (s *stack) routes() {
 	s.mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.instances())
+		writeJSON(w, http.StatusOK, s.instances(r.URL.Query().Get("all") == "1"))
 	})
 	s.mux.HandleFunc("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.targets())
@@ -93,11 +93,11 @@ func (s *stack) routes() {
 	})
 }
 
-func (s *stack) instances() []Instance {
+func (s *stack) instances(all bool) []Instance {
 	out := []Instance{}
 	for _, g := range s.plan.AutoScalingGroups {
 		if rt := s.groups[g.Name]; rt != nil {
-			out = append(out, rt.instances()...)
+			out = append(out, rt.instances(all)...)
 		}
 	}
 	return out
@@ -107,7 +107,7 @@ func (s *stack) instances() []Instance {
 // naming instances by id.
 func (s *stack) targets() []Target {
 	ids := map[string]string{} // address -> instance id
-	for _, inst := range s.instances() {
+	for _, inst := range s.instances(false) {
 		for _, g := range s.plan.AutoScalingGroups {
 			if g.Name != inst.Group {
 				continue
@@ -198,7 +198,7 @@ func (s *stack) sshAccess() bastion.Access {
 	}
 	s.mu.Unlock()
 	sort.Strings(a.KnownHosts)
-	for _, inst := range s.instances() {
+	for _, inst := range s.instances(false) {
 		g := s.groups[inst.Group]
 		if g == nil || inst.State != stateRunning {
 			continue
