@@ -1,7 +1,3 @@
-// Package daemon is the control plane of one running stack: it holds the
-// lock and state directory, builds the stack from the plan (VPC, instances,
-// load balancers, bastion, auto scaling), serves an HTTP API on a unix
-// socket for the CLI, and tears everything down on exit.
 package daemon
 
 import (

@@ -1,0 +1,31 @@
+// Package daemon is the control plane of one running stack: it holds the
+// lock and state directory, builds the stack from the plan, serves an HTTP
+// API on a unix socket for the CLI, and tears everything down on exit.
+//
+// A walk through the files:
+//
+//   - daemon.go: Run — locks, the event log, the control API, start, wait,
+//     teardown (whatever happened, in reverse).
+//   - stack.go: the running stack and its start steps (key pairs, network,
+//     audit log, load balancers, bastion, auto scaling groups); every step
+//     registers its own undo, so a failed start undoes exactly what it made.
+//   - wiring.go: the VPC (package vpc), the load balancers (package lb) on
+//     their published loopback addresses, dialing from their nodes' private
+//     addresses; lbconfig.go translates the plan into the engine's config.
+//   - group.go: one auto scaling group. The autoscale controller decides
+//     (pure code); the runtime reports facts to it each tick (exited
+//     processes, target health, CPU and request metrics) and applies its
+//     launches and terminations (terminations drain through the load
+//     balancer first).
+//   - launch.go: one instance — an address and a namespace, the metadata
+//     and SSH endpoints inside it, then the processes (package instance).
+//   - bastion.go: the bastion, whose forwarding policy is moat reach's
+//     reasoning over the live membership.
+//   - apply.go: moat up on a running stack — what changed, applied live or
+//     refused.
+//   - routes.go, api.go: the control API and its types.
+//   - reclaim.go: a crashed daemon's leftovers (processes in the stack's
+//     namespaces, then the namespaces).
+//   - state.go: the state directory, the per-directory lock and the
+//     machine-wide lock per stack name.
+package daemon
