@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,9 @@ control plane runs detached; stop it with moat down.`,
 			}
 			path := stackFile(file)
 			dir := daemon.StackDir(p.Stack)
+			if os.Geteuid() != 0 {
+				return withCode(exitFailure, fmt.Errorf("moat up needs root: it creates network namespaces, bridges and nftables rules; run it with sudo (sudo %s)", strings.Join(os.Args, " ")))
+			}
 			if dir.Held() {
 				return applyRunning(c, p, dir)
 			}
