@@ -312,7 +312,7 @@ func TestStackEndToEnd(t *testing.T) {
 			}
 		}
 		for i := 1; i < len(at); i++ {
-			if gap := at[i].Sub(at[i-1]); gap < 500*time.Millisecond || gap > 1500*time.Millisecond {
+			if gap := at[i].Sub(at[i-1]); gap < 300*time.Millisecond || gap > 2500*time.Millisecond {
 				t.Errorf("SSE event %d arrived %v after the previous one; the app sends one a second", i, gap)
 			}
 		}
