@@ -10,6 +10,9 @@ command -v ssh >/dev/null     || need+=(openssh-client)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null    || need+=(curl)
+command -v ss >/dev/null      || need+=(iproute2)
+# scp's default (SFTP) protocol on instances needs an sftp-server binary.
+[ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
 if [ "${1:-}" = test ]; then
   command -v chromium >/dev/null || need+=(chromium)   # the browser tests
 fi
