@@ -68,7 +68,7 @@ control plane runs detached; stop it with moat down.`,
 				}
 				fmt.Fprintf(errOut, "stack %s is up (Ctrl-C to tear it down)\n", p.Stack)
 				for _, e := range p.Endpoints {
-					fmt.Fprintf(c.OutOrStdout(), "%-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e.Kind, e.Publish.String()))
+					fmt.Fprintf(c.OutOrStdout(), "%-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e))
 				}
 			}})
 		},
@@ -99,32 +99,12 @@ func applyRunning(c *cobra.Command, p *plan.Plan, dir daemon.Dir) error {
 	return nil
 }
 
-func endpointURL(kind, addr string) string {
-	switch kind {
-	case "listener", "metrics":
-		return "http://" + addr + "/"
-	case "bastion":
-		return "ssh -p " + portOf(addr) + " ec2-user@" + hostOf(addr)
+// endpointURL is how a user reaches a published endpoint.
+func endpointURL(e plan.Endpoint) string {
+	if e.URL != "" {
+		return e.URL
 	}
-	return addr
-}
-
-func hostOf(addr string) string {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[:i]
-		}
-	}
-	return addr
-}
-
-func portOf(addr string) string {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[i+1:]
-		}
-	}
-	return ""
+	return e.Publish.String()
 }
 
 // upDetached starts `moat up` again as a background process in its own
@@ -179,7 +159,7 @@ func upDetached(c *cobra.Command, path string, dir daemon.Dir, wait bool, timeou
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "stack %s is %s\n", st.Stack, st.Phase)
 			for _, e := range st.Endpoints {
-				fmt.Fprintf(c.OutOrStdout(), "%-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e.Kind, e.Publish.String()))
+				fmt.Fprintf(c.OutOrStdout(), "%-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e))
 			}
 			_ = cmd.Process.Release()
 			return nil
@@ -313,7 +293,7 @@ func newStatusCommand() *cobra.Command {
 				fmt.Fprintf(w, "error: %s\n", st.Error)
 			}
 			for _, e := range st.Endpoints {
-				fmt.Fprintf(w, "  %-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e.Kind, e.Publish.String()))
+				fmt.Fprintf(w, "  %-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e))
 			}
 			for _, g := range st.Groups {
 				fmt.Fprintf(w, "  group %s: desired %d (min %d, max %d), in service %d, healthy %d\n", g.Name, g.Desired, g.Min, g.Max, g.InService, g.Healthy)

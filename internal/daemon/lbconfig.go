@@ -24,6 +24,7 @@ func lbConfig(p *plan.Plan, l plan.LoadBalancer) lb.Config {
 		for _, r := range ln.Rules {
 			out.Rules = append(out.Rules, lb.Rule{Priority: r.Priority, Conditions: lbConditions(r.Conditions), Action: lbAction(r.Action)})
 		}
+		localRedirects(&out, l)
 		cfg.Listeners = append(cfg.Listeners, out)
 		for _, name := range forwardTargets(ln) {
 			if seen[name] {
@@ -36,6 +37,28 @@ func lbConfig(p *plan.Plan, l plan.LoadBalancer) lb.Config {
 		}
 	}
 	return cfg
+}
+
+// localRedirects rewrites redirects to another listener of the same load
+// balancer (say HTTP:80 -> HTTPS:443) to that listener's published
+// loopback port: locally port 443 is published on, e.g., 127.0.0.1:8443.
+func localRedirects(out *lb.Listener, l plan.LoadBalancer) {
+	published := map[string]string{}
+	for _, ln := range l.Listeners {
+		published[strconv.Itoa(ln.Port)] = strconv.Itoa(int(ln.Publish.Port()))
+	}
+	fix := func(a *lb.Action) {
+		if a.Type != lb.ActionRedirect {
+			return
+		}
+		if p, ok := published[a.Redirect.Port]; ok {
+			a.Redirect.Port = p
+		}
+	}
+	fix(&out.DefaultAction)
+	for i := range out.Rules {
+		fix(&out.Rules[i].Action)
+	}
 }
 
 // listenerName names a listener by its port, as ALB's console does.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -82,5 +83,24 @@ func TestTGConfigZeroDelayAndStickiness(t *testing.T) {
 	}
 	if c.Stickiness != (targetgroup.Stickiness{Type: "app_cookie", Duration: time.Hour, AppCookieName: "SID"}) {
 		t.Errorf("stickiness %+v", c.Stickiness)
+	}
+}
+
+// TestLocalRedirects: a redirect to another listener of the same load
+// balancer goes to that listener's published port.
+func TestLocalRedirects(t *testing.T) {
+	p := examplePlan(t)
+	l := p.LoadBalancers[0]
+	https := l.Listeners[0]
+	https.Port, https.Protocol, https.Publish = 443, "HTTPS", netip.MustParseAddrPort("127.0.0.1:8443")
+	l.Listeners[0].DefaultAction = spec.Action{Redirect: &spec.Redirect{Protocol: "HTTPS", Port: "443", StatusCode: "HTTP_301"}}
+	l.Listeners[0].Rules = []spec.ListenerRule{{Priority: 1, Action: spec.Action{Redirect: &spec.Redirect{Port: "9999"}}}}
+	l.Listeners = append(l.Listeners, https)
+	cfg := lbConfig(p, l)
+	if got := cfg.Listeners[0].DefaultAction.Redirect.Port; got != "8443" {
+		t.Errorf("redirect to listener 443 goes to port %q, want its published 8443", got)
+	}
+	if got := cfg.Listeners[0].Rules[0].Action.Redirect.Port; got != "9999" {
+		t.Errorf("redirect to a port no listener has was rewritten to %q", got)
 	}
 }

@@ -140,7 +140,8 @@ func resolve(dir string, s spec.Stack) *Plan {
 		}
 		p.Bastion = pb
 		p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointBastion, Name: "bastion", Publish: pb.Publish,
-			Target: fmt.Sprintf("%s:22", pb.Address)})
+			Target: fmt.Sprintf("%s:22", pb.Address),
+			URL:    fmt.Sprintf("ssh -p %d %s@%s", pb.Publish.Port(), pb.User, pb.Publish.Addr())})
 	}
 	for _, lt := range s.LaunchTemplates {
 		l := LaunchTemplate{
@@ -241,13 +242,19 @@ func resolve(dir string, s spec.Stack) *Plan {
 				pl.Certificate = &cc
 			}
 			l.Listeners = append(l.Listeners, pl)
+			scheme := "http"
+			if ln.Protocol == "HTTPS" {
+				scheme = "https"
+			}
 			p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointListener, Name: fmt.Sprintf("%s:%d", lb.Name, ln.Port),
-				Publish: pl.Publish, Target: fmt.Sprintf("%s %s listener", lb.Name, ln.Protocol)})
+				Publish: pl.Publish, Target: fmt.Sprintf("%s %s listener", lb.Name, ln.Protocol),
+				URL: fmt.Sprintf("%s://%s/", scheme, pl.Publish)})
 		}
 		p.LoadBalancers = append(p.LoadBalancers, l)
 	}
 	p.Local = Local{Egress: s.Local.Egress, Metrics: netip.MustParseAddrPort(s.Local.Metrics), MetricPeriod: seconds(s.Local.MetricPeriod)}
-	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointMetrics, Name: "metrics", Publish: p.Local.Metrics, Target: "Prometheus metrics"})
+	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointMetrics, Name: "metrics", Publish: p.Local.Metrics, Target: "Prometheus metrics",
+		URL: fmt.Sprintf("http://%s/metrics", p.Local.Metrics)})
 	p.AWS = AWS{Region: s.AWS.Region, AMI: s.AWS.AMI, AssetBucket: s.AWS.AssetBucket}
 	return p
 }
@@ -334,3 +341,4 @@ func (p *Plan) TargetGroup(name string) (TargetGroup, bool) {
 	}
 	return TargetGroup{}, false
 }
+

@@ -306,6 +306,8 @@ type Endpoint struct {
 	Publish netip.AddrPort `json:"publish"`
 	// Target is what it forwards to inside the VPC, for humans.
 	Target string `json:"target"`
+	// URL is how a user reaches it locally: http(s)://… or an ssh command.
+	URL string `json:"url"`
 }
 
 // Local runtime settings.
