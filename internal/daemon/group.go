@@ -45,6 +45,8 @@ type instanceRec struct {
 	// stopEndpoints closes the instance's SSH and metadata endpoints.
 	stopEndpoints func()
 	exitNoted     bool
+	// terminateAfterLaunch: the controller terminated it while pending.
+	terminateAfterLaunch bool
 
 	cpu       float64 // percent of the instance type's vCPUs, last sample
 	mem       int64
@@ -163,7 +165,13 @@ func (g *groupRuntime) step(ctx context.Context) {
 			}()
 		case autoscale.Terminate:
 			rec := g.recs[a.InstanceID]
-			if rec == nil || rec.state == stateShuttingDown {
+			if rec == nil || rec.state == stateShuttingDown || rec.terminateAfterLaunch {
+				continue
+			}
+			if rec.state == statePending {
+				// Its launch is still running: terminate once it is done,
+				// never concurrently with it.
+				rec.terminateAfterLaunch, rec.reason = true, a.Activity.Cause
 				continue
 			}
 			rec.state, rec.reason = stateShuttingDown, a.Activity.Cause
@@ -329,6 +337,15 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 	}
 	rec.state = stateRunning
 	g.ctrl.InstanceRunning(rec.id, now)
+	if rec.terminateAfterLaunch {
+		rec.state = stateShuttingDown
+		g.ops.Add(1)
+		go func() {
+			defer g.ops.Done()
+			g.terminate(rec)
+		}()
+		return
+	}
 	for _, tg := range tgs {
 		if err := g.s.register(tg.Name, g.targetAddr(rec, tg)); err != nil {
 			g.log.Warn("register target", "instance", rec.id, "err", err)
