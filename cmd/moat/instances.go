@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -166,7 +167,7 @@ func newLogsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "logs ID",
 		Short: "Print an instance's output (user data and app); -f to follow",
-		Args:  cobra.ExactArgs(1),
+		Args:  followArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, _, err := connect(c.Context(), stack, file)
 			if err != nil {
@@ -189,6 +190,23 @@ func newLogsCommand() *cobra.Command {
 	c.Flags().StringVar(&stack, "stack", "", "stack name (default: the stack file's name)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
 	return c
+}
+
+// followArgs is cobra.ExactArgs(n) for commands where -f means --follow
+// (logs, events): a stray stack file path gets a hint, since elsewhere
+// -f names the stack file.
+func followArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) == n {
+			return nil
+		}
+		for _, a := range args {
+			if strings.HasSuffix(a, ".yaml") || strings.HasSuffix(a, ".yml") {
+				return fmt.Errorf("here -f means --follow; give the stack file with --file %s", a)
+			}
+		}
+		return cobra.ExactArgs(n)(c, args)
+	}
 }
 
 // apiErr maps the daemon's 404 to exitNotFound.

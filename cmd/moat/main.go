@@ -57,7 +57,28 @@ func newRootCommand() *cobra.Command {
 	for _, f := range subcommands {
 		root.AddCommand(f())
 	}
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes wrong positional arguments exit with exitUsage, as bad
+// flags do, on every command.
+func usageArgs(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				var ee *exitError
+				if errors.As(err, &ee) {
+					return err
+				}
+				return withCode(exitUsage, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func main() {

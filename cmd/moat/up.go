@@ -312,7 +312,7 @@ func newEventsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "events",
 		Short: "Show what the control plane did (-f to follow)",
-		Args:  cobra.NoArgs,
+		Args:  followArgs(0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			cl, _, err := connect(c.Context(), stack, file)
 			if err != nil {
