@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 )
 
@@ -117,7 +118,7 @@ func newTerminateCommand() *cobra.Command {
 	var file, stack string
 	var decrement, yes bool
 	c := &cobra.Command{
-		Use:   "terminate ID",
+		Use:   "terminate ID|INDEX",
 		Short: "Terminate an instance; its group replaces it unless --decrement-desired",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -125,11 +126,15 @@ func newTerminateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			id, err := instanceID(c, cl, args[0])
+			if err != nil {
+				return err
+			}
 			req := daemon.TerminateRequest{DecrementDesired: decrement}
-			if err := cl.Post(c.Context(), "/v1/instances/"+url.PathEscape(args[0])+"/terminate", req, nil); err != nil {
+			if err := cl.Post(c.Context(), "/v1/instances/"+url.PathEscape(id)+"/terminate", req, nil); err != nil {
 				return apiErr(err)
 			}
-			fmt.Fprintf(c.ErrOrStderr(), "terminating %s\n", args[0])
+			fmt.Fprintf(c.ErrOrStderr(), "terminating %s\n", id)
 			return nil
 		},
 	}
@@ -165,7 +170,7 @@ func newLogsCommand() *cobra.Command {
 	var file, stack string
 	var follow bool
 	c := &cobra.Command{
-		Use:   "logs ID",
+		Use:   "logs ID|INDEX",
 		Short: "Print an instance's output (user data and app); -f to follow",
 		Args:  followArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -173,9 +178,13 @@ func newLogsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			id, err := instanceID(c, cl, args[0])
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			path := "/v1/instances/" + url.PathEscape(args[0]) + "/logs"
+			path := "/v1/instances/" + url.PathEscape(id) + "/logs"
 			if follow {
 				path += "?follow=1"
 			}
@@ -190,6 +199,23 @@ func newLogsCommand() *cobra.Command {
 	c.Flags().StringVar(&stack, "stack", "", "stack name (default: the stack file's name)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
 	return c
+}
+
+// instanceID resolves an instance id, or an index counted from 1 in moat
+// ps order (as moat ssh takes), to an instance id.
+func instanceID(c *cobra.Command, cl *client.Client, arg string) (string, error) {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		return arg, nil
+	}
+	var list []daemon.Instance
+	if err := cl.Get(c.Context(), "/v1/instances", &list); err != nil {
+		return "", apiErr(err)
+	}
+	if n < 1 || n > len(list) {
+		return "", withCode(exitNotFound, fmt.Errorf("no instance with index %d: the stack has %d instance(s), numbered from 1 in moat ps order", n, len(list)))
+	}
+	return list[n-1].ID, nil
 }
 
 // followArgs is cobra.ExactArgs(n) for commands where -f means --follow
