@@ -348,7 +348,7 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader, flush bool) error {
 				}
 			}
 		}
-		if _, err := io.CopyN(w, r, n); err != nil {
+		if err := copyBody(w, r, n); err != nil {
 			return err
 		}
 		crlf, err := readSmallLine(r, line[:0])

@@ -381,7 +381,7 @@ func (cs *connState) writeRequest(u *upConn) error {
 	}
 	w.WriteString("\r\n")
 	if h.contentLength > 0 {
-		if _, err := io.CopyN(w, cs.r, h.contentLength); err != nil {
+		if err := copyBody(w, cs.r, h.contentLength); err != nil {
 			return errors.Join(errClient, err)
 		}
 	}
@@ -443,7 +443,7 @@ func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *
 	case rh.chunked:
 		cerr = copyChunked(w, u.r, true)
 	case rh.contentLength >= 0:
-		_, cerr = io.CopyN(w, u.r, rh.contentLength)
+		cerr = copyBody(w, u.r, rh.contentLength)
 	default:
 		_, cerr = streamUntilEOF(w, u.r)
 	}
@@ -458,6 +458,33 @@ func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *
 		u.c.Close()
 	}
 	return keep, false, true, nil
+}
+
+// copyBody copies exactly n bytes from r to w straight out of r's buffer:
+// unlike io.CopyN it allocates nothing (no LimitReader) and does no extra
+// copy through a temporary buffer. A body shorter than n is an error.
+func copyBody(w *bufio.Writer, r *bufio.Reader, n int64) error {
+	for n > 0 {
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		k := r.Buffered()
+		if int64(k) > n {
+			k = int(n)
+		}
+		b, _ := r.Peek(k)
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		r.Discard(k)
+		n -= int64(k)
+	}
+	return nil
 }
 
 // streamUntilEOF copies r to w, flushing whenever r has nothing buffered.
