@@ -104,8 +104,8 @@ func newKeypairListCommand() *cobra.Command {
 		Short: "List key pairs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "json" && output != "table" {
-				return withCode(exitUsage, fmt.Errorf("unknown output format %q: use json or table", output))
+			if output != "" && output != "json" && output != "text" && output != "table" {
+				return withCode(exitUsage, fmt.Errorf("unknown output format %q: use text or json", output))
 			}
 			s, err := openKeyStore()
 			if err != nil {
@@ -132,7 +132,7 @@ func newKeypairListCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 
@@ -143,12 +143,15 @@ func newKeypairDeleteCommand() *cobra.Command {
 		Short: "Delete a key pair (its private key file is left alone)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !yes {
-				return withCode(exitUsage, fmt.Errorf("delete key pair %s: pass -y to confirm", args[0]))
-			}
 			s, err := openKeyStore()
 			if err != nil {
 				return err
+			}
+			if _, err := s.Get(args[0]); err != nil {
+				return keypairErr(err)
+			}
+			if !yes {
+				return withCode(exitUsage, fmt.Errorf("delete key pair %s: pass -y to confirm", args[0]))
 			}
 			if err := s.Delete(args[0]); err != nil {
 				return keypairErr(err)
@@ -157,6 +160,6 @@ func newKeypairDeleteCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "confirm the deletion (required; moat does not prompt)")
 	return cmd
 }

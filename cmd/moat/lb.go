@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -34,6 +35,14 @@ func newLBCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(targets) == 0 {
 				return withCode(exitUsage, fmt.Errorf("moat lb: at least one --target is needed"))
+			}
+			if err := loopbackAddr("--listen", listen); err != nil {
+				return withCode(exitUsage, err)
+			}
+			if metrics != "" {
+				if err := loopbackAddr("--metrics", metrics); err != nil {
+					return withCode(exitUsage, err)
+				}
 			}
 			cfg := lb.Config{
 				TargetGroups: []targetgroup.Config{{Name: "default", Algorithm: targetgroup.Algorithm(algo),
@@ -92,4 +101,20 @@ func newLBCommand() *cobra.Command {
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	f.MarkHidden("cpuprofile")
 	return c
+}
+
+// loopbackAddr refuses a listen address outside loopback: moat publishes
+// only on 127.0.0.0/8 or ::1, as the stack file's local: addresses.
+func loopbackAddr(flag, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("moat lb: %s %q: want HOST:PORT on loopback, e.g. 127.0.0.1:18090", flag, addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("moat lb: %s %q is not a loopback address: moat listens only on 127.0.0.0/8 or ::1 (e.g. 127.0.0.1:18090)", flag, addr)
 }

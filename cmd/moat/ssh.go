@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -39,13 +40,20 @@ func sshFiles(c *cobra.Command, stack, file, identity string) (*bastion.Access, 
 		return nil, "", "", err
 	}
 	var keyErr error
+	reported := map[string]bool{}
 	keyFile := func(name string) string {
 		if identity != "" {
 			return identity
 		}
 		kp, err := store.Get(name)
+		if reported[name] {
+			return ""
+		}
+		if err != nil || kp.PrivateKeyPath == "" {
+			reported[name] = true
+		}
 		if err != nil {
-			keyErr = errors.Join(keyErr, err)
+			keyErr = errors.Join(keyErr, fmt.Errorf("%w: create or import it, or pass -i PRIVATE_KEY", err))
 			return ""
 		}
 		if kp.PrivateKeyPath == "" {
@@ -84,13 +92,29 @@ bastion's and instances' host keys. INDEX counts from 1 in moat ps order.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if n := c.ArgsLenAtDash(); n > 1 {
 				return withCode(exitUsage, errors.New("give one instance, then -- and the command"))
+			} else if n == 0 {
+				return withCode(exitUsage, errors.New("give the instance before --: moat ssh ID|INDEX -- CMD"))
 			}
 			acc, cfgPath, _, err := sshFiles(c, stack, file, identity)
 			if err != nil {
 				return err
 			}
-			in, err := acc.Resolve(args[0])
+			target := args[0]
+			if _, err := strconv.Atoi(target); err == nil {
+				// INDEX counts in moat ps order, as terminate and logs count.
+				cl, _, err := connect(c.Context(), stack, file)
+				if err != nil {
+					return err
+				}
+				if target, err = instanceID(c, cl, target); err != nil {
+					return err
+				}
+			}
+			in, err := acc.Resolve(target)
 			if err != nil {
+				if target != args[0] {
+					err = fmt.Errorf("instance %s (%s) is not running; see moat ps", args[0], target)
+				}
 				return withCode(exitNotFound, err)
 			}
 			argv := bastion.SSHArgs(cfgPath, acc.Alias(in), args[1:])

@@ -260,3 +260,16 @@ func TestEnsure(t *testing.T) {
 		t.Error("Ensure with a missing public key file succeeded")
 	}
 }
+
+// TestCreateTakenNameIsErrExists: creating a name that exists reports the
+// name, not the private key file the first create left.
+func TestCreateTakenNameIsErrExists(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Create("k1", ED25519, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Create("k1", ED25519, "")
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("create k1 twice: %v, want ErrExists", err)
+	}
+}

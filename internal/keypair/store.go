@@ -110,6 +110,10 @@ func (s *Store) Create(name string, t Type, privPath string) (*KeyPair, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(s.path(name)); err == nil {
+		// The name is the conflict to report, not the key file it left.
+		return nil, fmt.Errorf("create key pair %s: %w", name, ErrExists)
+	}
 	if privPath == "" {
 		privPath = DefaultPrivateKeyPath(name)
 	}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Tests of the fixes from the black-box review (/work/notes/review.md).
+
+func TestLBListensOnlyOnLoopback(t *testing.T) {
+	for _, args := range [][]string{
+		{"lb", "--target", "127.0.0.1:1", "--listen", "0.0.0.0:18192"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", ":18192"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", "127.0.0.1:18192", "--metrics", "0.0.0.0:18193"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", "nonsense"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, "loopback") {
+			t.Errorf("%v: exit %d, %q; want exit %d naming loopback", args, code, stderr, exitUsage)
+		}
+	}
+	for _, a := range []string{"127.0.0.1:80", "[::1]:80", "localhost:80", "127.9.9.9:80"} {
+		if err := loopbackAddr("--listen", a); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+}
+
+func TestKeypairCLIMessages(t *testing.T) {
+	t.Setenv("MOAT_HOME", t.TempDir())
+	if _, stderr, code := run(t, "keypair", "create", "k1"); code != exitOK {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	// A taken name is the error, not the key file it left.
+	_, stderr, code := run(t, "keypair", "create", "k1")
+	if code != exitUsage || !strings.Contains(stderr, "key pair already exists") {
+		t.Errorf("create twice: exit %d, %q", code, stderr)
+	}
+	// -o text as every other listing; table stays an alias.
+	for _, o := range []string{"text", "table", ""} {
+		out, stderr, code := run(t, "keypair", "list", "-o", o)
+		if code != exitOK || !strings.Contains(out, "k1") {
+			t.Errorf("list -o %q: exit %d, %q %q", o, code, out, stderr)
+		}
+	}
+	if _, stderr, code := run(t, "keypair", "list", "-o", "yaml"); code != exitUsage || !strings.Contains(stderr, "text or json") {
+		t.Errorf("list -o yaml: exit %d, %q", code, stderr)
+	}
+	// An unknown key pair is not found before -y is asked for.
+	if _, stderr, code := run(t, "keypair", "delete", "nope"); code != exitNotFound || !strings.Contains(stderr, "no such key pair") {
+		t.Errorf("delete nope: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := run(t, "keypair", "delete", "k1"); code != exitUsage || !strings.Contains(stderr, "-y") {
+		t.Errorf("delete k1 without -y: exit %d, %q", code, stderr)
+	}
+}
+
+func TestSSHNeedsAnInstanceBeforeDash(t *testing.T) {
+	_, stderr, code := run(t, "ssh", "--stack", "nosuch", "--", "uptime")
+	if code != exitUsage || !strings.Contains(stderr, "before --") {
+		t.Errorf("ssh -- uptime: exit %d, %q; want a usage error", code, stderr)
+	}
+}
