@@ -501,8 +501,20 @@ func (g *groupRuntime) instances(all bool) []Instance {
 	for _, r := range g.recs {
 		out = append(out, g.describe(r, ctl[r.id]))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Launched.Before(out[j].Launched) })
+	sortByLaunch(out)
 	return out
+}
+
+// sortByLaunch orders instances as moat ps lists them and INDEX counts
+// them: by launch time, then id, since instances launched in one tick
+// share their launch time and the order must not change between calls.
+func sortByLaunch(list []Instance) {
+	sort.Slice(list, func(i, j int) bool {
+		if !list[i].Launched.Equal(list[j].Launched) {
+			return list[i].Launched.Before(list[j].Launched)
+		}
+		return list[i].ID < list[j].ID
+	})
 }
 
 // describe is one instance as the API shows it. Called with g.mu held.
