@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/moat-dev/moat/internal/keypair"
@@ -79,6 +80,9 @@ func newKeypairImportCommand() *cobra.Command {
 			data, err := os.ReadFile(args[1])
 			if err != nil {
 				return withCode(exitUsage, fmt.Errorf("import key pair %s: %w", args[0], err))
+			}
+			if strings.Contains(string(data), "PRIVATE KEY-----") {
+				return withCode(exitUsage, fmt.Errorf("import key pair %s: %s is a private key; import its public half (%s.pub, or ssh-keygen -y -f %s > %s.pub)", args[0], args[1], args[1], args[1], args[1]))
 			}
 			s, err := openKeyStore()
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,17 @@ func TestSSHNeedsAnInstanceBeforeDash(t *testing.T) {
 	_, stderr, code := run(t, "ssh", "--stack", "nosuch", "--", "uptime")
 	if code != exitUsage || !strings.Contains(stderr, "before --") {
 		t.Errorf("ssh -- uptime: exit %d, %q; want a usage error", code, stderr)
+	}
+}
+
+func TestKeypairImportOfAPrivateKeySaysSo(t *testing.T) {
+	t.Setenv("MOAT_HOME", t.TempDir())
+	if _, stderr, code := run(t, "keypair", "create", "k1"); code != exitOK {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	priv := os.Getenv("MOAT_HOME") + "/keys/k1.pem"
+	_, stderr, code := run(t, "keypair", "import", "k2", priv)
+	if code != exitUsage || !strings.Contains(stderr, "is a private key") {
+		t.Errorf("import of a private key: exit %d, %q", code, stderr)
 	}
 }
