@@ -74,3 +74,15 @@ func TestKeypairImportOfAPrivateKeySaysSo(t *testing.T) {
 		t.Errorf("import of a private key: exit %d, %q", code, stderr)
 	}
 }
+
+func TestValidateCountsInWords(t *testing.T) {
+	stdout, _, code := run(t, "validate", "-f", exampleFile)
+	if code != exitOK || !strings.Contains(stdout, "is valid (no warnings)") {
+		t.Errorf("validate example: exit %d, %q", code, stdout)
+	}
+	for n, want := range map[int]string{0: "no errors", 1: "1 error", 11: "11 errors"} {
+		if got := count(n, "error"); got != want {
+			t.Errorf("count(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -48,10 +48,10 @@ func newValidateCommand() *cobra.Command {
 				}
 			}
 			if n := len(problems.Errors()); n > 0 {
-				return withCode(exitInvalid, fmt.Errorf("%s: %d error(s), %d warning(s)", path, n, len(problems.Warnings())))
+				return withCode(exitInvalid, fmt.Errorf("%s: %s, %s", path, count(n, "error"), count(len(problems.Warnings()), "warning")))
 			}
 			if output != "json" {
-				fmt.Fprintf(c.OutOrStdout(), "%s is valid (%d warning(s))\n", path, len(problems.Warnings()))
+				fmt.Fprintf(c.OutOrStdout(), "%s is valid (%s)\n", path, count(len(problems.Warnings()), "warning"))
 			}
 			return nil
 		},
@@ -59,4 +59,15 @@ func newValidateCommand() *cobra.Command {
 	fileFlag(c, &file)
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c
+}
+
+// count is "1 error", "2 errors", "no warnings".
+func count(n int, noun string) string {
+	switch n {
+	case 0:
+		return "no " + noun + "s"
+	case 1:
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -45,7 +45,7 @@ func TestValidateMustShow(t *testing.T) {
 			t.Errorf("stderr lacks\n%s\ngot:\n%s", line, stderr)
 		}
 	}
-	if !strings.Contains(stderr, "3 error(s)") {
+	if !strings.Contains(stderr, "3 errors") {
 		t.Errorf("stderr lacks the count:\n%s", stderr)
 	}
 }
