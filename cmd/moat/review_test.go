@@ -86,3 +86,10 @@ func TestValidateCountsInWords(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingStackFileGivenWithF(t *testing.T) {
+	_, stderr, code := run(t, "ps", "-f", "/nonexistent/moat.yaml")
+	if code != exitUsage || !strings.Contains(stderr, "/nonexistent/moat.yaml") || strings.Contains(stderr, "pass --stack NAME or -f FILE") {
+		t.Errorf("ps -f missing: exit %d, %q", code, stderr)
+	}
+}

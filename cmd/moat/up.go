@@ -195,6 +195,10 @@ func stackName(stackFlag, fileFlag string) (string, error) {
 		if errors.As(err, &ps) {
 			return "", withCode(exitInvalid, ps)
 		}
+		if fileFlag != "" {
+			// The user named the file; it is the file that is wrong.
+			return "", withCode(exitUsage, fmt.Errorf("which stack? %v", err))
+		}
 		return "", withCode(exitUsage, fmt.Errorf("which stack? %v; pass --stack NAME or -f FILE", err))
 	}
 	if f.Stack.Name == "" {
