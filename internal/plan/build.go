@@ -341,4 +341,3 @@ func (p *Plan) TargetGroup(name string) (TargetGroup, bool) {
 	}
 	return TargetGroup{}, false
 }
-
