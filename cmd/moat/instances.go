@@ -52,13 +52,22 @@ func newPsCommand() *cobra.Command {
 				return writeJSON(c.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tGROUP\tZONE\tSUBNET\tIP\tSTATE\tHEALTH\tCPU\tMEM\tAGE")
+			// INDEX is what ssh, terminate and logs accept in place of
+			// an id; terminated instances have none.
+			fmt.Fprintln(tw, "INDEX\tID\tGROUP\tZONE\tSUBNET\tIP\tSTATE\tHEALTH\tCPU\tMEM\tAGE")
+			n := 0
 			for _, i := range list {
-				health, cpu := i.Health, fmt.Sprintf("%.1f%%", i.CPUPercent)
+				index, health, cpu := "-", i.Health, fmt.Sprintf("%.1f%%", i.CPUPercent)
 				if i.State == "terminated" {
 					health, cpu = "-", "-"
+				} else {
+					n++
+					index = strconv.Itoa(n)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Group, i.Zone, i.Subnet, i.IP,
+				if health == "" {
+					health = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", index, i.ID, i.Group, i.Zone, i.Subnet, i.IP,
 					i.State, health, cpu, humanBytes(i.MemoryBytes), time.Since(i.Launched).Round(time.Second))
 			}
 			if all {

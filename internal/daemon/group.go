@@ -519,8 +519,10 @@ func sortByLaunch(list []Instance) {
 
 // describe is one instance as the API shows it. Called with g.mu held.
 func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) Instance {
+	// An instance the controller no longer tracks (shutting down) has
+	// no health to show; one it tracks is Healthy until told otherwise.
 	health := string(in.Health)
-	if health == "" {
+	if health == "" && r.state != stateShuttingDown {
 		health = string(autoscale.Healthy)
 	}
 	reason := r.reason

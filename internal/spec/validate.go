@@ -15,15 +15,20 @@ import (
 // it checks what moat will actually run.
 func Validate(f *File) Problems {
 	v := validator{f: f, s: WithDefaults(f.Stack), problems: append(Problems(nil), f.parseProblems...)}
+	// Subnets carved from a VPC CIDR that is missing or wrong do not
+	// exist; the CIDR's error is the one to report, not every reference
+	// to a subnet that would have been carved.
+	v.subnetsUnknown = len(v.s.VPC.Subnets) == 0
 	v.run()
 	v.problems.Sort()
 	return v.problems
 }
 
 type validator struct {
-	f        *File
-	s        Stack
-	problems Problems
+	f              *File
+	s              Stack
+	problems       Problems
+	subnetsUnknown bool
 }
 
 func (v *validator) errf(path, hint, format string, args ...any) {
@@ -107,6 +112,9 @@ func (v *validator) ref(path, name string, defined []string, what string) bool {
 	}
 	if contains(defined, name) {
 		return true
+	}
+	if what == "subnet" && v.subnetsUnknown {
+		return false
 	}
 	v.errf(path, didYouMean(name, defined, what), "%s %q is not defined", what, name)
 	return false
@@ -213,7 +221,7 @@ func (v *validator) vpc() netip.Prefix {
 		parsed = append(parsed, cidr)
 		parsedIdx = append(parsedIdx, i)
 	}
-	if s.VPC.NAT != "none" {
+	if s.VPC.NAT != "none" && !v.subnetsUnknown {
 		for _, z := range s.VPC.Zones {
 			if s.VPC.NAT == "single" && z != s.VPC.Zones[0] {
 				continue
@@ -601,7 +609,7 @@ func (v *validator) loadBalancers(vpc netip.Prefix) {
 			}
 			zones[s.Zone] = sn
 		}
-		if len(zones) < 2 {
+		if len(zones) < 2 && !v.subnetsUnknown {
 			v.errf(p+".subnets", "list a public subnet in each of at least two zones, e.g. [public-a, public-b]",
 				"a load balancer needs subnets in at least two availability zones (AWS requires it); it has %d", len(zones))
 		}

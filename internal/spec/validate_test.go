@@ -402,3 +402,15 @@ func TestParseAliasBomb(t *testing.T) {
 		t.Errorf("Parse = %v", err)
 	}
 }
+
+// A wrong VPC CIDR leaves no subnets to carve; its one error is reported,
+// not one per reference to a subnet that would have been carved.
+func TestBadVPCCIDRDoesNotCascade(t *testing.T) {
+	for _, cidr := range []string{"10.0.0.0/33", "ten", "10.0.0.0/8"} {
+		src := edit(t, example(t), "cidr: 10.0.0.0/16", "cidr: "+cidr)
+		ps := check(t, src).Errors()
+		if len(ps) != 1 || ps[0].Path != "vpc.cidr" {
+			t.Errorf("cidr %s: want one vpc.cidr error, got:\n%s", cidr, dump(ps))
+		}
+	}
+}
