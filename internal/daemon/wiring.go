@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moat-dev/moat/internal/egress"
 	"github.com/moat-dev/moat/internal/lb"
 	"github.com/moat-dev/moat/internal/metadata"
 	"github.com/moat-dev/moat/internal/plan"
@@ -35,6 +36,29 @@ func (s *stack) startNetwork(ctx context.Context) error {
 	s.onStop(func(ctx context.Context) error { return v.Down(ctx) })
 	s.metadata = metadata.New(s.metadataInfo, nil)
 	s.event("vpc", "vpc.up", "VPC %s up: %d subnets in %d zones", s.plan.VPC.CIDR, len(s.plan.Subnets), len(s.plan.Zones))
+	if s.plan.Local.Egress {
+		return s.startEgress(v)
+	}
+	return nil
+}
+
+// startEgress serves the VPC's opt-in egress (local.egress): TCP and DNS
+// leaving through the internet gateway are carried on from the host
+// namespace by an egress.Proxy listening in the internet namespace.
+func (s *stack) startEgress(v *vpc.VPC) error {
+	l, err := vpc.ListenIn(v.InternetPath(), "tcp4", fmt.Sprintf(":%d", vpc.EgressPort))
+	if err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
+	pc, err := vpc.ListenPacketIn(v.InternetPath(), "udp4", fmt.Sprintf(":%d", vpc.EgressDNSPort))
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("egress: %w", err)
+	}
+	p := &egress.Proxy{VPC: s.plan.VPC.CIDR, Log: s.log.With("component", "egress")}
+	p.Start(l, pc)
+	s.onStop(func(context.Context) error { return p.Close() })
+	s.event("vpc", "vpc.egress", "Egress on: TCP and DNS from the VPC reach the host's network from the host namespace; %s is the host's loopback", egress.HostAddr)
 	return nil
 }
 

@@ -341,7 +341,10 @@ type Local struct {
 	Bastion string `yaml:"bastion,omitempty" json:"bastion,omitempty"`
 	// Metrics is the loopback address of the Prometheus endpoint, default 127.0.0.1:9464.
 	Metrics string `yaml:"metrics,omitempty" json:"metrics,omitempty"`
-	// Egress lets NATed VPC traffic reach the host's real network (off by default).
+	// Egress lets TCP and DNS leaving the VPC through its internet gateway
+	// (public subnets, and private ones behind NAT) reach the host's
+	// network, carried on by moat from the host namespace; 198.18.0.2
+	// (host.moat.internal) is the host's loopback. Off by default.
 	Egress bool `yaml:"egress,omitempty" json:"egress,omitempty"`
 	// MetricPeriod is how often, in seconds, scaling metrics are evaluated
 	// (AWS: 60). Default 60.

@@ -158,3 +158,43 @@ func applyRouter(c *nftables.Conn, rp routerPolicy) error {
 	}
 	return nil
 }
+
+// Ports in the internet namespace where moat's egress proxy listens when
+// the stack file sets local.egress: every TCP connection and every DNS
+// query (UDP port 53) arriving from the VPC through the internet gateway
+// is redirected there (package egress takes it on to the host namespace).
+const (
+	EgressPort    = 15001
+	EgressDNSPort = 15053
+)
+
+// applyEgress installs table ip moat-egress in the internet namespace:
+// the redirects to the egress proxy's ports.
+func applyEgress(c *nftables.Conn) error {
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "moat-egress"})
+	acceptPolicy := nftables.ChainPolicyAccept
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &acceptPolicy})
+	redirect := func(proto byte, dport uint16, to uint16) []expr.Any {
+		e := cat(matchIf(expr.MetaKeyIIFNAME, "eth0"), []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		})
+		if dport != 0 {
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, dport)})
+		}
+		return append(e,
+			&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, to)},
+			&expr.Redir{RegisterProtoMin: 1})
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: redirect(unix.IPPROTO_UDP, 53, EgressDNSPort),
+		UserData: comment("DNS from the VPC to moat's egress resolver")})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: redirect(unix.IPPROTO_TCP, 0, EgressPort),
+		UserData: comment("TCP from the VPC to moat's egress proxy")})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("apply egress redirects: %w", err)
+	}
+	return nil
+}

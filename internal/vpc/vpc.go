@@ -8,7 +8,10 @@
 // internet" is a namespace (moat-<stack>-internet) behind the router's
 // uplink; private subnets reach it only through NAT (masquerade in the
 // router), and it never opens connections to them. The host namespace
-// gets no address, route, link or nftables table.
+// gets no address, route, link or nftables table. With local.egress the
+// internet namespace redirects TCP and DNS arriving from the VPC to
+// moat's egress proxy (package egress), which carries them on from the
+// host namespace in user space.
 //
 // Lifecycle: Up, then AddNode/RemoveNode as nodes come and go, then Down.
 // Processes running in a namespace must be stopped before RemoveNode or
@@ -117,9 +120,6 @@ func (n *Node) Listen(network, addr string) (net.Listener, error) {
 // The stack's leftovers from a crashed run must be reclaimed first
 // (Reclaim); Up fails if the router namespace exists.
 func Up(ctx context.Context, p *plan.Plan, opts Options) (_ *VPC, err error) {
-	if p.Local.Egress {
-		return nil, errors.New("build vpc: local.egress (VPC traffic to the host's real network) is not implemented yet; remove it from the stack file")
-	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -225,6 +225,15 @@ func Up(ctx context.Context, p *plan.Plan, opts Options) (_ *VPC, err error) {
 	}
 	if err := step("nat"); err != nil {
 		return nil, err
+	}
+	if p.Local.Egress {
+		ic, err := nftables.New(nftables.WithNetNSFd(int(v.inet)))
+		if err != nil {
+			return nil, fmt.Errorf("nftables in internet namespace: %w", err)
+		}
+		if err := applyEgress(ic); err != nil {
+			return nil, err
+		}
 	}
 	log.Info("vpc up", "stack", p.Stack, "cidr", p.VPC.CIDR, "subnets", len(p.Subnets))
 	return v, nil

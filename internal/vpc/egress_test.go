@@ -1,0 +1,113 @@
+package vpc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/egress"
+	"github.com/moat-dev/moat/internal/secgroup"
+)
+
+// TestEgress: with local.egress, an instance in a private subnet reaches a
+// service on the host's loopback through the internet gateway and moat's
+// egress proxy (HostAddr), resolves host.moat.internal, and is refused
+// private destinations; without it, the same connection fails. Every
+// packet stays inside this test's namespaces or on host loopback: the
+// refused destination is turned away by the proxy before any dial, and
+// names other than host.moat.internal go to a stand-in resolver.
+func TestEgress(t *testing.T) {
+	requireRoot(t)
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from the host")
+	}))
+	defer host.Close()
+	port := netip.MustParseAddrPort(host.Listener.Addr().String()).Port()
+	hostURL := fmt.Sprintf("http://%s/", netip.AddrPortFrom(egress.HostAddr, port))
+
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("egress=%v", on), func(t *testing.T) {
+			stack := "egresstest"
+			p := testPlan(t, stack, "single")
+			p.Local.Egress = on
+			if _, err := Reclaim(context.Background(), stack, ""); err != nil {
+				t.Fatal(err)
+			}
+			v, err := Up(context.Background(), p, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer assertClean(t, stack)
+			defer v.Down(context.Background())
+			proxy := &egress.Proxy{VPC: p.VPC.CIDR, Lookup: func(_ context.Context, name string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil // stand-in: no real DNS from tests
+			}}
+			if on {
+				l, err := ListenIn(v.InternetPath(), "tcp4", fmt.Sprintf(":%d", EgressPort))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pc, err := ListenPacketIn(v.InternetPath(), "udp4", fmt.Sprintf(":%d", EgressDNSPort))
+				if err != nil {
+					t.Fatal(err)
+				}
+				proxy.Start(l, pc)
+				defer proxy.Close()
+			}
+			n, err := v.AddNode(context.Background(), NodeSpec{Name: "i-egress", Kind: secgroup.KindInstance, Owner: "web",
+				Subnet: "private-a", Groups: []string{"app"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.Dial()}}
+			resp, err := client.Get(hostURL)
+			if !on {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("without local.egress, GET %s from a private instance answered %s", hostURL, resp.Status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GET %s from a private instance: %v", hostURL, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "hello from the host" {
+				t.Fatalf("GET %s: %q", hostURL, body)
+			}
+
+			r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return n.Dial()(ctx, "udp", "198.51.100.53:53") // any server: port 53 is redirected
+			}}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			for name, want := range map[string]string{egress.HostName: egress.HostAddr.String(), "example.test": "203.0.113.7"} {
+				addrs, err := r.LookupNetIP(ctx, "ip4", name)
+				if err != nil || len(addrs) != 1 || addrs[0].String() != want {
+					t.Errorf("resolve %s in the instance: %v, %v; want %s", name, addrs, err, want)
+				}
+			}
+
+			c, err := n.Dial()(ctx, "tcp", "192.168.77.1:80")
+			if err == nil {
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, err = c.Read(make([]byte, 1))
+				c.Close()
+			}
+			if err == nil || proxy.Refused.Load() != 1 {
+				t.Errorf("connection to a private address: err %v, refused %d; want a reset and 1 refusal", err, proxy.Refused.Load())
+			}
+			if proxy.Forwarded.Load() < 1 || proxy.Queries.Load() != 2 {
+				t.Errorf("forwarded %d, queries %d", proxy.Forwarded.Load(), proxy.Queries.Load())
+			}
+			client.CloseIdleConnections()
+		})
+	}
+}
