@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,7 +259,9 @@ func get(t *testing.T, url string) (int, string) {
 // moat down leaves nothing.
 func TestStackEndToEnd(t *testing.T) {
 	needRoot(t)
-	s := newE2EStack(t, "e2e", nil)
+	s := newE2EStack(t, "e2e", func(text string) string {
+		return strings.Replace(text, "\nlocal:\n", "\nlocal:\n  egress: true\n", 1)
+	})
 	t0 := time.Now()
 	s.mustMoat(120*time.Second, "up", "-d", "--wait")
 	t.Logf("moat up -d --wait took %v", time.Since(t0).Round(time.Millisecond))
@@ -405,6 +408,21 @@ func TestStackEndToEnd(t *testing.T) {
 		audit, _ := os.ReadFile(filepath.Join(s.home, s.name, "ssh-audit.jsonl"))
 		if !bytes.Contains(audit, []byte(ins[0].IP+":8000")) {
 			t.Errorf("audit log has no entry for the refused forward to %s:8000:\n%s", ins[0].IP, audit)
+		}
+	})
+
+	t.Run("egress reaches the host's loopback", func(t *testing.T) {
+		s := s.with(t)
+		host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "host says hi to %s", r.RemoteAddr)
+		}))
+		defer host.Close()
+		port := host.Listener.Addr().(*net.TCPAddr).Port
+		// By address: the name host.moat.internal needs the host's
+		// resolv.conf to name a non-loopback server (docs/local.md).
+		out := s.mustMoat(30*time.Second, "ssh", ins[0].ID, "--", fmt.Sprintf("curl -s -m 5 http://198.18.0.2:%d/", port))
+		if !strings.Contains(out, "host says hi to 127.0.0.1:") {
+			t.Errorf("GET the host's 127.0.0.1:%d from an instance through local.egress: %q", port, out)
 		}
 	})
 
