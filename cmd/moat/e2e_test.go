@@ -362,24 +362,7 @@ func TestStackEndToEnd(t *testing.T) {
 		if !strings.Contains(out, "hello from "+ins[0].ID) || !strings.Contains(out, ins[0].IP) {
 			t.Errorf("moat ssh output %q: want the instance id and its address from the metadata service", out)
 		}
-		cfg := s.mustMoat(10*time.Second, "ssh-config")
-		cfgPath := filepath.Join(s.home, "ssh_config")
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		alias, bastionAlias := "", ""
-		for _, line := range strings.Split(cfg, "\n") {
-			if h, ok := strings.CutPrefix(strings.TrimSpace(line), "Host "); ok {
-				if strings.Contains(h, ins[0].ID) {
-					alias = h
-				} else if !strings.Contains(h, "i-") && !strings.Contains(h, "*") {
-					bastionAlias = h
-				}
-			}
-		}
-		if alias == "" || bastionAlias == "" {
-			t.Fatalf("ssh-config has no Host for %s and the bastion:\n%s", ins[0].ID, cfg)
-		}
+		cfgPath, alias, bastionAlias := s.sshConfig(ins[0].ID)
 		// scp through the jump (the modern SFTP protocol).
 		local := filepath.Join(t.TempDir(), "payload.txt")
 		payload := "moat scp payload " + strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -397,11 +380,7 @@ func TestStackEndToEnd(t *testing.T) {
 
 		// The app's security group admits port 8000 only from the load
 		// balancer's group: the bastion refuses to forward there, and says why.
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		w := exec.CommandContext(ctx, "ssh", "-F", cfgPath, "-W", ins[0].IP+":8000", bastionAlias)
-		w.Stdin = strings.NewReader("")
-		out2, err := w.CombinedOutput()
+		out2, err := sshForward(cfgPath, bastionAlias, ins[0].IP+":8000", "")
 		if err == nil || !strings.Contains(string(out2), "open failed") {
 			t.Errorf("ssh -W %s:8000 through the bastion: err %v, output %q; want a refused channel", ins[0].IP, err, out2)
 		}
@@ -572,6 +551,28 @@ func TestStackEndToEnd(t *testing.T) {
 		if !strings.Contains(out, "greeting=v2") {
 			t.Errorf("a refreshed instance's environment: %q, want GREETING=v2", out)
 		}
+		// A security group change applies at once, as on AWS: the app's
+		// group admits the bastion on 8000, so the forward refused earlier
+		// now reaches the app.
+		ins := s.instances()
+		cfgPath, _, bastionAlias := s.sshConfig(ins[0].ID)
+		sgEdited := strings.Replace(edited, "      - {protocol: tcp, port: 22, group: bastion}\n",
+			"      - {protocol: tcp, port: 22, group: bastion}\n      - {protocol: tcp, port: 8000, group: bastion}\n", 1)
+		if sgEdited == edited {
+			t.Fatal("could not edit the app's security group")
+		}
+		if err := os.WriteFile(s.file, []byte(sgEdited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out := s.mustMoat(30*time.Second, "up", "-d"); !strings.Contains(out, "security group app: rules") {
+			t.Errorf("moat up with a changed security group said %q", out)
+		}
+		out3, err := sshForward(cfgPath, bastionAlias, ins[0].IP+":8000", "GET /health HTTP/1.0\r\n\r\n")
+		if err != nil || !strings.Contains(string(out3), "200") {
+			t.Errorf("ssh -W %s:8000 through the bastion after the group admits it: %v\n%s", ins[0].IP, err, out3)
+		}
+		edited = sgEdited
+
 		// A change to the network is refused with what to do.
 		if err := os.WriteFile(s.file, []byte(strings.Replace(edited, "cidr: 10.0.0.0/16", "cidr: 10.9.0.0/16", 1)), 0o644); err != nil {
 			t.Fatal(err)
@@ -724,4 +725,38 @@ func TestSameStackNameFromTwoHomes(t *testing.T) {
 	}
 	a.mustMoat(60*time.Second, "down")
 	assertNoLeftovers(t, a.name)
+}
+
+// sshConfig writes moat ssh-config to a file and returns its path, the
+// Host alias of the instance and that of the bastion.
+func (s *e2eStack) sshConfig(id string) (path, alias, bastionAlias string) {
+	s.t.Helper()
+	cfg := s.mustMoat(10*time.Second, "ssh-config")
+	path = filepath.Join(s.home, "ssh_config")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, line := range strings.Split(cfg, "\n") {
+		if h, ok := strings.CutPrefix(strings.TrimSpace(line), "Host "); ok {
+			if strings.Contains(h, id) {
+				alias = h
+			} else if !strings.Contains(h, "i-") && !strings.Contains(h, "*") {
+				bastionAlias = h
+			}
+		}
+	}
+	if alias == "" || bastionAlias == "" {
+		s.t.Fatalf("ssh-config has no Host for %s and the bastion:\n%s", id, cfg)
+	}
+	return path, alias, bastionAlias
+}
+
+// sshForward runs ssh -W DEST through the bastion (what ssh -J does) with
+// stdin as the bytes sent, and returns what came back.
+func sshForward(cfgPath, bastionAlias, dest, stdin string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := exec.CommandContext(ctx, "ssh", "-F", cfgPath, "-W", dest, bastionAlias)
+	w.Stdin = strings.NewReader(stdin)
+	return w.CombinedOutput()
 }

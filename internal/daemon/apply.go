@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/moat-dev/moat/internal/autoscale"
@@ -29,10 +31,13 @@ type planDiff struct {
 	// rules and actions, target group settings, launch templates (an
 	// instance refresh) and auto scaling group settings.
 	live []string
-	// restart are changes that need moat down and up: the network, the
-	// security groups, key pairs, the bastion, published addresses, and
-	// which groups, load balancers or target groups exist.
+	// restart are changes that need moat down and up: the network, key
+	// pairs, the bastion, published addresses, which security groups a
+	// node is in, and which groups, load balancers or target groups exist.
 	restart []string
+	// securityGroups says whether security group rules changed (applied
+	// live to every node, as AWS does).
+	securityGroups bool
 }
 
 // diffPlans compares the running plan with a new one. Pure.
@@ -49,7 +54,6 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	same("the subnets", old.Subnets, new.Subnets)
 	same("the route tables", old.RouteTables, new.RouteTables)
 	same("the NAT gateways", old.NATGateways, new.NATGateways)
-	same("the security groups", old.SecurityGroups, new.SecurityGroups)
 	same("the key pairs", old.KeyPairs, new.KeyPairs)
 	same("the bastion", old.Bastion, new.Bastion)
 	same("the published endpoints", old.Endpoints, new.Endpoints)
@@ -61,6 +65,24 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	if len(d.restart) > 0 {
 		return d
 	}
+	oldGroups := map[string]plan.SecurityGroup{}
+	for _, g := range old.SecurityGroups {
+		oldGroups[g.Name] = g
+	}
+	for _, g := range new.SecurityGroups {
+		o, ok := oldGroups[g.Name]
+		switch {
+		case !ok:
+			d.live = append(d.live, "security group "+g.Name+": added")
+		case !reflect.DeepEqual(o, g):
+			d.live = append(d.live, "security group "+g.Name+": rules")
+		}
+		delete(oldGroups, g.Name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(oldGroups)) {
+		d.live = append(d.live, "security group "+name+": removed")
+	}
+	d.securityGroups = !reflect.DeepEqual(old.SecurityGroups, new.SecurityGroups)
 	for i, l := range new.LoadBalancers {
 		o := old.LoadBalancers[i]
 		if !reflect.DeepEqual(o.Nodes, l.Nodes) || !reflect.DeepEqual(o.SecurityGroups, l.SecurityGroups) {
@@ -175,6 +197,13 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 		if err := lbConfig(np, l).Validate(); err != nil {
 			return ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
 		}
+	}
+	if d.securityGroups {
+		nodes, err := s.net.UpdateSecurityGroups(ctx, np.SecurityGroups)
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		s.event("vpc", "vpc.securitygroups", "Security group rules replaced on %d node(s)", len(nodes))
 	}
 	for _, l := range np.LoadBalancers {
 		if b := s.balancers[l.Name]; b != nil {

@@ -59,7 +59,10 @@ func TestDiffPlans(t *testing.T) {
 		{"security group rule", func(p *plan.Plan) {
 			p.SecurityGroups[0].Ingress = append(p.SecurityGroups[0].Ingress, plan.Rule{Protocol: "tcp", FromPort: 443, ToPort: 443,
 				CIDR: netip.MustParsePrefix("0.0.0.0/0")})
-		}, "", "the security groups"},
+		}, "security group lb: rules", ""},
+		{"security group added", func(p *plan.Plan) {
+			p.SecurityGroups = append(p.SecurityGroups, plan.SecurityGroup{Name: "extra"})
+		}, "security group extra: added", ""},
 		{"VPC block", func(p *plan.Plan) { p.VPC.CIDR = netip.MustParsePrefix("10.9.0.0/16") }, "", "the VPC"},
 		{"target group port", func(p *plan.Plan) { p.TargetGroups[0].Port = 9000 }, "", "protocol or port"},
 		{"launch template groups", func(p *plan.Plan) {

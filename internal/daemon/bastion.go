@@ -72,22 +72,23 @@ func (s *stack) startBastion(ctx context.Context) error {
 // would drop, with the reason and the fix, instead of letting the client
 // hang: the same reasoning as moat reach, over the live membership.
 func (s *stack) bastionPolicy(dst netip.AddrPort) error {
-	if !s.plan.VPC.CIDR.Contains(dst.Addr()) {
-		return fmt.Errorf("%s is outside the VPC %s: the bastion forwards only into the VPC", dst.Addr(), s.plan.VPC.CIDR)
+	p := s.current() // security groups change live
+	if !p.VPC.CIDR.Contains(dst.Addr()) {
+		return fmt.Errorf("%s is outside the VPC %s: the bastion forwards only into the VPC", dst.Addr(), p.VPC.CIDR)
 	}
 	m := s.net.Membership()
-	from, err := secgroup.ResolveEndpoint(s.plan, m, "bastion")
+	from, err := secgroup.ResolveEndpoint(p, m, "bastion")
 	if err != nil {
 		return err
 	}
-	to, err := secgroup.ResolveEndpoint(s.plan, m, dst.Addr().String())
+	to, err := secgroup.ResolveEndpoint(p, m, dst.Addr().String())
 	if err != nil {
 		return err
 	}
 	if to.Kind != secgroup.EndpointNode {
 		return fmt.Errorf("nothing in the VPC has the address %s", dst.Addr())
 	}
-	v := secgroup.Reach(s.plan, m, from, to, plan.ProtoTCP, int(dst.Port()))
+	v := secgroup.Reach(p, m, from, to, plan.ProtoTCP, int(dst.Port()))
 	if v.Allowed {
 		return nil
 	}

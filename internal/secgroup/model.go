@@ -94,6 +94,21 @@ type RuleSet struct {
 	EgressRestricted bool `json:"egressRestricted"`
 }
 
+// SameRules reports whether two rule sets have the same rules and sets,
+// whatever the sets' members (those change as nodes come and go).
+func (rs RuleSet) SameRules(o RuleSet) bool {
+	setNames := func(r RuleSet) []string {
+		var out []string
+		for _, s := range r.Sets {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	return rs.Node == o.Node && rs.EgressRestricted == o.EgressRestricted &&
+		slices.Equal(rs.Input, o.Input) && slices.Equal(rs.Output, o.Output) &&
+		slices.Equal(setNames(rs), setNames(o))
+}
+
 // Set is a named address set holding one group's members.
 type Set struct {
 	Name     string       `json:"name"`

@@ -20,6 +20,7 @@ const TableName = "moat"
 // Conn is the part of *nftables.Conn the compiler uses.
 type Conn interface {
 	AddTable(*nftables.Table) *nftables.Table
+	DelTable(*nftables.Table)
 	AddChain(*nftables.Chain) *nftables.Chain
 	AddRule(*nftables.Rule) *nftables.Rule
 	AddSet(*nftables.Set, []nftables.SetElement) error
@@ -69,6 +70,18 @@ func Apply(c Conn, rs RuleSet) error {
 		return fmt.Errorf("apply rules of %s: %w", rs.Node, err)
 	}
 	return nil
+}
+
+// Replace swaps a node's table inet moat for one with the rule set, in
+// one transaction (a changed security group): no packet ever sees a
+// half-built table, and connections already established stay allowed
+// (conntrack keeps their state; the new table accepts them as the old
+// one did).
+func Replace(c Conn, rs RuleSet) error {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	c.AddTable(t) // so that the delete cannot fail on a missing table
+	c.DelTable(t)
+	return Apply(c, rs)
 }
 
 // ReplaceSet atomically replaces a group set's members in table inet moat.

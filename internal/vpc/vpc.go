@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -435,6 +436,55 @@ func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (n *Node, err error) {
 	}
 	v.log.Debug("node added", "node", n.Name, "addr", ip, "subnet", sn.Name, "groups", n.Groups)
 	return n, nil
+}
+
+// UpdateSecurityGroups applies changed security group rules to every
+// running node, as AWS applies a group's rule changes to the instances in
+// it at once: each node whose compiled rules change gets them replaced in
+// one nftables transaction, and established connections stay open. It
+// returns the names of the nodes it changed. Which groups a node is in
+// does not change here.
+func (v *VPC) UpdateSecurityGroups(ctx context.Context, groups []plan.SecurityGroup) ([]string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.down {
+		return nil, errors.New("update security groups: the vpc is down")
+	}
+	np := *v.plan
+	np.SecurityGroups = groups
+	m := v.membershipLocked()
+	// Compile every node first (pure): nothing changes if one fails.
+	changed := map[string]secgroup.RuleSet{}
+	for name, n := range v.nodes {
+		rs, err := secgroup.Compile(&np, name, n.Groups, m)
+		if err != nil {
+			return nil, fmt.Errorf("update security groups of %s: %w", name, err)
+		}
+		if !rs.SameRules(n.rules) {
+			changed[name] = rs
+		}
+	}
+	v.plan = &np
+	var done []string
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(changed)) {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		n := v.nodes[name]
+		c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
+		if err == nil {
+			err = secgroup.Replace(c, changed[name])
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("update security groups of %s: %w", name, err))
+			continue
+		}
+		n.rules = changed[name]
+		done = append(done, name)
+	}
+	return done, errors.Join(errs...)
 }
 
 // updateSets rewrites the group sets of every node referencing one of the

@@ -1,0 +1,120 @@
+package vpc
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
+)
+
+// TestUpdateSecurityGroups: a changed security group applies to running
+// nodes at once, as on AWS; a connection the old rules allowed stays
+// open (tracked), new ones follow the new rules, and moat reach (over the
+// new plan) agrees with the kernel.
+func TestUpdateSecurityGroups(t *testing.T) {
+	requireRoot(t)
+	w := up(t, "sgupdate", "single")
+	addFixed(t, w)
+	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
+	addNode(t, w, NodeSpec{Name: "i-other", Kind: secgroup.KindInstance, Owner: "other", Subnet: "private-b", Groups: []string{"other"}})
+	serve(t, w.path("i-app1"), "0.0.0.0:8000")
+	serve(t, w.path("i-app1"), "0.0.0.0:22")
+
+	// An echo on 8001, which only the rule added in step 1 admits: its
+	// connection must outlive that rule's removal in step 2.
+	l, err := ListenIn(w.path("i-app1"), "tcp", "0.0.0.0:8001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					c.Write([]byte(line))
+				}
+			}()
+		}
+	}()
+
+	groups := func(edit func(app *plan.SecurityGroup)) []plan.SecurityGroup {
+		out := slices.Clone(w.p.SecurityGroups)
+		for i := range out {
+			if out[i].Name == "app" {
+				g := out[i]
+				g.Ingress = slices.Clone(g.Ingress)
+				edit(&g)
+				out[i] = g
+			}
+		}
+		return out
+	}
+	apply := func(gs []plan.SecurityGroup, wantChanged int) {
+		t.Helper()
+		changed, err := w.v.UpdateSecurityGroups(context.Background(), gs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changed) != wantChanged {
+			t.Errorf("changed nodes %v, want %d", changed, wantChanged)
+		}
+		np := *w.p
+		np.SecurityGroups = gs
+		w.p = &np
+	}
+
+	// Step 1: the app group also admits the load balancer on 8001.
+	apply(groups(func(app *plan.SecurityGroup) {
+		app.Ingress = append(app.Ingress, plan.Rule{Protocol: plan.ProtoTCP, FromPort: 8001, ToPort: 8001, Group: "lb"})
+	}), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := DialFunc(w.path("lb-web-0"))(ctx, "tcp", netip.AddrPortFrom(w.addr("i-app1"), 8001).String())
+	if err != nil {
+		t.Fatalf("lb -> app:8001 after the rule was added: %v", err)
+	}
+	defer c.Close()
+	echo := func(c net.Conn, msg string) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte(msg + "\n")); err != nil {
+			return err
+		}
+		_, err := bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	if err := echo(c, "one"); err != nil {
+		t.Fatalf("echo before the change: %v", err)
+	}
+
+	// Step 2: the app group drops every load balancer rule and admits the
+	// other group on 8000 instead.
+	apply(groups(func(app *plan.SecurityGroup) {
+		app.Ingress = slices.DeleteFunc(app.Ingress, func(r plan.Rule) bool { return r.Group == "lb" })
+		app.Ingress = append(app.Ingress, plan.Rule{Protocol: plan.ProtoTCP, FromPort: 8000, ToPort: 8000, Group: "other"})
+	}), 1)
+	if err := echo(c, "two"); err != nil {
+		t.Errorf("the established connection broke when its rule was removed: %v", err)
+	}
+	w.check(t, "lb-web-0", "i-app1", 8000, false)
+	w.check(t, "i-other", "i-app1", 8000, true)
+	w.check(t, "bastion", "i-app1", 22, true)
+
+	// The same groups again change nothing.
+	apply(w.p.SecurityGroups, 0)
+}
