@@ -9,7 +9,8 @@
 //   - stack.go: the running stack and its start steps (key pairs, network,
 //     audit log, load balancers, bastion, auto scaling groups); every step
 //     registers its own undo, so a failed start undoes exactly what it made.
-//   - wiring.go: the VPC (package vpc), the load balancers (package lb) on
+//   - wiring.go: the VPC (package vpc) and, with local.egress, its egress
+//     proxy (package egress); the load balancers (package lb) on
 //     their published loopback addresses, dialing from their nodes' private
 //     addresses; lbconfig.go translates the plan into the engine's config.
 //   - group.go: one auto scaling group. The autoscale controller decides
@@ -21,8 +22,9 @@
 //     and SSH endpoints inside it, then the processes (package instance).
 //   - bastion.go: the bastion, whose forwarding policy is moat reach's
 //     reasoning over the live membership.
-//   - apply.go: moat up on a running stack — what changed, applied live or
-//     refused.
+//   - apply.go: moat up on a running stack — what changed, applied live
+//     (security group rules, listeners, target groups, groups, launch
+//     templates) or refused.
 //   - routes.go, api.go: the control API and its types.
 //   - reclaim.go: a crashed daemon's leftovers (processes in the stack's
 //     namespaces, then the namespaces).
