@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -431,5 +430,3 @@ func (g *group) removeTunnel(t *targetgroup.Target, c net.Conn) {
 	defer g.mu.Unlock()
 	delete(g.tunnels[t], c)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

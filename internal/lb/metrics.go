@@ -33,7 +33,6 @@ type groupMetrics struct {
 	latency   prometheus.Observer
 	retries   prometheus.Counter
 	ejections prometheus.Counter
-	mu        sync.Mutex
 	codes     [600]atomic.Pointer[prometheus.Counter]
 }
 

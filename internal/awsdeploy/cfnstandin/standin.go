@@ -213,8 +213,8 @@ type stack struct {
 }
 
 type event struct {
-	id, logical, physical, typ, status, reason, token string
-	at                                                time.Time
+	id, logical, physical, typ, status, reason string
+	at                                         time.Time
 }
 
 type changeSet struct {
