@@ -44,6 +44,17 @@ var HostAddr = secgroup.InternetAddr
 // HostName resolves to HostAddr through the egress resolver.
 const HostName = "host.moat.internal"
 
+// Bounds on what the VPC can make the proxy hold: open connections and
+// DNS queries in flight (beyond them, connections are reset and queries
+// dropped, and the client retries), and A records in one answer (so a
+// reply stays within DNS's 512-byte UDP limit).
+const (
+	maxConns      = 4096
+	maxQueries    = 64
+	maxARecords   = 8
+	dnsBufferSize = 512
+)
+
 // ErrRefused is wrapped by Destination's refusals.
 var ErrRefused = errors.New("egress refused")
 
@@ -97,14 +108,15 @@ type Proxy struct {
 	// queries answered.
 	Forwarded, Refused, Queries atomic.Int64
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	tcp    net.Listener
-	dns    net.PacketConn
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closed  bool
+	tcp     net.Listener
+	dns     net.PacketConn
+	queries chan struct{} // one token per DNS query in flight
 }
 
 // Start serves redirected TCP connections accepted on tcp and DNS queries
@@ -124,6 +136,7 @@ func (p *Proxy) Start(tcp net.Listener, dns net.PacketConn) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.conns = map[net.Conn]struct{}{}
+	p.queries = make(chan struct{}, maxQueries)
 	p.tcp, p.dns = tcp, dns
 	if tcp != nil {
 		p.wg.Go(p.acceptLoop)
@@ -157,11 +170,17 @@ func (p *Proxy) Close() error {
 func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || len(p.conns) >= maxConns {
 		return false
 	}
 	p.conns[c] = struct{}{}
 	return true
+}
+
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 func (p *Proxy) untrack(c net.Conn) {
@@ -182,7 +201,12 @@ func (p *Proxy) acceptLoop() {
 		}
 		if !p.track(c) {
 			c.Close()
-			return
+			if p.isClosed() {
+				return
+			}
+			p.Refused.Add(1)
+			p.Log.Warn("egress refused", "src", c.RemoteAddr().String(), "err", "too many open connections")
+			continue
 		}
 		p.wg.Go(func() { p.serve(c) })
 	}
@@ -265,7 +289,7 @@ func originalDst(c net.Conn) (netip.AddrPort, error) {
 }
 
 func (p *Proxy) dnsLoop() {
-	buf := make([]byte, 1500)
+	buf := make([]byte, dnsBufferSize)
 	for {
 		n, from, err := p.dns.ReadFrom(buf)
 		if err != nil {
@@ -274,8 +298,14 @@ func (p *Proxy) dnsLoop() {
 			}
 			return
 		}
+		select {
+		case p.queries <- struct{}{}:
+		default:
+			continue // too many in flight: drop, the client retries
+		}
 		q := append([]byte(nil), buf[:n]...)
 		p.wg.Go(func() {
+			defer func() { <-p.queries }()
 			ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 			defer cancel()
 			if resp := Answer(ctx, q, p.Lookup); resp != nil {
@@ -325,10 +355,12 @@ func Answer(ctx context.Context, query []byte, lookup func(ctx context.Context, 
 	if b.StartQuestions() != nil || b.Question(q) != nil || b.StartAnswers() != nil {
 		return nil
 	}
+	n := 0
 	for _, a := range addrs {
-		if !a.Unmap().Is4() {
+		if !a.Unmap().Is4() || n == maxARecords {
 			continue
 		}
+		n++
 		rr := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60}
 		if b.AResource(rr, dnsmessage.AResource{A: a.Unmap().As4()}) != nil {
 			return nil

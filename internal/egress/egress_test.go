@@ -62,6 +62,12 @@ func TestAnswer(t *testing.T) {
 			return []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")}, nil
 		case "down.test":
 			return nil, errors.New("timeout")
+		case "many.test":
+			var out []netip.Addr
+			for i := range 20 {
+				out = append(out, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}))
+			}
+			return out, nil
 		}
 		return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
 	}
@@ -78,8 +84,13 @@ func TestAnswer(t *testing.T) {
 		{"example.test.", dnsmessage.TypeAAAA, dnsmessage.RCodeSuccess, nil},
 		{"nowhere.test.", dnsmessage.TypeA, dnsmessage.RCodeNameError, nil},
 		{"down.test.", dnsmessage.TypeA, dnsmessage.RCodeServerFailure, nil},
+		// At most 8 records, so the answer fits DNS's 512-byte UDP limit.
+		{"many.test.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, []string{"203.0.113.0", "", "", "", "", "", "", ""}},
 	} {
 		resp := Answer(context.Background(), query(t, tc.name, tc.typ), lookup)
+		if len(resp) > dnsBufferSize {
+			t.Errorf("%s: answer of %d bytes", tc.name, len(resp))
+		}
 		var m dnsmessage.Message
 		if err := m.Unpack(resp); err != nil {
 			t.Fatalf("%s %v: unpack answer: %v", tc.name, tc.typ, err)
