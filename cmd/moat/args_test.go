@@ -42,3 +42,31 @@ func TestGroupsWithoutArgumentsPrintHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputFormatIsChecked: every listing's -o takes text or json and
+// refuses anything else as bad usage before it does any work (ps -o yaml
+// used to print the table).
+func TestOutputFormatIsChecked(t *testing.T) {
+	t.Setenv("MOAT_HOME", t.TempDir())
+	for _, args := range [][]string{
+		{"ps", "-o", "yaml"},
+		{"targets", "-o", "yaml"},
+		{"status", "-o", "table"},
+		{"events", "-o", "yaml"},
+		{"activity", "web", "-o", "yaml"},
+		{"validate", "-f", exampleFile, "-o", "yaml"},
+		{"plan", "-f", exampleFile, "--output=yaml"},
+		{"reach", "-f", exampleFile, "internet", "lb:web", "80", "-o", "yaml"},
+		{"outputs", "-o", "yaml"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, `invalid argument "`) || !strings.Contains(stderr, "use text or json") {
+			t.Errorf("moat %s: exit %d, stderr %q; want exit %d and 'use text or json'", strings.Join(args, " "), code, stderr, exitUsage)
+		}
+	}
+	for _, o := range []string{"text", "json"} {
+		if _, stderr, code := run(t, "plan", "-f", exampleFile, "-o", o); code != exitOK {
+			t.Errorf("plan -o %s: exit %d, %q", o, code, stderr)
+		}
+	}
+}

@@ -253,9 +253,6 @@ func newOutputsCommand() *cobra.Command {
 		Short: "Print the outputs of the stack on AWS (load balancer URL, bastion address, ssh command)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return withCode(exitUsage, fmt.Errorf("unknown output format %q: use text or json", output))
-			}
 			_, name, region, err := f.target(c.ErrOrStderr(), false)
 			if err != nil {
 				return err
@@ -278,7 +275,7 @@ func newOutputsCommand() *cobra.Command {
 		},
 	}
 	f.add(c)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 

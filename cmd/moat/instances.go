@@ -81,7 +81,7 @@ func newPsCommand() *cobra.Command {
 		},
 	}
 	stackFlags(c, &file, &stack)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	c.Flags().BoolVarP(&all, "all", "a", false, "also list recently terminated instances (the last 50 per group), with why")
 	return c
 }

@@ -36,7 +36,7 @@ func newPlanCommand() *cobra.Command {
 		},
 	}
 	fileFlag(c, &file)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 

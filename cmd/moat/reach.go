@@ -89,7 +89,7 @@ Exit code 0 when allowed, 1 when denied.`,
 	fileFlag(c, &file)
 	c.Flags().StringVar(&proto, "proto", "tcp", "protocol: tcp, udp or icmp")
 	c.Flags().BoolVar(&offline, "offline", false, "ignore a running stack; reason from the stack file alone")
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 

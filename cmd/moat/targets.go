@@ -45,6 +45,6 @@ func newTargetsCommand() *cobra.Command {
 		},
 	}
 	stackFlags(c, &file, &stack)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }

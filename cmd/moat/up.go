@@ -306,7 +306,7 @@ func newStatusCommand() *cobra.Command {
 		},
 	}
 	stackFlags(c, &file, &stack)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 
@@ -331,7 +331,7 @@ func newEventsCommand() *cobra.Command {
 	c.Flags().StringVar(&file, "file", "", "stack file (default $MOAT_FILE, then ./moat.yaml)")
 	c.Flags().StringVar(&stack, "stack", "", "stack name (default: the stack file's name)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 

@@ -57,7 +57,7 @@ func newValidateCommand() *cobra.Command {
 		},
 	}
 	fileFlag(c, &file)
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(c, &output)
 	return c
 }
 
