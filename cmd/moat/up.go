@@ -221,12 +221,26 @@ func connect(ctx context.Context, stackFlag, fileFlag string) (*client.Client, d
 	dir := daemon.StackDir(name)
 	cl := client.New(dir)
 	if _, err := cl.Status(ctx); err != nil {
-		if errors.Is(err, client.ErrNotRunning) {
-			return nil, dir, withCode(exitNotFound, fmt.Errorf("stack %s is not running: start it with moat up", name))
-		}
-		return nil, dir, err
+		return nil, dir, daemonErr(name, dir, err)
 	}
 	return cl, dir, nil
+}
+
+// daemonErr says what to do when the stack's daemon cannot be reached: it
+// does not run, or it runs as root and this user may not reach its socket
+// (which is not the same as not running).
+func daemonErr(name string, dir daemon.Dir, err error) error {
+	switch {
+	case errors.Is(err, client.ErrPermission):
+		return withCode(exitFailure, fmt.Errorf("cannot reach stack %s: permission denied on %s (moat up runs as root): run this with sudo", name, dir.Socket()))
+	case errors.Is(err, client.ErrNotRunning):
+		hint := ""
+		if os.Geteuid() != 0 {
+			hint = " (a stack started with sudo is found with sudo)"
+		}
+		return withCode(exitNotFound, fmt.Errorf("stack %s is not running: start it with moat up%s", name, hint))
+	}
+	return err
 }
 
 func newDownCommand() *cobra.Command {
@@ -253,9 +267,14 @@ func newDownCommand() *cobra.Command {
 					time.Sleep(100 * time.Millisecond)
 				}
 			} else if !errors.Is(err, client.ErrNotRunning) {
-				return err
+				return daemonErr(name, dir, err)
 			} else if dir.Held() {
 				return withCode(exitFailure, fmt.Errorf("a daemon holds stack %s but does not answer; stop pid from %s", name, dir.PIDFile()))
+			}
+			if os.Geteuid() != 0 {
+				// Reclaiming kills processes in the stack's namespaces and
+				// deletes them, which only root may do.
+				return withCode(exitFailure, fmt.Errorf("moat down needs root: it deletes the stack's network namespaces and processes; run it with sudo (sudo %s)", strings.Join(os.Args, " ")))
 			}
 			n, err := daemon.Reclaim(c.Context(), name, dir)
 			if err != nil {

@@ -23,6 +23,11 @@ import (
 // ErrNotRunning means no daemon answers on the stack's socket.
 var ErrNotRunning = errors.New("the stack is not running")
 
+// ErrPermission means the stack's control socket exists, or may, but this
+// user may not reach it: the daemon runs as root and its state directory
+// is root's alone.
+var ErrPermission = errors.New("permission denied on the stack's control socket")
+
 // Client talks to one stack's daemon.
 type Client struct {
 	socket string
@@ -59,6 +64,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return ErrPermission
+		}
 		if _, serr := os.Stat(c.socket); serr != nil || errors.Is(err, os.ErrNotExist) || isConnRefused(err) {
 			return ErrNotRunning
 		}
@@ -142,6 +150,9 @@ func (c *Client) stream(ctx context.Context, path string, fn func([]byte)) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return ErrPermission
+		}
 		if isConnRefused(err) {
 			return ErrNotRunning
 		}
