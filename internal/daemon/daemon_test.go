@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,20 @@ func TestControlAPI(t *testing.T) {
 	}
 	if len(got) == 0 || got[len(got)-1].Type != "stack.running" {
 		t.Fatalf("events = %+v", got)
+	}
+	// Unknown names get a 404 that says what to give instead.
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{cl.Post(ctx, "/v1/groups/nope/scale", daemon.ScaleRequest{Desired: 1}, nil), `auto scaling group "nope" does not exist: the stack has no auto scaling groups`},
+		{cl.Post(ctx, "/v1/groups/nope/refresh", struct{}{}, nil), "the stack has no auto scaling groups"},
+		{cl.Post(ctx, "/v1/instances/i-nope/terminate", daemon.TerminateRequest{}, nil), "give an instance id or index from moat ps"},
+		{cl.Stream(ctx, "/v1/instances/i-nope/logs", func([]byte) {}), "no logs for instance i-nope: give an instance id or index from moat ps"},
+	} {
+		if !client.NotFound(c.err) || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("got %v; want a not-found error with %q", c.err, c.want)
+		}
 	}
 	if err := cl.Shutdown(ctx); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moat-dev/moat/internal/bastion"
@@ -29,7 +30,7 @@ func (s *stack) routes() {
 	s.mux.HandleFunc("POST /v1/groups/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
 		g, ok := s.groups[r.PathValue("name")]
 		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
 		var req ScaleRequest
@@ -38,7 +39,7 @@ func (s *stack) routes() {
 			return
 		}
 		if err := g.setDesired(req.Desired); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%w; to go outside that range, change the group's minSize or maxSize in the stack file and run moat up", err))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"desired": req.Desired})
@@ -46,7 +47,7 @@ func (s *stack) routes() {
 	s.mux.HandleFunc("POST /v1/groups/{name}/refresh", func(w http.ResponseWriter, r *http.Request) {
 		g, ok := s.groups[r.PathValue("name")]
 		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
 		if err := g.startRefresh(); err != nil {
@@ -69,14 +70,14 @@ func (s *stack) routes() {
 				return
 			}
 		}
-		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group", id))
+		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group: give an instance id or index from moat ps", id))
 	})
 	s.mux.HandleFunc("GET /v1/instances/{id}/logs", s.handleLogs)
 	s.mux.HandleFunc("POST "+ApplyPath, s.handleApply)
 	s.mux.HandleFunc("GET /v1/groups/{name}/activities", func(w http.ResponseWriter, r *http.Request) {
 		g, ok := s.groups[r.PathValue("name")]
 		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Errorf("auto scaling group %q does not exist", r.PathValue("name")))
+			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
 		writeJSON(w, http.StatusOK, g.activities())
@@ -91,6 +92,20 @@ func (s *stack) routes() {
 	s.mux.HandleFunc("GET "+bastion.AccessPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.sshAccess())
 	})
+}
+
+// noGroup is the error for an auto scaling group name the stack does not
+// have; it names the ones it has.
+func (s *stack) noGroup(name string) error {
+	names := make([]string, 0, len(s.groups))
+	for n := range s.groups {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("auto scaling group %q does not exist: the stack has no auto scaling groups", name)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("auto scaling group %q does not exist: the stack's groups are %s", name, strings.Join(names, ", "))
 }
 
 func (s *stack) instances(all bool) []Instance {
@@ -147,7 +162,7 @@ func (s *stack) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	f, err := os.Open(s.logPath(id))
 	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no logs for instance %s", id))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no logs for instance %s: give an instance id or index from moat ps", id))
 		return
 	}
 	defer f.Close()
