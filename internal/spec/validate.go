@@ -47,7 +47,7 @@ var (
 	userRE      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	matcherRE   = regexp.MustCompile(`^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$`)
 	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
-	zoneRE      = regexp.MustCompile(`^[a-z0-9-]+$`)
+	zoneRE      = regexp.MustCompile(`^([a-z]|[a-z0-9-]{2,})$`) // a letter, or a full name (checked against the region)
 	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	methodRE    = regexp.MustCompile(`^[A-Z_-]{1,40}$`)
 )

@@ -105,6 +105,8 @@ func TestValidate(t *testing.T) {
 			path: "vpc.subnets[3].cidr", msg: "overlaps subnet private-a"},
 		{name: "subnet host bits", edits: []string{"  nat: single\n", explicitSubnets, "cidr: 10.0.129.0/24", "cidr: 10.0.129.1/24"},
 			path: "vpc.subnets[3].cidr", msg: "host bits"},
+		{name: "zone digit", edits: []string{"zones: [a, b]", "zones: [a, 1]"},
+			path: "vpc.zones[1]", msg: `zone "1" is not valid`, hint: "use a zone letter (a)"},
 		{name: "unknown zone", edits: []string{"  nat: single\n", explicitSubnets, "zone: b, type: private", "zone: c, type: private"},
 			path: "vpc.subnets[3].zone", msg: `zone "c" is not one of the VPC's zones`, at: "c, type: private"},
 		{name: "subnet type", edits: []string{"  nat: single\n", explicitSubnets, "zone: b, type: private", "zone: b, type: privat"},
