@@ -75,7 +75,11 @@ func writeExample(dir string, force bool) ([]string, error) {
 			}
 		}
 		if len(exist) > 0 {
-			return nil, withCode(exitFailure, fmt.Errorf("%s already exist(s): nothing written; pass --force to overwrite", strings.Join(exist, ", ")))
+			verb := "exists"
+			if len(exist) > 1 {
+				verb = "exist"
+			}
+			return nil, withCode(exitFailure, fmt.Errorf("%s already %s: nothing written; pass --force to overwrite", strings.Join(exist, ", "), verb))
 		}
 	}
 	var written []string
