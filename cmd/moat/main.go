@@ -106,6 +106,12 @@ func groupArgs(c *cobra.Command) {
 	}
 	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	c.DisableFlagsInUseLine = true
+	if !c.HasParent() {
+		// Being runnable now, a group would show a bare "moat" usage
+		// line above "moat [command]"; commands with subcommands show
+		// only the latter (the template is inherited by every command).
+		c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	}
 }
 
 func main() {
