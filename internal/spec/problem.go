@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -136,6 +137,13 @@ func didYouMean(s string, candidates []string, what string) string {
 	if len(candidates) == 0 {
 		return fmt.Sprintf("define a %s first", what)
 	}
+	var unique []string // in file order; a name defined twice is listed once
+	for _, c := range candidates {
+		if !slices.Contains(unique, c) {
+			unique = append(unique, c)
+		}
+	}
+	candidates = unique
 	if len(candidates) > 12 {
 		candidates = candidates[:12]
 	}

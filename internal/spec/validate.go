@@ -830,7 +830,12 @@ func ruleCoversTCP(r Rule, port int) bool {
 
 // reachability warns when a load balancer forwards to a target group whose
 // instances' security groups do not admit the load balancer on the port.
+// It reasons over a file without errors only: a misspelt group or protocol
+// is reported once, not again as an unreachable target group.
 func (v *validator) reachability() {
+	if len(v.problems.Errors()) > 0 {
+		return
+	}
 	for i, lb := range v.s.LoadBalancers {
 		var subnets []netip.Prefix
 		for _, sn := range lb.Subnets {

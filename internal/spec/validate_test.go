@@ -416,3 +416,18 @@ func TestBadVPCCIDRDoesNotCascade(t *testing.T) {
 		}
 	}
 }
+
+// A misspelt protocol is one error, not also a warning that the target
+// group is unreachable (reachability is judged on error-free files only).
+func TestErrorsDoNotCascadeIntoReachabilityWarnings(t *testing.T) {
+	src := edit(t, example(t), "{protocol: tcp, port: 8000, group: lb}", "{protocol: tpc, port: 8000, group: lb}")
+	all := check(t, src)
+	if len(all) != 1 || all[0].Path != "securityGroups[2].ingress[0].protocol" {
+		t.Errorf("want one error at securityGroups[2].ingress[0].protocol, got:\n%s", dump(all))
+	}
+	// Without errors the same unreachability is still a warning.
+	src = edit(t, example(t), "{protocol: tcp, port: 8000, group: lb}", "{protocol: tcp, port: 8001, group: lb}")
+	if w := check(t, src).Warnings(); len(w) != 1 || !strings.Contains(w[0].Message, "unreachable") {
+		t.Errorf("want the unreachable warning, got:\n%s", dump(w))
+	}
+}
