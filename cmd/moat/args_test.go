@@ -23,6 +23,7 @@ func TestWrongArgumentsAreUsageErrors(t *testing.T) {
 		{[]string{"psx"}, "did you mean ps or ssh?"},
 		{[]string{"keypair", "lst"}, "did you mean list?"},
 		{[]string{"keypair", "nonsense"}, "see moat keypair --help"},
+		{[]string{"scale", "web", "-1"}, "a negative number such as -1 is not a valid argument"},
 	}
 	for _, c := range cases {
 		_, stderr, code := run(t, c.args...)

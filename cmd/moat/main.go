@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -54,7 +55,13 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitUsage, err) })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// "moat scale web -1" reaches the flag parser as flag -1.
+		if m := negativeNumberFlag.FindStringSubmatch(err.Error()); m != nil {
+			err = fmt.Errorf("%w (a negative number such as -%s is not a valid argument here)", err, m[1])
+		}
+		return withCode(exitUsage, err)
+	})
 	for _, f := range subcommands {
 		root.AddCommand(f())
 	}
@@ -113,6 +120,8 @@ func groupArgs(c *cobra.Command) {
 		c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	}
 }
+
+var negativeNumberFlag = regexp.MustCompile(`unknown shorthand flag: '([0-9])'`)
 
 func main() {
 	err := newRootCommand().Execute()
