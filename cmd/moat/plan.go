@@ -49,7 +49,11 @@ func writeJSON(w io.Writer, v any) error {
 // writePlanText prints the plan as tables for humans.
 func writePlanText(w io.Writer, p *plan.Plan) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "STACK %s  VPC %s  ZONES %d\n\n", p.Stack, p.VPC.CIDR, len(p.Zones))
+	egress := ""
+	if p.Local.Egress {
+		egress = "  LOCAL EGRESS on (the internet gateway reaches the host's network)"
+	}
+	fmt.Fprintf(tw, "STACK %s  VPC %s  ZONES %d%s\n\n", p.Stack, p.VPC.CIDR, len(p.Zones), egress)
 	fmt.Fprintln(tw, "SUBNET\tZONE\tTYPE\tCIDR\tGATEWAY\tROUTE TABLE\tSTATIC")
 	for _, s := range p.Subnets {
 		typ := "private"
