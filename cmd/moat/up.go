@@ -19,6 +19,7 @@ import (
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
+	"github.com/moat-dev/moat/internal/vpc"
 )
 
 func init() {
@@ -273,7 +274,12 @@ func newDownCommand() *cobra.Command {
 			}
 			if os.Geteuid() != 0 {
 				// Reclaiming kills processes in the stack's namespaces and
-				// deletes them, which only root may do.
+				// deletes them, which only root may do; with nothing left
+				// there is nothing to do.
+				if left, err := vpc.Leftovers(name, ""); err == nil && len(left) == 0 {
+					fmt.Fprintf(c.ErrOrStderr(), "stack %s is not running and left nothing behind\n", name)
+					return nil
+				}
 				return withCode(exitFailure, fmt.Errorf("moat down needs root: it deletes the stack's network namespaces and processes; run it with sudo (sudo %s)", strings.Join(os.Args, " ")))
 			}
 			n, err := daemon.Reclaim(c.Context(), name, dir)
