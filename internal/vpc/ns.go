@@ -113,6 +113,16 @@ func writeSysctl(h netns.NsHandle, key, value string) error {
 	})
 }
 
+// inNSPath is inNS for the namespace mounted at nsPath.
+func inNSPath(nsPath string, fn func() error) error {
+	h, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	return inNS(h, fn)
+}
+
 // DialFunc returns a dialer whose sockets live in the network namespace at
 // nsPath: each dial locks an OS thread, enters the namespace, dials and
 // returns (a socket keeps the namespace it was created in). The address
@@ -122,17 +132,11 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 		if _, err := netip.ParseAddrPort(addr); err != nil {
 			return nil, fmt.Errorf("dial %s in %s: need an ip:port: %w", addr, nsPath, err)
 		}
-		h, err := netns.GetFromPath(nsPath)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: open namespace %s: %w", addr, nsPath, err)
-		}
-		defer h.Close()
 		var c net.Conn
-		err = inNS(h, func() error {
+		err := inNSPath(nsPath, func() (err error) {
 			var d net.Dialer
-			var derr error
-			c, derr = d.DialContext(ctx, network, addr)
-			return derr
+			c, err = d.DialContext(ctx, network, addr)
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("dial %s from %s: %w", addr, filepath.Base(nsPath), err)
@@ -145,16 +149,10 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 // example the metadata server on 169.254.169.254:80 in the router
 // namespace); Accept works from any goroutine.
 func ListenIn(nsPath, network, addr string) (net.Listener, error) {
-	h, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: open namespace %s: %w", addr, nsPath, err)
-	}
-	defer h.Close()
 	var l net.Listener
-	err = inNS(h, func() error {
-		var lerr error
-		l, lerr = net.Listen(network, addr)
-		return lerr
+	err := inNSPath(nsPath, func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
@@ -164,16 +162,10 @@ func ListenIn(nsPath, network, addr string) (net.Listener, error) {
 
 // ListenPacketIn is ListenIn for datagram sockets.
 func ListenPacketIn(nsPath, network, addr string) (net.PacketConn, error) {
-	h, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: open namespace %s: %w", addr, nsPath, err)
-	}
-	defer h.Close()
 	var l net.PacketConn
-	err = inNS(h, func() error {
-		var lerr error
-		l, lerr = net.ListenPacket(network, addr)
-		return lerr
+	err := inNSPath(nsPath, func() (err error) {
+		l, err = net.ListenPacket(network, addr)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
