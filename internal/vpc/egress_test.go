@@ -111,3 +111,73 @@ func TestEgress(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEgressThroughput: bytes a private instance reads from a server
+// on the host's loopback through NAT, the internet gateway and the egress
+// proxy (b.SetBytes: MB/s per connection).
+func BenchmarkEgressThroughput(b *testing.B) {
+	requireRoot(b)
+	const size = 64 << 20
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for sent := 0; sent < size; sent += len(buf) {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+
+	stack := "egressbench"
+	p := testPlan(b, stack, "single")
+	p.Local.Egress = true
+	if _, err := Reclaim(context.Background(), stack, ""); err != nil {
+		b.Fatal(err)
+	}
+	v, err := Up(context.Background(), p, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Down(context.Background())
+	tl, err := ListenIn(v.InternetPath(), "tcp4", fmt.Sprintf(":%d", EgressPort))
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := &egress.Proxy{VPC: p.VPC.CIDR}
+	proxy.Start(tl, nil)
+	defer proxy.Close()
+	n, err := v.AddNode(context.Background(), NodeSpec{Name: "i-bench", Kind: secgroup.KindInstance, Owner: "web",
+		Subnet: "private-a", Groups: []string{"app"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := n.Dial()(ctx, "tcp", netip.AddrPortFrom(egress.HostAddr, port).String())
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := io.Copy(io.Discard, c)
+		c.Close()
+		if err != nil || got != size {
+			b.Fatalf("read %d bytes, %v", got, err)
+		}
+	}
+}
