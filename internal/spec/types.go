@@ -86,8 +86,10 @@ type Bastion struct {
 	Subnet         string   `yaml:"subnet" json:"subnet"`
 	KeyPair        string   `yaml:"keyPair" json:"keyPair"`
 	SecurityGroups []string `yaml:"securityGroups" json:"securityGroups"`
-	// AllowedCIDRs may connect to the bastion; default 0.0.0.0/0. Its
-	// security groups must admit them on tcp/22 (validated).
+	// AllowedCIDRs may log in to the bastion; default 0.0.0.0/0. Its
+	// security groups must admit them on tcp/22 (validated; a warning
+	// too when they admit more). On AWS the bastion's sshd admits logins
+	// only from them; locally every client is on loopback.
 	AllowedCIDRs []string `yaml:"allowedCidrs,omitempty" json:"allowedCidrs,omitempty"`
 	// User is the login name, default ec2-user.
 	User string `yaml:"user,omitempty" json:"user,omitempty"`

@@ -357,6 +357,48 @@ func (v *validator) bastion() {
 	if !userRE.MatchString(b.User) {
 		v.errf("bastion.user", "use a Unix user name like ec2-user", "user %q is not a valid user name", b.User)
 	}
+	v.bastionWiderThanAllowed(b)
+}
+
+// bastionWiderThanAllowed warns when allowedCidrs is set and a bastion
+// group admits tcp/22 from beyond it: on AWS the bastion's sshd refuses
+// those sources, but the port stays open to them, and the group is where
+// AWS users expect the limit.
+func (v *validator) bastionWiderThanAllowed(b *Bastion) {
+	if v.f.Stack.Bastion == nil || len(v.f.Stack.Bastion.AllowedCIDRs) == 0 {
+		return
+	}
+	var allowed []netip.Prefix
+	for _, c := range b.AllowedCIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return // reported above
+		}
+		allowed = append(allowed, p.Masked())
+	}
+	within := func(c netip.Prefix) bool {
+		for _, a := range allowed {
+			if a.Bits() <= c.Bits() && a.Contains(c.Addr()) {
+				return true
+			}
+		}
+		return false
+	}
+	for gi, g := range v.s.SecurityGroups {
+		if !contains(b.SecurityGroups, g.Name) {
+			continue
+		}
+		for ri, r := range g.Ingress {
+			if !ruleCoversTCP(r, 22) || r.CIDR == "" {
+				continue
+			}
+			if c, err := netip.ParsePrefix(r.CIDR); err == nil && !within(c.Masked()) {
+				v.warnf(fmt.Sprintf("securityGroups[%d].ingress[%d]", gi, ri),
+					fmt.Sprintf("narrow the rule to the allowed networks, e.g. {protocol: tcp, port: 22, cidr: %s}", b.AllowedCIDRs[0]),
+					"security group %s admits %s on tcp/22, wider than bastion.allowedCidrs (%s)", g.Name, r.CIDR, strings.Join(b.AllowedCIDRs, ", "))
+			}
+		}
+	}
 }
 
 func (v *validator) launchTemplates() {

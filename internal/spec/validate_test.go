@@ -431,3 +431,20 @@ func TestErrorsDoNotCascadeIntoReachabilityWarnings(t *testing.T) {
 		t.Errorf("want the unreachable warning, got:\n%s", dump(w))
 	}
 }
+
+// bastion.allowedCidrs narrower than the bastion's group: a warning at the
+// wide rule; narrowing the rule clears it; no allowedCidrs, no warning.
+func TestBastionGroupWiderThanAllowedCIDRs(t *testing.T) {
+	allowed := edit(t, example(t), "  securityGroups: [bastion]\n", "  securityGroups: [bastion]\n  allowedCidrs: [203.0.113.0/24]\n")
+	w := check(t, allowed).Warnings()
+	if len(w) != 1 || w[0].Path != "securityGroups[1].ingress[0]" || !strings.Contains(w[0].Message, "wider than bastion.allowedCidrs") {
+		t.Errorf("want one warning at securityGroups[1].ingress[0], got:\n%s", dump(w))
+	}
+	narrowed := edit(t, allowed, "{protocol: tcp, port: 22, cidr: 0.0.0.0/0}", "{protocol: tcp, port: 22, cidr: 203.0.113.0/24}")
+	if all := check(t, narrowed); len(all) != 0 {
+		t.Errorf("narrowed rule: want no problems, got:\n%s", dump(all))
+	}
+	if all := check(t, example(t)); len(all) != 0 {
+		t.Errorf("example: want no problems, got:\n%s", dump(all))
+	}
+}
