@@ -1,25 +1,21 @@
 package awsdeploy
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/moat-dev/moat/internal/awscfn"
 )
 
 // Asset is a local directory or file the template expects in S3: deploy
@@ -31,88 +27,12 @@ type Asset struct {
 	ParamBucket, ParamKey string
 }
 
-// Bundle packs a directory (or one file) as a gzip'd tar whose bytes
-// depend only on the names, contents and executable bits of the files:
-// entries in lexical order, owner root, mode 0644 or 0755, modification
-// time zero. The same tree always gives the same bundle, so the content
+// Bundle is the app bundle deploy uploads in asset mode: awscfn.Bundle,
+// the same bytes the template inlines when the app is small (sorted
+// entries, no timestamps or owners, modes 0644/0755, no __pycache__, .git
+// or symlinks). The same tree always gives the same bundle, so the content
 // hash names it and an unchanged app is not a change.
-func Bundle(dir string) ([]byte, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", dir, err)
-	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(zw)
-	epoch := time.Unix(0, 0).UTC()
-	add := func(path, name string, fi fs.FileInfo) error {
-		hdr := &tar.Header{Name: name, ModTime: epoch, Uid: 0, Gid: 0, Format: tar.FormatPAX}
-		switch {
-		case fi.IsDir():
-			hdr.Typeflag, hdr.Mode, hdr.Name = tar.TypeDir, 0o755, name+"/"
-			return tw.WriteHeader(hdr)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag, hdr.Mode, hdr.Linkname = tar.TypeSymlink, 0o777, target
-			return tw.WriteHeader(hdr)
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeReg, 0o644, int64(len(data))
-			if fi.Mode()&0o111 != 0 {
-				hdr.Mode = 0o755
-			}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			_, err = tw.Write(data)
-			return err
-		}
-		return nil // sockets, devices, pipes: not part of an app
-	}
-	if !info.IsDir() {
-		err = add(dir, filepath.Base(dir), info)
-	} else {
-		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if path == dir {
-				return nil
-			}
-			if d.IsDir() && d.Name() == ".git" {
-				return filepath.SkipDir
-			}
-			rel, err := filepath.Rel(dir, path)
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return add(path, filepath.ToSlash(rel), fi)
-		})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", dir, err)
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+func Bundle(dir string) ([]byte, error) { return awscfn.Bundle(dir) }
 
 // BundleKey is the S3 key for an asset's bundle: stack, asset name and the
 // first 32 hex digits of the bundle's SHA-256.
