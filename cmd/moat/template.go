@@ -20,7 +20,7 @@ type templateFlags struct {
 func (f *templateFlags) add(c *cobra.Command, outputHelp string) {
 	fileFlag(c, &f.file)
 	c.Flags().StringVarP(&f.output, "output", "o", "", outputHelp)
-	c.Flags().StringVar(&f.bucket, "asset-bucket", "", "ship app files through this S3 bucket instead of inlining them in user data")
+	c.Flags().StringVar(&f.bucket, "asset-bucket", "", "ship app files through this S3 bucket instead of inlining them in user data (default: the file's aws.assetBucket, as moat deploy does)")
 }
 
 // render loads the stack file and renders its template.
@@ -29,7 +29,11 @@ func (f *templateFlags) render(stderr io.Writer) (*awscfn.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := awscfn.Render(p, awscfn.Options{AssetBucket: f.bucket})
+	bucket := f.bucket
+	if bucket == "" {
+		bucket = p.AWS.AssetBucket // what moat deploy sends without --bucket
+	}
+	t, err := awscfn.Render(p, awscfn.Options{AssetBucket: bucket})
 	if err != nil {
 		return nil, withCode(exitInvalid, err)
 	}

@@ -114,3 +114,35 @@ func TestTemplateAssetBucket(t *testing.T) {
 		}
 	}
 }
+
+// Without --asset-bucket, the file's aws.assetBucket applies, so moat
+// template shows what moat deploy sends.
+func TestTemplateAssetBucketFromFile(t *testing.T) {
+	src, err := os.ReadFile(exampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "\naws:\n", "\naws:\n  assetBucket: file-bucket\n", 1)
+	if text == string(src) {
+		t.Fatal("could not add aws.assetBucket")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "moat.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "app"), os.DirFS(filepath.Join(filepath.Dir(exampleFile), "app"))); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, "template", "-f", path, "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"Default": "file-bucket"`) {
+		t.Error("template ignores the file's aws.assetBucket")
+	}
+	stdout, _, _ = run(t, "template", "-f", path, "-o", "json", "--asset-bucket", "flag-bucket")
+	if !strings.Contains(stdout, `"Default": "flag-bucket"`) {
+		t.Error("--asset-bucket does not override aws.assetBucket")
+	}
+}

@@ -368,6 +368,8 @@ type AWS struct {
 	AMI string `yaml:"ami,omitempty" json:"ami,omitempty"`
 	// InstanceTypes overrides launch templates' instance types by template name.
 	InstanceTypes map[string]string `yaml:"instanceTypes,omitempty" json:"instanceTypes,omitempty"`
-	// AssetBucket receives app files too large for user data.
+	// AssetBucket, when set, is the S3 bucket the app's files are shipped
+	// through (moat template and moat deploy); without it they travel in
+	// user data when they fit.
 	AssetBucket string `yaml:"assetBucket,omitempty" json:"assetBucket,omitempty"`
 }
