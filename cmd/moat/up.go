@@ -17,6 +17,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/egress"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
 	"github.com/moat-dev/moat/internal/vpc"
@@ -326,6 +327,9 @@ func newStatusCommand() *cobra.Command {
 			}
 			for _, g := range st.Groups {
 				fmt.Fprintf(w, "  group %s: desired %d (min %d, max %d), in service %d, healthy %d\n", g.Name, g.Desired, g.Min, g.Max, g.InService, g.Healthy)
+			}
+			if st.Egress {
+				fmt.Fprintf(w, "  egress on: TCP and DNS from the VPC reach the host's network; %s is the host's loopback\n", egress.HostAddr)
 			}
 			return nil
 		},

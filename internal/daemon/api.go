@@ -25,6 +25,9 @@ type Status struct {
 	File      string          `json:"file"`
 	Endpoints []plan.Endpoint `json:"endpoints"`
 	Groups    []GroupStatus   `json:"groups,omitempty"`
+	// Egress says whether local.egress is on (the VPC reaches the
+	// host's network through moat's egress proxy).
+	Egress bool `json:"egress"`
 }
 
 // GroupStatus summarises an auto scaling group.

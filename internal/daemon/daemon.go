@@ -167,7 +167,7 @@ func (d *Daemon) status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{Stack: d.plan.Stack, PID: os.Getpid(), Phase: d.phase, Started: d.started,
-		StateDir: string(d.dir), File: d.opts.File, Endpoints: d.plan.Endpoints}
+		StateDir: string(d.dir), File: d.opts.File, Endpoints: d.plan.Endpoints, Egress: d.plan.Local.Egress}
 	if d.err != nil {
 		s.Error = d.err.Error()
 	}
