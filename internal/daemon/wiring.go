@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/egress"
+	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/lb"
 	"github.com/moat-dev/moat/internal/metadata"
 	"github.com/moat-dev/moat/internal/plan"
@@ -205,6 +206,9 @@ func (s *stack) waitDrained(tg, addr string, max time.Duration) {
 // once every group has its desired capacity in service (or ctx ends, or a
 // launch fails as many times as the group's desired capacity).
 func (s *stack) startGroups(ctx, loopCtx context.Context) error {
+	if err := instance.LimitsApplicable(); err != nil && len(s.plan.AutoScalingGroups) > 0 {
+		s.event("instance", "instance.limits", "CPU and memory limits per instance type are not applied: %v", err)
+	}
 	for _, g := range s.plan.AutoScalingGroups {
 		rt, err := newGroupRuntime(s, g)
 		if err != nil {

@@ -42,7 +42,14 @@ func selfCgroup(controller string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	return cgroupPath(string(b), controller)
+}
+
+// cgroupPath finds, in /proc/<pid>/cgroup content, the path in the v1
+// hierarchy that holds controller (pure). The v2 line ("0::/path") names
+// no controller, so a v2-only host has none.
+func cgroupPath(procCgroup, controller string) (string, bool) {
+	for _, line := range strings.Split(procCgroup, "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
@@ -54,6 +61,18 @@ func selfCgroup(controller string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// LimitsApplicable says whether this host can apply Limits: it needs the
+// cgroup v1 cpu and memory hierarchies. On a cgroup v2-only host instances
+// run without limits (v2 is not supported yet).
+func LimitsApplicable() error {
+	for _, c := range []string{"cpu", "memory"} {
+		if _, ok := selfCgroup(c); !ok {
+			return fmt.Errorf("no cgroup v1 %s hierarchy on this host (cgroup v2-only hosts are not supported yet)", c)
+		}
+	}
+	return nil
 }
 
 // newCgroups creates the instance's cgroups with the limits; nil without

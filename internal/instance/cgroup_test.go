@@ -113,3 +113,25 @@ func TestStopReachesSetsid(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestCgroupPath(t *testing.T) {
+	v1 := "12:pids:/user.slice\n5:cpu,cpuacct:/moat\n4:memory:/moat/mem\n1:name=systemd:/user.slice\n0::/user.slice\n"
+	v2 := "0::/user.slice/user-0.slice/session-1.scope\n"
+	for _, tc := range []struct {
+		content, controller, want string
+		ok                        bool
+	}{
+		{v1, "cpu", "/moat", true},
+		{v1, "cpuacct", "/moat", true},
+		{v1, "memory", "/moat/mem", true},
+		{v1, "blkio", "", false},
+		{v2, "cpu", "", false}, // v2 only: no v1 hierarchy holds it
+		{v2, "memory", "", false},
+		{"", "cpu", "", false},
+	} {
+		got, ok := cgroupPath(tc.content, tc.controller)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("cgroupPath(%q, %s) = %q, %v; want %q, %v", tc.content, tc.controller, got, ok, tc.want, tc.ok)
+		}
+	}
+}
