@@ -118,3 +118,49 @@ func TestUpdateSecurityGroups(t *testing.T) {
 	// The same groups again change nothing.
 	apply(w.p.SecurityGroups, 0)
 }
+
+// TestUpdateSecurityGroupsFailure: an update that fails (cancelled before
+// it starts, or refused by one node's kernel half-way) changes nothing:
+// running nodes keep (or get back) their rules, and a node added
+// afterwards gets the rules the others enforce, not the refused ones.
+func TestUpdateSecurityGroupsFailure(t *testing.T) {
+	requireRoot(t)
+	w := up(t, "sgfail", "single")
+	addFixed(t, w)
+	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
+	addNode(t, w, NodeSpec{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Groups: []string{"app"}})
+	gs := slices.Clone(w.p.SecurityGroups)
+	for i := range gs {
+		if gs[i].Name == "app" {
+			gs[i].Ingress = append(slices.Clone(gs[i].Ingress), plan.Rule{Protocol: plan.ProtoTCP, FromPort: 8001, ToPort: 8001, Group: "lb"})
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := w.v.UpdateSecurityGroups(ctx, gs); err == nil {
+		t.Fatal("update with a cancelled context succeeded")
+	}
+	w.v.failAt = "sgupdate i-app2" // i-app1 is changed first, then restored
+	if _, err := w.v.UpdateSecurityGroups(context.Background(), gs); err == nil {
+		t.Fatal("update failing on i-app2 succeeded")
+	}
+	w.v.failAt = ""
+	addNode(t, w, NodeSpec{Name: "i-app3", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Groups: []string{"app"}})
+	apps := []string{"i-app1", "i-app2", "i-app3"}
+	for _, n := range apps {
+		serve(t, w.path(n), "0.0.0.0:8001")
+		w.check(t, "lb-web-0", n, 8001, false)
+	}
+
+	// The same update, applied in full, then reaches every node.
+	changed, err := w.v.UpdateSecurityGroups(context.Background(), gs)
+	if err != nil || !slices.Equal(changed, apps) {
+		t.Fatalf("update: changed %v, %v; want %v", changed, err, apps)
+	}
+	np := *w.p
+	np.SecurityGroups = gs
+	w.p = &np
+	for _, n := range apps {
+		w.check(t, "lb-web-0", n, 8001, true)
+	}
+}

@@ -74,6 +74,8 @@ type VPC struct {
 	alloc   map[string]*Allocator
 	nodes   map[string]*Node
 	down    bool
+	// failAt makes UpdateSecurityGroups fail at "sgupdate NODE" (tests).
+	failAt string
 }
 
 // Node is one network interface in the VPC: its own namespace.
@@ -443,12 +445,17 @@ func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (n *Node, err error) {
 // it at once: each node whose compiled rules change gets them replaced in
 // one nftables transaction, and established connections stay open. It
 // returns the names of the nodes it changed. Which groups a node is in
-// does not change here.
+// does not change here. It is all or nothing: when a node's rules cannot
+// be replaced, the nodes already changed get their old rules back and the
+// VPC keeps the old groups (for nodes added later too).
 func (v *VPC) UpdateSecurityGroups(ctx context.Context, groups []plan.SecurityGroup) ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.down {
 		return nil, errors.New("update security groups: the vpc is down")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("update security groups: %w", err)
 	}
 	np := *v.plan
 	np.SecurityGroups = groups
@@ -464,27 +471,46 @@ func (v *VPC) UpdateSecurityGroups(ctx context.Context, groups []plan.SecurityGr
 			changed[name] = rs
 		}
 	}
-	v.plan = &np
+	// No context checks from here on: stopping half-way would leave nodes
+	// of one group enforcing different rules.
 	var done []string
-	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(changed)) {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
 		n := v.nodes[name]
-		c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
-		if err == nil {
-			err = secgroup.Replace(c, changed[name])
+		if err := v.replaceRules(n, changed[name]); err != nil {
+			errs := []error{fmt.Errorf("update security groups of %s: %w", name, err)}
+			for _, d := range done {
+				dn := v.nodes[d]
+				old, cerr := secgroup.Compile(v.plan, d, dn.Groups, m)
+				if cerr == nil {
+					cerr = v.replaceRules(dn, old)
+				}
+				if cerr != nil {
+					errs = append(errs, fmt.Errorf("restore the previous rules of %s (it keeps the new ones): %w", d, cerr))
+				}
+			}
+			return nil, errors.Join(errs...)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("update security groups of %s: %w", name, err))
-			continue
-		}
-		n.rules = changed[name]
 		done = append(done, name)
 	}
-	return done, errors.Join(errs...)
+	v.plan = &np
+	return done, nil
+}
+
+// replaceRules replaces a node's table in one transaction and records the
+// rule set it now enforces.
+func (v *VPC) replaceRules(n *Node, rs secgroup.RuleSet) error {
+	if v.failAt == "sgupdate "+n.Name {
+		return errors.New("injected failure")
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
+	if err == nil {
+		err = secgroup.Replace(c, rs)
+	}
+	if err != nil {
+		return err
+	}
+	n.rules = rs
+	return nil
 }
 
 // updateSets rewrites the group sets of every node referencing one of the
