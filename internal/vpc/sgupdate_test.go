@@ -164,3 +164,47 @@ func TestUpdateSecurityGroupsFailure(t *testing.T) {
 		w.check(t, "lb-web-0", n, 8001, true)
 	}
 }
+
+// TestAddNodeSetsFailure: when AddNode fails while adding the node's
+// address to other nodes' group sets, no set keeps the address: a node
+// that later gets it must not inherit the failed node's groups.
+func TestAddNodeSetsFailure(t *testing.T) {
+	requireRoot(t)
+	w := up(t, "setsfail", "single")
+	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
+	addNode(t, w, NodeSpec{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Groups: []string{"app"}})
+	serve(t, w.path("i-app1"), "0.0.0.0:8000")
+	serve(t, w.path("i-app2"), "0.0.0.0:8000")
+	ip, err := w.v.AllocateAddr("public-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []string{"i-app1", "i-app2"} { // whichever the set update reaches first
+		w.v.failAt = "sets " + fail
+		if _, err := w.v.AddNode(context.Background(), NodeSpec{Name: "lb-x", Kind: secgroup.KindLoadBalancer, Owner: "web",
+			Subnet: "public-a", Addr: ip, Groups: []string{"lb"}}); err == nil {
+			t.Fatal("AddNode with a failing set update succeeded")
+		}
+	}
+	w.v.failAt = ""
+	addNode(t, w, NodeSpec{Name: "i-reuse", Kind: secgroup.KindInstance, Owner: "other", Subnet: "public-a", Addr: ip, Groups: []string{"other"}})
+	w.check(t, "i-reuse", "i-app1", 8000, false)
+	w.check(t, "i-reuse", "i-app2", 8000, false)
+}
+
+// TestAddNodeCancelled: AddNode with a cancelled context fails cleanly
+// (no panic, nothing left, the address free again).
+func TestAddNodeCancelled(t *testing.T) {
+	requireRoot(t)
+	w := up(t, "addcancel", "single")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ip := netip.MustParseAddr("10.42.0.20")
+	if _, err := w.v.AddNode(ctx, NodeSpec{Name: "i-cancel", Kind: secgroup.KindInstance, Subnet: "public-a", Addr: ip, Groups: []string{"app"}}); err == nil {
+		t.Fatal("AddNode with a cancelled context succeeded")
+	}
+	if _, ok := w.v.Node("i-cancel"); ok {
+		t.Fatal("node left after a failed AddNode")
+	}
+	addNode(t, w, NodeSpec{Name: "i-cancel", Kind: secgroup.KindInstance, Subnet: "public-a", Addr: ip, Groups: []string{"app"}})
+}

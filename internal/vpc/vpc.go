@@ -74,7 +74,8 @@ type VPC struct {
 	alloc   map[string]*Allocator
 	nodes   map[string]*Node
 	down    bool
-	// failAt makes UpdateSecurityGroups fail at "sgupdate NODE" (tests).
+	// failAt makes UpdateSecurityGroups fail at "sgupdate NODE" and
+	// updateSets at "sets NODE" (tests).
 	failAt string
 }
 
@@ -358,7 +359,7 @@ func (v *VPC) Node(name string) (*Node, bool) {
 // (spec.Addr, or one allocated when AllocateAddr was not used: pass the
 // zero Addr) and a default route; then adds its address to the group sets
 // of every node that references its groups. On failure nothing is left.
-func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (n *Node, err error) {
+func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (_ *Node, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.down {
@@ -389,7 +390,9 @@ func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (n *Node, err error) {
 	} else if ip, err = al.Allocate(); err != nil {
 		return nil, fmt.Errorf("add node %s: %w", spec.Name, err)
 	}
-	n = &Node{Name: spec.Name, Kind: spec.Kind, Owner: spec.Owner, Subnet: sn.Name, Addr: ip,
+	// n, not the named result: a failing return sets that to nil before
+	// the clean-up below runs.
+	n := &Node{Name: spec.Name, Kind: spec.Kind, Owner: spec.Owner, Subnet: sn.Name, Addr: ip,
 		Groups: slices.Clone(spec.Groups), NSPath: NamespacePath(v.stack, spec.Name), ns: -1}
 	defer func() {
 		if err != nil {
@@ -433,7 +436,12 @@ func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (n *Node, err error) {
 	}
 	v.nodes[n.Name] = n
 	if err := v.updateSets(m, n.Groups); err != nil {
+		// Take the address back out of the sets already updated: a node
+		// given it later must not inherit this one's groups.
 		delete(v.nodes, n.Name)
+		if rerr := v.updateSets(v.membershipLocked(), n.Groups); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("take %s back out of group sets: %w", ip, rerr))
+		}
 		return nil, fmt.Errorf("add node %s: %w", n.Name, err)
 	}
 	v.log.Debug("node added", "node", n.Name, "addr", ip, "subnet", sn.Name, "groups", n.Groups)
@@ -523,6 +531,9 @@ func (v *VPC) updateSets(m secgroup.Membership, groups []string) error {
 				continue
 			}
 			c, err := nftables.New(nftables.WithNetNSFd(int(other.ns)))
+			if err == nil && v.failAt == "sets "+other.Name {
+				err = errors.New("injected failure")
+			}
 			if err == nil {
 				err = secgroup.ReplaceSet(c, g, m.Addrs(g))
 			}
