@@ -208,3 +208,24 @@ func TestAddNodeCancelled(t *testing.T) {
 	}
 	addNode(t, w, NodeSpec{Name: "i-cancel", Kind: secgroup.KindInstance, Subnet: "public-a", Addr: ip, Groups: []string{"app"}})
 }
+
+// TestRemoveNodeSetsFailure: when RemoveNode cannot take the node's
+// address out of another node's group set, the address is not handed
+// out again (the next node would inherit the removed one's groups).
+func TestRemoveNodeSetsFailure(t *testing.T) {
+	requireRoot(t)
+	w := up(t, "rmsetsfail", "single")
+	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
+	lb := addNode(t, w, NodeSpec{Name: "lb-x", Kind: secgroup.KindLoadBalancer, Owner: "web", Subnet: "public-a", Groups: []string{"lb"}})
+	serve(t, w.path("i-app1"), "0.0.0.0:8000")
+	w.v.failAt = "sets i-app1"
+	if err := w.v.RemoveNode(context.Background(), "lb-x"); err == nil {
+		t.Fatal("RemoveNode with a failing set update succeeded")
+	}
+	w.v.failAt = ""
+	n := addNode(t, w, NodeSpec{Name: "i-next", Kind: secgroup.KindInstance, Owner: "other", Subnet: "public-a", Groups: []string{"other"}})
+	if n.Addr == lb.Addr {
+		t.Errorf("i-next got %s, the address still in i-app1's set of lb", n.Addr)
+	}
+	w.check(t, "i-next", "i-app1", 8000, false)
+}

@@ -560,7 +560,14 @@ func (v *VPC) RemoveNode(ctx context.Context, name string) error {
 	if derr := v.destroyNode(n); derr != nil {
 		err = errors.Join(err, derr)
 	}
-	v.alloc[n.Subnet].Release(n.Addr)
+	if err == nil {
+		v.alloc[n.Subnet].Release(n.Addr)
+	} else {
+		// Some group set may still hold the address (or a link may still
+		// carry it): a node given it later would inherit this one's
+		// groups. It stays taken for the VPC's life.
+		err = errors.Join(err, fmt.Errorf("address %s is not reused", n.Addr))
+	}
 	if serr := writeState(v.stateDir, v.state); serr != nil {
 		err = errors.Join(err, serr)
 	}
