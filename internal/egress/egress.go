@@ -250,9 +250,16 @@ func (p *Proxy) serve(c net.Conn) {
 		"duration", time.Since(start).Round(time.Millisecond))
 }
 
-// pipe copies src to dst, then half-closes dst's write side.
+// pipe copies src to dst, then half-closes dst's write side; on a reset or
+// a failed write it closes both, so the other direction ends too instead
+// of holding both sockets until the far side speaks.
 func pipe(dst, src net.Conn) int64 {
-	n, _ := io.Copy(dst, src)
+	n, err := io.Copy(dst, src)
+	if err != nil {
+		dst.Close()
+		src.Close()
+		return n
+	}
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	} else {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -139,4 +140,44 @@ func FuzzAnswer(f *testing.F) {
 			t.Fatalf("answer to %x: response %v, %d bytes", q, m.Response, len(resp))
 		}
 	})
+}
+
+// tcpPair is a connected pair of loopback TCP sockets.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = l.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// A client that resets its connection ends both directions of the relay,
+// though the host side never writes or closes.
+func TestPipeEndsBothWaysOnReset(t *testing.T) {
+	client, proxyIn := tcpPair(t)
+	proxyOut, server := tcpPair(t)
+	_ = server // silent: it neither writes nor closes
+	done := make(chan struct{}, 2)
+	go func() { pipe(proxyOut, proxyIn); done <- struct{}{} }()
+	go func() { pipe(proxyIn, proxyOut); done <- struct{}{} }()
+	client.Write([]byte("x"))
+	client.(*net.TCPConn).SetLinger(0)
+	client.Close() // RST
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a relay direction still runs after the client reset its connection")
+		}
+	}
 }
