@@ -118,29 +118,15 @@ func TestEgress(t *testing.T) {
 func BenchmarkEgressThroughput(b *testing.B) {
 	requireRoot(b)
 	const size = 64 << 20
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		buf := make([]byte, 1<<20)
-		for {
-			c, err := l.Accept()
-			if err != nil {
+	buf := make([]byte, 1<<20)
+	addr := serveWith(b, "", "127.0.0.1:0", func(c net.Conn) {
+		for sent := 0; sent < size; sent += len(buf) {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				for sent := 0; sent < size; sent += len(buf) {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+	})
+	port := netip.MustParseAddrPort(addr.String()).Port()
 
 	stack := "egressbench"
 	p := testPlan(b, stack, "single")

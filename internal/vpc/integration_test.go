@@ -100,25 +100,42 @@ func assertClean(t testing.TB, stack string) {
 // peer's address, so the test sees the source address (NAT or not).
 func serve(t testing.TB, nsPath, addr string) {
 	t.Helper()
-	l, err := ListenIn(nsPath, "tcp", addr)
+	serveWith(t, nsPath, addr, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		fmt.Fprintln(c, host)
+	})
+}
+
+// serveWith listens on addr in the namespace at nsPath ("" = the host)
+// and runs handle for each connection, then closes it; the listener and
+// handlers end with the test.
+func serveWith(t testing.TB, nsPath, addr string, handle func(net.Conn)) net.Addr {
+	t.Helper()
+	var l net.Listener
+	var err error
+	if nsPath == "" {
+		l, err = net.Listen("tcp", addr)
+	} else {
+		l, err = ListenIn(nsPath, "tcp", addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintln(c, host)
-			c.Close()
+			wg.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
 		}
-	}()
+	})
 	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr()
 }
 
 const denyTimeout = 300 * time.Millisecond

@@ -28,30 +28,16 @@ func TestUpdateSecurityGroups(t *testing.T) {
 
 	// An echo on 8001, which only the rule added in step 1 admits: its
 	// connection must outlive that rule's removal in step 2.
-	l, err := ListenIn(w.path("i-app1"), "tcp", "0.0.0.0:8001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
+	serveWith(t, w.path("i-app1"), "0.0.0.0:8001", func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := l.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					c.Write([]byte(line))
-				}
-			}()
+			c.Write([]byte(line))
 		}
-	}()
+	})
 
 	groups := func(edit func(app *plan.SecurityGroup)) []plan.SecurityGroup {
 		out := slices.Clone(w.p.SecurityGroups)
