@@ -12,8 +12,36 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/egress"
+	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 )
+
+// egressWorld brings up the test VPC with local.egress on or off and, when
+// on, moat's egress proxy in its internet namespace (TCP and DNS). Names
+// other than host.moat.internal go to a stand-in resolver: tests never
+// query real DNS.
+func egressWorld(t testing.TB, stack string, on bool) (world, *egress.Proxy) {
+	t.Helper()
+	w := up(t, stack, "single", func(p *plan.Plan) { p.Local.Egress = on })
+	proxy := &egress.Proxy{VPC: w.p.VPC.CIDR, Lookup: func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil
+	}}
+	if !on {
+		return w, proxy
+	}
+	l, err := ListenIn(w.v.InternetPath(), "tcp4", fmt.Sprintf(":%d", EgressPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := ListenPacketIn(w.v.InternetPath(), "udp4", fmt.Sprintf(":%d", EgressDNSPort))
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	proxy.Start(l, pc)
+	t.Cleanup(func() { proxy.Close() }) // before the VPC goes down
+	return w, proxy
+}
 
 // TestEgress: with local.egress, an instance in a private subnet reaches a
 // service on the host's loopback through the internet gateway and moat's
@@ -33,38 +61,9 @@ func TestEgress(t *testing.T) {
 
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprintf("egress=%v", on), func(t *testing.T) {
-			stack := "egresstest"
-			p := testPlan(t, stack, "single")
-			p.Local.Egress = on
-			if _, err := Reclaim(context.Background(), stack, ""); err != nil {
-				t.Fatal(err)
-			}
-			v, err := Up(context.Background(), p, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer assertClean(t, stack)
-			defer v.Down(context.Background())
-			proxy := &egress.Proxy{VPC: p.VPC.CIDR, Lookup: func(_ context.Context, name string) ([]netip.Addr, error) {
-				return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil // stand-in: no real DNS from tests
-			}}
-			if on {
-				l, err := ListenIn(v.InternetPath(), "tcp4", fmt.Sprintf(":%d", EgressPort))
-				if err != nil {
-					t.Fatal(err)
-				}
-				pc, err := ListenPacketIn(v.InternetPath(), "udp4", fmt.Sprintf(":%d", EgressDNSPort))
-				if err != nil {
-					t.Fatal(err)
-				}
-				proxy.Start(l, pc)
-				defer proxy.Close()
-			}
-			n, err := v.AddNode(context.Background(), NodeSpec{Name: "i-egress", Kind: secgroup.KindInstance, Owner: "web",
+			w, proxy := egressWorld(t, "egresstest", on)
+			n := addNode(t, w, NodeSpec{Name: "i-egress", Kind: secgroup.KindInstance, Owner: "web",
 				Subnet: "private-a", Groups: []string{"app"}})
-			if err != nil {
-				t.Fatal(err)
-			}
 			client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.Dial()}}
 			resp, err := client.Get(hostURL)
 			if !on {
@@ -128,29 +127,9 @@ func BenchmarkEgressThroughput(b *testing.B) {
 	})
 	port := netip.MustParseAddrPort(addr.String()).Port()
 
-	stack := "egressbench"
-	p := testPlan(b, stack, "single")
-	p.Local.Egress = true
-	if _, err := Reclaim(context.Background(), stack, ""); err != nil {
-		b.Fatal(err)
-	}
-	v, err := Up(context.Background(), p, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer v.Down(context.Background())
-	tl, err := ListenIn(v.InternetPath(), "tcp4", fmt.Sprintf(":%d", EgressPort))
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxy := &egress.Proxy{VPC: p.VPC.CIDR}
-	proxy.Start(tl, nil)
-	defer proxy.Close()
-	n, err := v.AddNode(context.Background(), NodeSpec{Name: "i-bench", Kind: secgroup.KindInstance, Owner: "web",
+	w, _ := egressWorld(b, "egressbench", true)
+	n := addNode(b, w, NodeSpec{Name: "i-bench", Kind: secgroup.KindInstance, Owner: "web",
 		Subnet: "private-a", Groups: []string{"app"}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.SetBytes(size)
 	b.ResetTimer()
 	for b.Loop() {

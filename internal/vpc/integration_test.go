@@ -205,9 +205,14 @@ func (w world) check(t *testing.T, from, to string, port int, want bool) string 
 	return seen
 }
 
-func up(t *testing.T, stack, nat string) world {
+// up builds testdata/stack.yaml's VPC under the stack name, with edits to
+// its plan (e.g. local.egress); it goes down, checked clean, with the test.
+func up(t testing.TB, stack, nat string, edits ...func(*plan.Plan)) world {
 	t.Helper()
 	p := testPlan(t, stack, nat)
+	for _, edit := range edits {
+		edit(p)
+	}
 	if _, err := Reclaim(context.Background(), stack, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +233,7 @@ func up(t *testing.T, stack, nat string) world {
 	return world{p: p, v: v}
 }
 
-func addNode(t *testing.T, w world, spec NodeSpec) *Node {
+func addNode(t testing.TB, w world, spec NodeSpec) *Node {
 	t.Helper()
 	n, err := w.v.AddNode(context.Background(), spec)
 	if err != nil {
