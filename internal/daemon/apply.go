@@ -69,20 +69,23 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	for _, g := range old.SecurityGroups {
 		oldGroups[g.Name] = g
 	}
+	groupChange := func(name, what string) {
+		d.live = append(d.live, "security group "+name+": "+what)
+		d.securityGroups = true
+	}
 	for _, g := range new.SecurityGroups {
 		o, ok := oldGroups[g.Name]
 		switch {
 		case !ok:
-			d.live = append(d.live, "security group "+g.Name+": added")
+			groupChange(g.Name, "added")
 		case !reflect.DeepEqual(o, g):
-			d.live = append(d.live, "security group "+g.Name+": rules")
+			groupChange(g.Name, "rules")
 		}
 		delete(oldGroups, g.Name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(oldGroups)) {
-		d.live = append(d.live, "security group "+name+": removed")
+		groupChange(name, "removed")
 	}
-	d.securityGroups = !reflect.DeepEqual(old.SecurityGroups, new.SecurityGroups)
 	for i, l := range new.LoadBalancers {
 		o := old.LoadBalancers[i]
 		if !reflect.DeepEqual(o.Nodes, l.Nodes) || !reflect.DeepEqual(o.SecurityGroups, l.SecurityGroups) {

@@ -86,6 +86,9 @@ func TestDiffPlans(t *testing.T) {
 			}
 			check("live", d.live, tc.live)
 			check("restart", d.restart, tc.restart)
+			if want := strings.HasPrefix(tc.live, "security group"); d.securityGroups != want {
+				t.Errorf("securityGroups = %v, want %v", d.securityGroups, want)
+			}
 		})
 	}
 }
