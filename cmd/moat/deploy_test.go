@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
 )
@@ -235,7 +236,7 @@ func TestDeployShipsAppThroughS3(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("deploy: exit %d\n%s", code, stderr)
 	}
-	bundle, err := awsdeploy.Bundle(filepath.Join(filepath.Dir(path), "app"))
+	bundle, err := awscfn.Bundle(filepath.Join(filepath.Dir(path), "app"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-
-	"github.com/moat-dev/moat/internal/awscfn"
 )
 
 // Asset is a local directory or file the template expects in S3: deploy
@@ -26,13 +24,6 @@ type Asset struct {
 	Dir                   string
 	ParamBucket, ParamKey string
 }
-
-// Bundle is the app bundle deploy uploads in asset mode: awscfn.Bundle,
-// the same bytes the template inlines when the app is small (sorted
-// entries, no timestamps or owners, modes 0644/0755, no __pycache__, .git
-// or symlinks). The same tree always gives the same bundle, so the content
-// hash names it and an unchanged app is not a change.
-func Bundle(dir string) ([]byte, error) { return awscfn.Bundle(dir) }
 
 // BundleKey is the S3 key for an asset's bundle: stack, asset name and the
 // first 32 hex digits of the bundle's SHA-256.

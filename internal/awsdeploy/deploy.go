@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/moat-dev/moat/internal/awscfn"
 )
 
 // MaxTemplateBody is CloudFormation's limit for an inline template; larger
@@ -161,7 +163,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 		params[k] = v
 	}
 	for _, a := range spec.Assets {
-		bundle, err := Bundle(a.Dir)
+		bundle, err := awscfn.Bundle(a.Dir) // the bytes the template would inline
 		if err != nil {
 			return nil, err
 		}

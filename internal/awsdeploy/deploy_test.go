@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
+	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
 )
@@ -367,7 +368,7 @@ func TestAssetsAndLargeTemplateGoThroughS3(t *testing.T) {
 		t.Fatalf("deploy: %v\n%s", err, out.String())
 	}
 	bucket := awsdeploy.ManagedBucket(cfnstandin.Account, "us-east-1")
-	bundle, err := awsdeploy.Bundle(app)
+	bundle, err := awscfn.Bundle(app)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,19 +420,19 @@ func TestBundleIsDeterministic(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "static", "index.html"), []byte("<p>hi</p>\n"), 0o640)
 	os.MkdirAll(filepath.Join(dir, ".git"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".git", "HEAD"), []byte("ref\n"), 0o644)
-	a, err := awsdeploy.Bundle(dir)
+	a, err := awscfn.Bundle(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(48 * time.Hour)
 	os.Chtimes(filepath.Join(dir, "app.py"), later, later)
 	os.Chmod(filepath.Join(dir, "app.py"), 0o644)
-	b, _ := awsdeploy.Bundle(dir)
+	b, _ := awscfn.Bundle(dir)
 	if !bytes.Equal(a, b) {
 		t.Error("bundle changed with mtime/permission bits that do not matter")
 	}
 	os.Chmod(filepath.Join(dir, "app.py"), 0o755)
-	c, _ := awsdeploy.Bundle(dir)
+	c, _ := awscfn.Bundle(dir)
 	if bytes.Equal(a, c) {
 		t.Error("bundle ignored the executable bit")
 	}
