@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
+
 	"github.com/moat-dev/moat/internal/browsertest"
 )
 
 // startApp runs the example app on a free loopback port and returns its URL.
-func startApp(t *testing.T) string {
+func startApp(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 is not installed")
@@ -114,5 +116,65 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(string(v), "from i-0123456789abcdef0 (a, 10.0.128.4)") {
 		t.Fatalf("live update = %s", v)
+	}
+}
+
+// TestAppAnswersKeepAliveQuickly sends several requests one after another
+// on one keep-alive connection and fails when any takes 20 ms or more. A
+// response written in two small writes (head, then body) waits for the
+// client's delayed ACK under Nagle's algorithm: ~40 ms per request.
+func TestAppAnswersKeepAliveQuickly(t *testing.T) {
+	url := startApp(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	for _, path := range []string{"/health", "/whoami", "/", "/health", "/whoami", "/", "/health", "/nope", "/health", "/whoami"} {
+		start := time.Now()
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app\r\n\r\n", path); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatalf("GET %s: body: %v", path, err)
+		}
+		resp.Body.Close()
+		if d := time.Since(start); d >= 20*time.Millisecond {
+			t.Errorf("GET %s on a keep-alive connection took %v, want < 20ms", path, d)
+		}
+		if resp.Close {
+			t.Fatalf("GET %s: the app closed the keep-alive connection", path)
+		}
+	}
+}
+
+// TestAppEchoesWebSocket checks the app's WebSocket echo, with messages of
+// each frame length encoding, and that echoes are not held back by the
+// app's buffered writes.
+func TestAppEchoesWebSocket(t *testing.T) {
+	url := startApp(t)
+	addr := strings.TrimPrefix(url, "http://")
+	ws, err := websocket.Dial("ws://"+addr+"/ws", "", url+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for _, msg := range []string{"hello", strings.Repeat("x", 300), strings.Repeat("y", 70000), "bye"} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := websocket.Message.Receive(ws, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != msg {
+			t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
+		}
 	}
 }

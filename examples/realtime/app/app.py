@@ -84,9 +84,21 @@ es.onmessage = (e) => {
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response: the head and the body are buffered and leave
+    # together when the handler returns (streams flush themselves). A head
+    # and a body in two small writes would wait ~40 ms for the client's
+    # delayed ACK under Nagle's algorithm, on every keep-alive request.
+    wbufsize = -1
+    # TCP_NODELAY, so that the streams' flushed writes leave at once too.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
+
+    def handle_expect_100(self):
+        super().handle_expect_100()
+        self.wfile.flush()  # the interim response must not wait in the buffer
+        return True
 
     def send(self, code, ctype, body):
         data = body.encode()
