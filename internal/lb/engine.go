@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moat-dev/moat/internal/acceptloop"
 	"github.com/moat-dev/moat/internal/targetgroup"
 )
 
@@ -265,21 +266,11 @@ func (e *Engine) Serve(ln net.Listener, name string) error {
 		return e.serveTLS(ln, ls)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if e.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("accept on %s: %w", name, err)
-		}
-		go e.serveConn(c, ls, "http", port)
+	err := acceptloop.Serve(e.ctx, ln, e.log, func(c net.Conn) { e.serveConn(c, ls, "http", port) })
+	if errors.Is(err, net.ErrClosed) {
+		return nil
 	}
+	return err
 }
 
 // ListenAndServe opens every listener of the config and serves them until
