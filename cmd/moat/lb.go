@@ -23,21 +23,47 @@ func init() { register(newLBCommand) }
 func newLBCommand() *cobra.Command {
 	var (
 		listen, healthPath, metrics, algo string
+		https, tlsCert, tlsKey            string
 		targets                           []string
 		interval                          time.Duration
 		accessLog                         bool
 		cpuProfile                        string
 	)
 	c := &cobra.Command{
-		Use:   "lb --listen ADDR --target ADDR [--target ADDR...]",
+		Use:   "lb [--listen ADDR] [--https ADDR [--tls-cert FILE --tls-key FILE]] --target ADDR [--target ADDR...]",
 		Short: "Run the load balancer on its own in front of the given addresses",
-		Args:  cobra.NoArgs,
+		Long: `Run the load balancer on its own in front of the given addresses: an HTTP
+listener on --listen and, with --https, an HTTPS listener (HTTP/2 and
+HTTP/1.1 by ALPN) with the certificate in --tls-cert/--tls-key, or a
+generated self-signed one for localhost and 127.0.0.1.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(targets) == 0 {
 				return withCode(exitUsage, fmt.Errorf("moat lb: at least one --target is needed"))
 			}
-			if err := loopbackAddr("--listen", listen); err != nil {
-				return withCode(exitUsage, err)
+			if listen == "" && https == "" {
+				return withCode(exitUsage, fmt.Errorf("moat lb: nothing to listen on: give --listen, --https or both"))
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return withCode(exitUsage, fmt.Errorf("moat lb: --tls-cert and --tls-key go together: give both PEM files, or neither for a self-signed certificate"))
+			}
+			if tlsCert != "" && https == "" {
+				return withCode(exitUsage, fmt.Errorf("moat lb: --tls-cert needs an HTTPS listener: add --https ADDR"))
+			}
+			var listeners []lb.Listener
+			fwd := lb.Action{Type: lb.ActionForward, Forward: []lb.WeightedGroup{{TargetGroup: "default"}}}
+			if listen != "" {
+				if err := loopbackAddr("--listen", listen); err != nil {
+					return withCode(exitUsage, err)
+				}
+				listeners = append(listeners, lb.Listener{Name: "http", Address: listen, Protocol: "HTTP", DefaultAction: fwd})
+			}
+			if https != "" {
+				if err := loopbackAddr("--https", https); err != nil {
+					return withCode(exitUsage, err)
+				}
+				listeners = append(listeners, lb.Listener{Name: "https", Address: https, Protocol: "HTTPS",
+					CertFile: tlsCert, KeyFile: tlsKey, DefaultAction: fwd})
 			}
 			if metrics != "" {
 				if err := loopbackAddr("--metrics", metrics); err != nil {
@@ -48,8 +74,7 @@ func newLBCommand() *cobra.Command {
 				TargetGroups: []targetgroup.Config{{Name: "default", Algorithm: targetgroup.Algorithm(algo),
 					DeregistrationDelay: -1,
 					HealthCheck:         targetgroup.HealthCheck{Path: healthPath, Interval: interval, HealthyThreshold: 2}}},
-				Listeners: []lb.Listener{{Name: "http", Address: listen,
-					DefaultAction: lb.Action{Type: lb.ActionForward, Forward: []lb.WeightedGroup{{TargetGroup: "default"}}}}},
+				Listeners: listeners,
 			}
 			opts := lb.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "lb")}
 			if accessLog {
@@ -86,12 +111,17 @@ func newLBCommand() *cobra.Command {
 				defer ml.Close()
 				go e.ServeMetrics(ml)
 			}
-			fmt.Fprintf(os.Stderr, "moat lb: listening on %s, %d targets\n", listen, len(targets))
+			for _, l := range listeners {
+				fmt.Fprintf(os.Stderr, "moat lb: %s on %s, %d targets\n", l.Protocol, l.Address, len(targets))
+			}
 			return e.ListenAndServe(ctx)
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:18090", "address to listen on")
+	f.StringVar(&listen, "listen", "127.0.0.1:18090", "address of the HTTP listener (\"\" for none)")
+	f.StringVar(&https, "https", "", "address of an HTTPS listener (HTTP/2 and HTTP/1.1)")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain) of the HTTPS listener; default a self-signed one")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringSliceVar(&targets, "target", nil, "target address host:port (repeatable)")
 	f.StringVar(&healthPath, "health-path", "/", "health check path")
 	f.DurationVar(&interval, "health-interval", 5*time.Second, "health check interval")
