@@ -139,7 +139,7 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 func (r *renderer) ami() {
 	ami := strings.TrimPrefix(r.p.AWS.AMI, "resolve:ssm:")
 	switch {
-	case ami == "":
+	case ami == "" || ami == spec.DefaultAMI:
 		ami = DefaultAMIParameter
 		fallthrough
 	case strings.HasPrefix(ami, "/"):

@@ -8,8 +8,11 @@ import (
 
 // AWS's documented defaults (and moat's where AWS has none).
 const (
-	DefaultRegion             = "us-east-1"
-	DefaultAMI                = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+	DefaultRegion = "us-east-1"
+	// DefaultAMI is the latest Amazon Linux 2023 image of each instance's
+	// architecture (x86_64 or arm64), resolved once when moat deploy
+	// creates the stack.
+	DefaultAMI                = "amazon-linux-2023"
 	DefaultInstanceType       = "t3.micro"
 	DefaultUser               = "ec2-user"
 	DefaultKeyType            = "ed25519"

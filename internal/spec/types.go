@@ -364,7 +364,12 @@ type Publish struct {
 type AWS struct {
 	// Region, default us-east-1.
 	Region string `yaml:"region,omitempty" json:"region,omitempty"`
-	// AMI is an image id or an SSM parameter path; default the Amazon Linux 2023 parameter.
+	// AMI is the image of the bastion and the instances: amazon-linux-2023
+	// (the default: the latest Amazon Linux 2023 of each instance type's
+	// architecture, resolved once when moat deploy creates the stack), an
+	// SSM parameter path (/…, or resolve:ssm:/…) or an image id (ami-…). An
+	// SSM path or image id names one architecture's image, so every
+	// instance type must then be of that one architecture.
 	AMI string `yaml:"ami,omitempty" json:"ami,omitempty"`
 	// InstanceTypes overrides launch templates' instance types by template name.
 	InstanceTypes map[string]string `yaml:"instanceTypes,omitempty" json:"instanceTypes,omitempty"`

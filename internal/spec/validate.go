@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/moat-dev/moat/internal/ec2facts"
 )
 
 // Validate checks a loaded stack file and returns every problem found,
@@ -840,6 +842,52 @@ func (v *validator) aws() {
 	for _, z := range v.s.VPC.Zones {
 		if len(z) > 1 && !strings.HasPrefix(z, v.s.AWS.Region) {
 			v.errf("vpc.zones", fmt.Sprintf("use zone letters (a, b) or zones of %s", v.s.AWS.Region), "zone %s is not in region %s", z, v.s.AWS.Region)
+		}
+	}
+	v.images()
+}
+
+var amiRE = regexp.MustCompile(`^(ami-([0-9a-f]{8}|[0-9a-f]{17})|(resolve:ssm:)?/[A-Za-z0-9_.\-/]+)$`)
+
+// images checks the instance types are EC2's and that one image fits them:
+// an image is built for one CPU architecture, so an SSM path or image id in
+// aws.ami serves only instance types of one architecture (the default,
+// amazon-linux-2023, has an image for each).
+func (v *validator) images() {
+	ami := v.s.AWS.AMI
+	if ami != DefaultAMI && !amiRE.MatchString(ami) {
+		v.errf("aws.ami", "write "+DefaultAMI+", an SSM parameter path (/aws/service/…) or an image id (ami-0123456789abcdef0)",
+			"%q is not an image id or SSM parameter path", ami)
+	}
+	type use struct{ path, typ, arch string }
+	var uses []use
+	add := func(path, typ string) {
+		arch, err := ec2facts.Arch(typ)
+		if err != nil {
+			v.errf(path, "use an EC2 instance type such as t3.micro (x86_64) or t4g.micro (arm64, Graviton)", "%v", err)
+			return
+		}
+		uses = append(uses, use{path, typ, arch})
+	}
+	if b := v.s.Bastion; b != nil {
+		add("bastion.instanceType", b.InstanceType)
+	}
+	for i, lt := range v.s.LaunchTemplates {
+		if t, ok := v.s.AWS.InstanceTypes[lt.Name]; ok {
+			add("aws.instanceTypes."+lt.Name, t)
+		} else {
+			add(fmt.Sprintf("launchTemplates[%d].instanceType", i), lt.InstanceType)
+		}
+	}
+	if ami == DefaultAMI {
+		return
+	}
+	for _, u := range uses[min(1, len(uses)):] {
+		if u.arch != uses[0].arch {
+			v.errf("aws.ami", fmt.Sprintf("use instance types of one architecture, or remove aws.ami to get the %s image of each architecture", DefaultAMI),
+				"image %s serves one architecture, but %s is %s (%s) and %s is %s (%s)",
+				ami, uses[0].path, uses[0].typ, uses[0].arch, u.path, u.typ, u.arch)
+			return
 		}
 	}
 }
