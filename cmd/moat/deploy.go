@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -78,7 +79,21 @@ func fileExists(path string) bool {
 
 // deployer connects to AWS and builds the deployer.
 func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string, yes bool, verb string) (*awsdeploy.Deployer, error) {
-	cl, err := awsdeploy.Connect(ctx, awsdeploy.ClientOptions{Region: region, Profile: f.profile, EndpointURL: f.endpoint})
+	// One reader of standard input for the MFA code and the [y/N] answer.
+	pr := newPrompter(c.InOrStdin())
+	mfa := func() (string, error) {
+		fmt.Fprint(c.ErrOrStderr(), "MFA code for the assumed role: ")
+		line, err := pr.line(ctx)
+		if code := strings.TrimSpace(line); code != "" {
+			return code, nil
+		}
+		fmt.Fprintln(c.ErrOrStderr())
+		if err == nil {
+			err = errors.New("empty answer")
+		}
+		return "", fmt.Errorf("no MFA code: %w", err)
+	}
+	cl, err := awsdeploy.Connect(ctx, awsdeploy.ClientOptions{Region: region, Profile: f.profile, EndpointURL: f.endpoint, MFAToken: mfa})
 	if err != nil {
 		return nil, err
 	}
@@ -89,10 +104,13 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 		Width: width, Height: height,
 	}
 	if !yes {
-		in := bufio.NewReader(c.InOrStdin())
-		d.Confirm = func(q string) (bool, error) {
+		d.Confirm = func(ctx context.Context, q string) (bool, error) {
 			fmt.Fprintf(c.ErrOrStderr(), "%s [y/N] ", q)
-			line, err := in.ReadString('\n')
+			line, err := pr.line(ctx)
+			if ctx.Err() != nil {
+				fmt.Fprintln(c.ErrOrStderr())
+				return false, fmt.Errorf("interrupted at the prompt: %w", ctx.Err())
+			}
 			if err != nil && line == "" {
 				fmt.Fprintln(c.ErrOrStderr())
 				return false, withCode(exitUsage, fmt.Errorf("no answer on standard input: pass -y to %s without asking", verb))
@@ -106,6 +124,49 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 		}
 	}
 	return d, nil
+}
+
+// prompter reads answers from standard input, one line at a time, and
+// gives up when the context ends: a read blocked on a terminal does not
+// keep Ctrl-C from ending the command.
+type prompter struct {
+	in    *bufio.Reader
+	once  sync.Once
+	lines chan promptLine
+}
+
+type promptLine struct {
+	text string
+	err  error
+}
+
+func newPrompter(r io.Reader) *prompter {
+	return &prompter{in: bufio.NewReader(r), lines: make(chan promptLine)}
+}
+
+// line returns the next line (without its newline), or ctx's error.
+func (p *prompter) line(ctx context.Context) (string, error) {
+	p.once.Do(func() {
+		go func() {
+			for {
+				text, err := p.in.ReadString('\n')
+				p.lines <- promptLine{strings.TrimRight(text, "\r\n"), err}
+				if err != nil {
+					close(p.lines)
+					return
+				}
+			}
+		}()
+	})
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case l, ok := <-p.lines:
+		if !ok {
+			return "", io.EOF
+		}
+		return l.text, l.err
+	}
 }
 
 // terminalSize reports whether w is a terminal, and its size.

@@ -6,11 +6,17 @@ package main
 // AWS_ENDPOINT_URL, as any AWS SDK client would.
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
@@ -250,4 +256,78 @@ func TestDeployShipsAppThroughS3(t *testing.T) {
 	if !strings.Contains(stderr, "uploaded ") || !strings.Contains(stderr, "s3://my-assets/"+key) {
 		t.Errorf("stderr:\n%s", stderr)
 	}
+}
+
+// Ctrl-C at the [y/N] prompt ends moat deploy at once, deletes the change
+// set and the empty stack it made, and says that nothing was changed. The
+// built binary runs with its standard input held open (an operator who has
+// not answered) and gets a real SIGINT.
+func TestDeployInterruptAtPrompt(t *testing.T) {
+	s := standinCreds(t)
+	t.Setenv("AWS_ENDPOINT_URL", s.URL)
+	path := copyExample(t)
+	cmd := exec.Command(moatBin, "deploy", "-f", path, "--poll-interval=1ms")
+	cmd.Env = append(os.Environ(), "MOAT_FILE=")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "[y/N]") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("no prompt within 30s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("moat deploy ignored SIGINT at the prompt for 10s:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+		t.Errorf("exit: %v, want code %d", err, exitFailure)
+	}
+	if !strings.Contains(stderr.String(), "interrupted at the prompt") || !strings.Contains(stderr.String(), "nothing was changed") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	if st := s.StackStatus("realtime"); st != "" {
+		t.Errorf("interrupted deploy left a stack in %s", st)
+	}
+	if slices.Contains(s.Calls(), "ExecuteChangeSet") {
+		t.Error("the change set was executed")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -9,8 +9,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -23,6 +29,35 @@ type CloudFormation interface {
 	DeleteChangeSet(context.Context, *cloudformation.DeleteChangeSetInput, ...func(*cloudformation.Options)) (*cloudformation.DeleteChangeSetOutput, error)
 	DescribeStackEvents(context.Context, *cloudformation.DescribeStackEventsInput, ...func(*cloudformation.Options)) (*cloudformation.DescribeStackEventsOutput, error)
 	DeleteStack(context.Context, *cloudformation.DeleteStackInput, ...func(*cloudformation.Options)) (*cloudformation.DeleteStackOutput, error)
+	ListStackResources(context.Context, *cloudformation.ListStackResourcesInput, ...func(*cloudformation.Options)) (*cloudformation.ListStackResourcesOutput, error)
+}
+
+// EC2 is the part of the EC2 API moat uses: the zones an account has
+// (checked before a change set) and the instances of a deployed stack
+// (for its SSH configuration).
+type EC2 interface {
+	DescribeAvailabilityZones(context.Context, *ec2.DescribeAvailabilityZonesInput, ...func(*ec2.Options)) (*ec2.DescribeAvailabilityZonesOutput, error)
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// ACM tells whether the certificate of an HTTPS listener exists.
+type ACM interface {
+	DescribeCertificate(context.Context, *acm.DescribeCertificateInput, ...func(*acm.Options)) (*acm.DescribeCertificateOutput, error)
+}
+
+// ELBv2 reports the health of the deployed target groups' targets.
+type ELBv2 interface {
+	DescribeTargetHealth(context.Context, *elbv2.DescribeTargetHealthInput, ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
+}
+
+// SSM resolves the image parameters (the latest Amazon Linux image).
+type SSM interface {
+	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// AutoScaling lists the instances of the deployed groups.
+type AutoScaling interface {
+	DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
 }
 
 // S3 is the part of the S3 API moat uses to ship assets and large templates.
@@ -41,6 +76,11 @@ var (
 	_ CloudFormation = (*cloudformation.Client)(nil)
 	_ S3             = (*s3.Client)(nil)
 	_ Identity       = (*sts.Client)(nil)
+	_ EC2            = (*ec2.Client)(nil)
+	_ ACM            = (*acm.Client)(nil)
+	_ ELBv2          = (*elbv2.Client)(nil)
+	_ SSM            = (*ssm.Client)(nil)
+	_ AutoScaling    = (*autoscaling.Client)(nil)
 )
 
 // ClientOptions select the account, region and endpoint.
@@ -53,6 +93,10 @@ type ClientOptions struct {
 	// it to reach the local stand-in). AWS_ENDPOINT_URL and
 	// AWS_ENDPOINT_URL_CLOUDFORMATION work too, as in every AWS SDK.
 	EndpointURL string
+	// MFAToken answers the MFA prompt of a profile with mfa_serial (an
+	// assumed role that needs a code); nil reads it from standard input
+	// (stscreds.StdinTokenProvider).
+	MFAToken func() (string, error)
 }
 
 // Clients are the SDK clients, ready to use.
@@ -60,7 +104,15 @@ type Clients struct {
 	CloudFormation *cloudformation.Client
 	S3             *s3.Client
 	STS            *sts.Client
+	EC2            *ec2.Client
+	ACM            *acm.Client
+	ELBv2          *elbv2.Client
+	SSM            *ssm.Client
+	AutoScaling    *autoscaling.Client
 	Region         string
+	// Emulated is set when the calls go to a custom endpoint (an
+	// emulator or a stand-in) rather than AWS.
+	Emulated bool
 }
 
 // ErrNoRegion means neither a flag, the environment nor the profile named
@@ -90,44 +142,68 @@ func (e *CredentialsError) Error() string {
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
 // Connect loads the standard AWS configuration (environment, shared config
-// and credentials files, SSO, process credentials, the instance role),
-// checks that it names a region and yields credentials, and builds the
-// clients. It makes no call to AWS unless a credential source needs one
-// (SSO, assumed roles).
+// and credentials files, SSO, process credentials, assumed roles with or
+// without MFA, the instance role), checks that it names a region and yields
+// credentials, and builds the clients. It makes no call to AWS unless a
+// credential source needs one (SSO, assumed roles).
 func Connect(ctx context.Context, o ClientOptions) (*Clients, error) {
-	var opts []func(*config.LoadOptions) error
+	cfg, err := LoadConfig(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, &CredentialsError{Profile: o.Profile, Err: err}
+	}
+	// A custom endpoint (an emulator, LocalStack, a VPC endpoint) is
+	// addressed by path, not by bucket host name.
+	custom := o.EndpointURL != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
+	return &Clients{
+		CloudFormation: cloudformation.NewFromConfig(cfg),
+		S3:             s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = custom }),
+		STS:            sts.NewFromConfig(cfg),
+		EC2:            ec2.NewFromConfig(cfg),
+		ACM:            acm.NewFromConfig(cfg),
+		ELBv2:          elbv2.NewFromConfig(cfg),
+		SSM:            ssm.NewFromConfig(cfg),
+		AutoScaling:    autoscaling.NewFromConfig(cfg),
+		Region:         cfg.Region,
+		Emulated:       custom || os.Getenv("AWS_ENDPOINT_URL_CLOUDFORMATION") != "",
+	}, nil
+}
+
+// LoadConfig loads the AWS configuration as Connect does, without
+// retrieving credentials: a profile that assumes a role with mfa_serial
+// gets a token provider (ClientOptions.MFAToken), which the SDK requires
+// before it loads such a profile at all.
+func LoadConfig(ctx context.Context, o ClientOptions) (aws.Config, error) {
+	token := o.MFAToken
+	if token == nil {
+		token = stscreds.StdinTokenProvider
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) { ao.TokenProvider = token }),
+	}
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
 	}
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
 	}
+	if o.EndpointURL != "" {
+		opts = append(opts, config.WithBaseEndpoint(o.EndpointURL))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		var pe config.SharedConfigProfileNotExistError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("AWS profile %q is not in ~/.aws/config or ~/.aws/credentials: run `aws configure --profile %s` or `aws configure sso`, or pick another with AWS_PROFILE", pe.Profile, pe.Profile)
+			return aws.Config{}, fmt.Errorf("AWS profile %q is not in ~/.aws/config or ~/.aws/credentials: run `aws configure --profile %s` or `aws configure sso`, or pick another with AWS_PROFILE", pe.Profile, pe.Profile)
 		}
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, ErrNoRegion
+		return aws.Config{}, ErrNoRegion
 	}
-	if o.EndpointURL != "" {
-		cfg.BaseEndpoint = aws.String(o.EndpointURL)
-	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, &CredentialsError{Profile: o.Profile, Err: err}
-	}
-	// A custom endpoint (the stand-in, LocalStack, a VPC endpoint) is
-	// addressed by path, not by bucket host name.
-	pathStyle := o.EndpointURL != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
-	return &Clients{
-		CloudFormation: cloudformation.NewFromConfig(cfg),
-		S3:             s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = pathStyle }),
-		STS:            sts.NewFromConfig(cfg),
-		Region:         cfg.Region,
-	}, nil
+	return cfg, nil
 }
 
 // credentialsTrouble turns an API error caused by credentials into a

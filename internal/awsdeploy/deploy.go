@@ -43,8 +43,9 @@ type Deployer struct {
 	TTY, Color    bool
 	Width, Height int
 	// Confirm asks before a change set is executed or a stack deleted; nil
-	// proceeds without asking (-y).
-	Confirm func(question string) (bool, error)
+	// proceeds without asking (-y). It returns when ctx ends (Ctrl-C at
+	// the prompt) with ctx's error, and then nothing is changed.
+	Confirm func(ctx context.Context, question string) (bool, error)
 	// Poll is the interval between status polls (default 3s).
 	Poll time.Duration
 	// Now names change sets (default time.Now).
@@ -255,11 +256,14 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 		case 1:
 			what = "this change"
 		}
-		ok, err := d.Confirm(fmt.Sprintf("%s stack %s with %s in %s?", verb(action), name, what, d.Region))
+		ok, err := d.Confirm(ctx, fmt.Sprintf("%s stack %s with %s in %s?", verb(action), name, what, d.Region))
 		if err != nil || !ok {
 			discard()
 			res.Cancelled = true
-			return res, err
+			if err != nil {
+				return res, fmt.Errorf("stack %s: nothing was changed (the change set is deleted): %w", name, err)
+			}
+			return res, nil
 		}
 	}
 
@@ -521,10 +525,13 @@ func (d *Deployer) Destroy(ctx context.Context, name string) (*Result, error) {
 		return nil, &StackStateError{name, s, "another operation is running; wait for it to finish, then destroy again"}
 	}
 	if d.Confirm != nil {
-		ok, err := d.Confirm(fmt.Sprintf("Delete stack %s (%s) and every resource in it, in %s?", name, st.StackStatus, d.Region))
+		ok, err := d.Confirm(ctx, fmt.Sprintf("Delete stack %s (%s) and every resource in it, in %s?", name, st.StackStatus, d.Region))
 		if err != nil || !ok {
 			res.Cancelled = true
-			return res, err
+			if err != nil {
+				return res, fmt.Errorf("stack %s: nothing was deleted: %w", name, err)
+			}
+			return res, nil
 		}
 	}
 	marker, err := d.latestEvent(ctx, stackID)

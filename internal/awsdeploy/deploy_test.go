@@ -312,7 +312,7 @@ func TestDeclinedChangeSetLeavesNothing(t *testing.T) {
 	var out bytes.Buffer
 	d := deployer(t, s, &out)
 	var asked string
-	d.Confirm = func(q string) (bool, error) { asked = q; return false, nil }
+	d.Confirm = func(_ context.Context, q string) (bool, error) { asked = q; return false, nil }
 	res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")})
 	if err != nil || !res.Cancelled {
 		t.Fatalf("declined: %v %+v", err, res)
@@ -332,7 +332,7 @@ func TestDeclinedChangeSetLeavesNothing(t *testing.T) {
 	if _, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")}); err != nil {
 		t.Fatal(err)
 	}
-	d.Confirm = func(string) (bool, error) { return false, nil }
+	d.Confirm = func(context.Context, string) (bool, error) { return false, nil }
 	if res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(5, "")}); err != nil || !res.Cancelled {
 		t.Fatalf("declined update: %v", err)
 	}
@@ -343,7 +343,7 @@ func TestDeclinedChangeSetLeavesNothing(t *testing.T) {
 		t.Errorf("after declining: capacity %s status %s", got, s.StackStatus("web"))
 	}
 	// A later deploy is not confused by the discarded change set.
-	d.Confirm = func(string) (bool, error) { return true, nil }
+	d.Confirm = func(context.Context, string) (bool, error) { return true, nil }
 	if res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: testTemplate(5, "")}); err != nil || res.Status != "UPDATE_COMPLETE" {
 		t.Fatalf("accepted update: %v %+v", err, res)
 	}
@@ -522,5 +522,31 @@ func TestOutputsOnlyChange(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "no resource changes (outputs, parameters or metadata only)") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// Ctrl-C at the prompt: Confirm returns the context's error; the change
+// set (and the empty stack a CREATE change set made) is deleted and
+// nothing is executed.
+func TestInterruptAtThePromptChangesNothing(t *testing.T) {
+	s := standin(t)
+	var out bytes.Buffer
+	d := deployer(t, s, &out)
+	c, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.Confirm = func(ctx context.Context, _ string) (bool, error) {
+		cancel() // the signal arrives while the question waits for an answer
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	res, err := d.Deploy(c, awsdeploy.Spec{StackName: "web", Template: testTemplate(2, "")})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "nothing was changed") || res == nil || !res.Cancelled {
+		t.Fatalf("interrupted deploy: %v %+v", err, res)
+	}
+	if st := s.StackStatus("web"); st != "" {
+		t.Errorf("interrupted create left a stack in %s", st)
+	}
+	if slices.Contains(s.Calls(), "ExecuteChangeSet") {
+		t.Error("interrupted change set was executed")
 	}
 }
