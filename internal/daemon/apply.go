@@ -194,7 +194,7 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 				tgs = append(tgs, tg)
 			}
 		}
-		updates = append(updates, groupUpdate{rt: s.groups[g.Name], cfg: cfg, g: g, lt: lt, tgs: tgs})
+		updates = append(updates, groupUpdate{rt: s.group(g.Name), cfg: cfg, g: g, lt: lt, tgs: tgs})
 	}
 	for _, l := range np.LoadBalancers {
 		if err := lbConfig(np, l).Validate(); err != nil {
@@ -202,14 +202,14 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 		}
 	}
 	if d.securityGroups {
-		nodes, err := s.net.UpdateSecurityGroups(ctx, np.SecurityGroups)
+		nodes, err := s.network().UpdateSecurityGroups(ctx, np.SecurityGroups)
 		if err != nil {
 			return ApplyResult{}, err
 		}
 		s.event("vpc", "vpc.securitygroups", "Security group rules replaced on %d node(s)", len(nodes))
 	}
 	for _, l := range np.LoadBalancers {
-		if b := s.balancers[l.Name]; b != nil {
+		if b := s.balancer(l.Name); b != nil {
 			if err := b.engine.Apply(lbConfig(np, l)); err != nil {
 				return ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
 			}

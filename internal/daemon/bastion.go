@@ -22,12 +22,12 @@ func (s *stack) startBastion(ctx context.Context) error {
 	if b == nil {
 		return nil
 	}
-	n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: "bastion", Kind: secgroup.KindBastion, Owner: "bastion",
+	n, err := s.network().AddNode(ctx, vpc.NodeSpec{Name: "bastion", Kind: secgroup.KindBastion, Owner: "bastion",
 		Subnet: b.Subnet, Addr: b.Address, Groups: b.SecurityGroups})
 	if err != nil {
 		return err
 	}
-	s.onStop(func(ctx context.Context) error { return s.net.RemoveNode(ctx, "bastion") })
+	s.onStop(func(ctx context.Context) error { return s.network().RemoveNode(ctx, "bastion") })
 	keys, err := s.keys.PublicKeys(b.KeyPair)
 	if err != nil {
 		return fmt.Errorf("bastion key pair: %w", err)
@@ -76,7 +76,7 @@ func (s *stack) bastionPolicy(dst netip.AddrPort) error {
 	if !p.VPC.CIDR.Contains(dst.Addr()) {
 		return fmt.Errorf("%s is outside the VPC %s: the bastion forwards only into the VPC", dst.Addr(), p.VPC.CIDR)
 	}
-	m := s.net.Membership()
+	m := s.network().Membership()
 	from, err := secgroup.ResolveEndpoint(p, m, "bastion")
 	if err != nil {
 		return err

@@ -189,10 +189,16 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", d.handleEvents)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
-		st := d.stack
+		st, phase := d.stack, d.phase
 		d.mu.Unlock()
 		if st == nil {
 			writeError(w, http.StatusServiceUnavailable, errors.New("the stack is starting"))
+			return
+		}
+		// Reads answer in every phase; changes only to a running stack,
+		// whose parts are all built and not yet being torn down.
+		if r.Method != http.MethodGet && phase != PhaseRunning {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("the stack is %s: changes wait until moat status says it is running", phase))
 			return
 		}
 		st.ServeHTTP(w, r)

@@ -38,17 +38,17 @@ func (s *stack) instanceRoot() string {
 // its subnet, its metadata and SSH endpoints, then its processes (user
 // data first, then the supervised command). On failure nothing is left.
 func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.LaunchTemplate, rec *instanceRec) (err error) {
-	addr, err := s.net.AllocateAddr(rec.subnet)
+	addr, err := s.network().AllocateAddr(rec.subnet)
 	if err != nil {
 		return fmt.Errorf("allocate an address in %s: %w", rec.subnet, err)
 	}
 	g.mu.Lock()
 	rec.addr = addr
 	g.mu.Unlock()
-	n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: rec.id, Kind: secgroup.KindInstance, Owner: g.name,
+	n, err := s.network().AddNode(ctx, vpc.NodeSpec{Name: rec.id, Kind: secgroup.KindInstance, Owner: g.name,
 		Subnet: rec.subnet, Addr: addr, Groups: lt.SecurityGroups})
 	if err != nil {
-		s.net.ReleaseAddr(rec.subnet, addr)
+		s.network().ReleaseAddr(rec.subnet, addr)
 		return err
 	}
 	g.mu.Lock()
@@ -116,11 +116,11 @@ func (s *stack) destroyInstance(rec *instanceRec) error {
 		rec.stopEndpoints()
 	}
 	if rec.node != nil {
-		if err := s.net.RemoveNode(context.Background(), rec.id); err != nil {
+		if err := s.network().RemoveNode(context.Background(), rec.id); err != nil {
 			errs = append(errs, err)
 		}
 	} else if rec.addr.IsValid() {
-		s.net.ReleaseAddr(rec.subnet, rec.addr)
+		s.network().ReleaseAddr(rec.subnet, rec.addr)
 	}
 	if err := os.RemoveAll(filepath.Join(s.instanceRoot(), rec.id)); err != nil {
 		errs = append(errs, err)
@@ -142,7 +142,7 @@ func (s *stack) serveMetadata(n *vpc.Node, addr netip.Addr) (stop func(), err er
 
 // metadataInfo is the metadata service's view of the instance at ip.
 func (s *stack) metadataInfo(ip netip.Addr) (metadata.Info, bool) {
-	for _, g := range s.groups {
+	for _, g := range s.groupMap() {
 		g.mu.Lock()
 		for _, r := range g.recs {
 			if r.addr == ip {

@@ -28,8 +28,8 @@ func (s *stack) routes() {
 		writeJSON(w, http.StatusOK, s.targets())
 	})
 	s.mux.HandleFunc("POST /v1/groups/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
-		g, ok := s.groups[r.PathValue("name")]
-		if !ok {
+		g := s.group(r.PathValue("name"))
+		if g == nil {
 			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
@@ -45,8 +45,8 @@ func (s *stack) routes() {
 		writeJSON(w, http.StatusOK, map[string]int{"desired": req.Desired})
 	})
 	s.mux.HandleFunc("POST /v1/groups/{name}/refresh", func(w http.ResponseWriter, r *http.Request) {
-		g, ok := s.groups[r.PathValue("name")]
-		if !ok {
+		g := s.group(r.PathValue("name"))
+		if g == nil {
 			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
@@ -60,7 +60,7 @@ func (s *stack) routes() {
 		id := r.PathValue("id")
 		var req TerminateRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
-		for _, g := range s.groups {
+		for _, g := range s.groupMap() {
 			if g.has(id) {
 				if err := g.terminateInstance(id, req.DecrementDesired); err != nil {
 					writeError(w, http.StatusBadRequest, err)
@@ -75,19 +75,20 @@ func (s *stack) routes() {
 	s.mux.HandleFunc("GET /v1/instances/{id}/logs", s.handleLogs)
 	s.mux.HandleFunc("POST "+ApplyPath, s.handleApply)
 	s.mux.HandleFunc("GET /v1/groups/{name}/activities", func(w http.ResponseWriter, r *http.Request) {
-		g, ok := s.groups[r.PathValue("name")]
-		if !ok {
+		g := s.group(r.PathValue("name"))
+		if g == nil {
 			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
 		writeJSON(w, http.StatusOK, g.activities())
 	})
 	s.mux.HandleFunc("GET /v1/membership", func(w http.ResponseWriter, r *http.Request) {
-		if s.net == nil {
+		n := s.network()
+		if n == nil {
 			writeError(w, http.StatusServiceUnavailable, errors.New("the VPC is not up yet"))
 			return
 		}
-		writeJSON(w, http.StatusOK, s.net.Membership())
+		writeJSON(w, http.StatusOK, n.Membership())
 	})
 	s.mux.HandleFunc("GET "+bastion.AccessPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.sshAccess())
@@ -97,8 +98,9 @@ func (s *stack) routes() {
 // noGroup is the error for an auto scaling group name the stack does not
 // have; it names the ones it has.
 func (s *stack) noGroup(name string) error {
-	names := make([]string, 0, len(s.groups))
-	for n := range s.groups {
+	groups := s.groupMap()
+	names := make([]string, 0, len(groups))
+	for n := range groups {
 		names = append(names, n)
 	}
 	if len(names) == 0 {
@@ -111,7 +113,7 @@ func (s *stack) noGroup(name string) error {
 func (s *stack) instances(all bool) []Instance {
 	out := []Instance{}
 	for _, g := range s.plan.AutoScalingGroups {
-		if rt := s.groups[g.Name]; rt != nil {
+		if rt := s.group(g.Name); rt != nil {
 			out = append(out, rt.instances(all)...)
 		}
 	}
@@ -136,7 +138,7 @@ func (s *stack) targets() []Target {
 	}
 	out := []Target{}
 	for _, l := range s.plan.LoadBalancers {
-		b := s.balancers[l.Name]
+		b := s.balancer(l.Name)
 		if b == nil {
 			continue
 		}
@@ -214,7 +216,7 @@ func (s *stack) sshAccess() bastion.Access {
 	s.mu.Unlock()
 	sort.Strings(a.KnownHosts)
 	for _, inst := range s.instances(false) {
-		g := s.groups[inst.Group]
+		g := s.group(inst.Group)
 		if g == nil || inst.State != stateRunning {
 			continue
 		}

@@ -31,8 +31,14 @@ type stack struct {
 	mux    *http.ServeMux
 	keys   *keypair.Store
 
+	metadata *metadata.Handler
+
+	// partsMu guards the parts that the control API reads while start
+	// builds them. start publishes each one complete, under partsMu, and
+	// nothing changes them afterwards; read them with network, group,
+	// groupMap and engineFor.
+	partsMu   sync.RWMutex
 	net       *vpc.VPC
-	metadata  *metadata.Handler
 	balancers map[string]*lbRuntime // by load balancer name
 	tgLB      map[string]string     // target group -> load balancer name
 	groups    map[string]*groupRuntime
@@ -59,13 +65,30 @@ type stack struct {
 
 func newStack(p *plan.Plan, dir Dir, ev *events.Log, log *slog.Logger) *stack {
 	s := &stack{plan: p, dir: dir, events: ev, log: log, mux: http.NewServeMux(),
-		balancers: map[string]*lbRuntime{}, tgLB: map[string]string{}, groups: map[string]*groupRuntime{},
 		hostKeys: map[string]string{}, sshLog: slog.New(slog.DiscardHandler)}
 	s.routes()
 	return s
 }
 
 func (s *stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// network is the VPC, or nil before start has built it.
+func (s *stack) network() *vpc.VPC {
+	s.partsMu.RLock()
+	defer s.partsMu.RUnlock()
+	return s.net
+}
+
+// groupMap is the auto scaling groups' runtimes by name (empty before
+// start has made them). The map is never changed: do not write to it.
+func (s *stack) groupMap() map[string]*groupRuntime {
+	s.partsMu.RLock()
+	defer s.partsMu.RUnlock()
+	return s.groups
+}
+
+// group is the runtime of the auto scaling group name, or nil.
+func (s *stack) group(name string) *groupRuntime { return s.groupMap()[name] }
 
 // onStop registers a clean-up step.
 func (s *stack) onStop(f func(context.Context) error) {
@@ -183,7 +206,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 func (s *stack) groupStatus() []GroupStatus {
 	var out []GroupStatus
 	for _, g := range s.plan.AutoScalingGroups {
-		if rt := s.groups[g.Name]; rt != nil {
+		if rt := s.group(g.Name); rt != nil {
 			out = append(out, rt.status())
 			continue
 		}

@@ -33,8 +33,10 @@ func (s *stack) startNetwork(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.net = v
 	s.onStop(func(ctx context.Context) error { return v.Down(ctx) })
+	s.partsMu.Lock()
+	s.net = v
+	s.partsMu.Unlock()
 	s.metadata = metadata.New(s.metadataInfo, nil)
 	s.event("vpc", "vpc.up", "VPC %s up: %d subnets in %d zones", s.plan.VPC.CIDR, len(s.plan.Subnets), len(s.plan.Zones))
 	if s.plan.Local.Egress {
@@ -74,16 +76,17 @@ type lbRuntime struct {
 // connections to targets leave from the nodes' own addresses, in turn.
 func (s *stack) startBalancers(ctx context.Context) error {
 	var regs prometheus.Gatherers
+	balancers, tgLB := map[string]*lbRuntime{}, map[string]string{}
 	for _, l := range s.plan.LoadBalancers {
 		var dials []lb.DialFunc
 		for i, ln := range l.Nodes {
 			name := fmt.Sprintf("lb-%s-%d", l.Name, i)
-			n, err := s.net.AddNode(ctx, vpc.NodeSpec{Name: name, Kind: secgroup.KindLoadBalancer, Owner: l.Name,
+			n, err := s.network().AddNode(ctx, vpc.NodeSpec{Name: name, Kind: secgroup.KindLoadBalancer, Owner: l.Name,
 				Subnet: ln.Subnet, Addr: ln.Address, Groups: l.SecurityGroups})
 			if err != nil {
 				return err
 			}
-			s.onStop(func(ctx context.Context) error { return s.net.RemoveNode(ctx, name) })
+			s.onStop(func(ctx context.Context) error { return s.network().RemoveNode(ctx, name) })
 			dials = append(dials, n.Dial())
 		}
 		var next atomic.Uint64
@@ -100,7 +103,7 @@ func (s *stack) startBalancers(ctx context.Context) error {
 			return fmt.Errorf("load balancer %s: %w", l.Name, err)
 		}
 		s.onStop(func(context.Context) error { return e.Close() })
-		s.balancers[l.Name] = &lbRuntime{plan: l, engine: e}
+		balancers[l.Name] = &lbRuntime{plan: l, engine: e}
 		regs = append(regs, e.Registry())
 		for _, ln := range l.Listeners {
 			lis, err := listenLoopback(ln.Publish.String())
@@ -109,7 +112,7 @@ func (s *stack) startBalancers(ctx context.Context) error {
 			}
 			s.serve(func() error { return e.Serve(lis, listenerName(ln)) }, lis)
 			for _, tg := range forwardTargets(ln) {
-				s.tgLB[tg] = l.Name
+				tgLB[tg] = l.Name
 			}
 			scheme := "http"
 			if ln.Protocol == "HTTPS" {
@@ -118,6 +121,9 @@ func (s *stack) startBalancers(ctx context.Context) error {
 			s.event("lb", "lb.listener", "Load balancer %s: %s listener on port %d published on %s://%s/", l.Name, ln.Protocol, ln.Port, scheme, ln.Publish)
 		}
 	}
+	s.partsMu.Lock()
+	s.balancers, s.tgLB = balancers, tgLB
+	s.partsMu.Unlock()
 	if len(regs) > 0 && s.plan.Local.Metrics.IsValid() {
 		lis, err := listenLoopback(s.plan.Local.Metrics.String())
 		if err != nil {
@@ -148,9 +154,23 @@ func (s *stack) serve(run func() error, lis net.Listener) {
 	})
 }
 
+// balancer is the running load balancer name, or nil.
+func (s *stack) balancer(name string) *lbRuntime {
+	s.partsMu.RLock()
+	defer s.partsMu.RUnlock()
+	return s.balancers[name]
+}
+
+// lbOf is the name of the load balancer that serves target group tg.
+func (s *stack) lbOf(tg string) string {
+	s.partsMu.RLock()
+	defer s.partsMu.RUnlock()
+	return s.tgLB[tg]
+}
+
 // engineFor is the engine serving a target group, or nil.
 func (s *stack) engineFor(tg string) *lb.Engine {
-	if b := s.balancers[s.tgLB[tg]]; b != nil {
+	if b := s.balancer(s.lbOf(tg)); b != nil {
 		return b.engine
 	}
 	return nil
@@ -209,12 +229,19 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 	if err := instance.LimitsApplicable(); err != nil && len(s.plan.AutoScalingGroups) > 0 {
 		s.event("instance", "instance.limits", "CPU and memory limits per instance type are not applied: %v", err)
 	}
+	groups := map[string]*groupRuntime{}
 	for _, g := range s.plan.AutoScalingGroups {
 		rt, err := newGroupRuntime(s, g)
 		if err != nil {
 			return err
 		}
-		s.groups[g.Name] = rt
+		groups[g.Name] = rt
+	}
+	s.partsMu.Lock()
+	s.groups = groups
+	s.partsMu.Unlock()
+	for _, g := range s.plan.AutoScalingGroups {
+		rt := groups[g.Name]
 		s.onStop(func(ctx context.Context) error { return rt.stopAll(ctx) })
 		s.loops.Add(1)
 		go func() {
@@ -243,7 +270,7 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 			if ev.Type == "instance.launch-failed" {
 				g := ev.Fields["group"]
 				failures[g]++
-				if rt := s.groups[g]; rt != nil && failures[g] >= max(1, rt.cfg.DesiredCapacity) {
+				if rt := groups[g]; rt != nil && failures[g] >= max(1, rt.cfg.DesiredCapacity) {
 					return fmt.Errorf("group %s: %s (see moat logs for the instance's console output)", g, ev.Message)
 				}
 			}

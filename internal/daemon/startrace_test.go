@@ -1,0 +1,184 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/spec"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root and must run the daemon's stack tests")
+		}
+		t.Skip("starting a stack needs root (network namespaces, nftables); run: sudo scripts/test.sh")
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is missing: scripts/deps.sh installs it")
+	}
+}
+
+// freeAddr is a loopback address with a port that is free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// exampleStack is the bundled example under a unique stack name, on free
+// loopback ports, with its state in a scratch MOAT_HOME.
+func exampleStack(t *testing.T, name string) *plan.Plan {
+	t.Helper()
+	t.Setenv("MOAT_HOME", t.TempDir())
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/realtime/moat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "name: realtime", fmt.Sprintf("name: %s-%04x", name, os.Getpid()&0xffff), 1)
+	text = strings.Replace(text, "address: 127.0.0.1:8080", "address: "+freeAddr(t), 1)
+	text = strings.Replace(text, "bastion: 127.0.0.1:2222", "bastion: "+freeAddr(t), 1)
+	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "app"), os.DirFS("../../examples/realtime/app")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := spec.LoadFile(filepath.Join(dir, "moat.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if len(problems.Errors()) > 0 {
+		t.Fatal(problems)
+	}
+	return p
+}
+
+// TestControlAPIWhileStarting polls every read of the control API from
+// several clients while the stack starts, so that the race detector sees
+// the API read what start writes. Status must answer throughout.
+func TestControlAPIWhileStarting(t *testing.T) {
+	needRoot(t)
+	p := exampleStack(t, "startrace")
+	dir := daemon.StackDir(p.Stack)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
+	}()
+
+	cl := client.New(dir)
+	stop := make(chan struct{})
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		phases = map[string]int{}
+		reads  = map[string]int{}
+	)
+	for _, path := range []string{"/v1/status", "/v1/instances?all=1", "/v1/targets", "/v1/membership", bastion.AccessPath, "/v1/groups/web/activities"} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var out any
+				if path == "/v1/status" {
+					st, err := cl.Status(ctx)
+					if err == nil {
+						mu.Lock()
+						phases[st.Phase]++
+						mu.Unlock()
+					}
+				} else if err := cl.Get(ctx, path, &out); err == nil {
+					mu.Lock()
+					reads[path]++
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	// A change while the stack starts is refused, not half-applied.
+	var refused []error
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := cl.Post(ctx, "/v1/groups/web/scale", daemon.ScaleRequest{Desired: 2}, nil)
+			var ae *client.Error
+			if errors.As(err, &ae) {
+				mu.Lock()
+				refused = append(refused, err)
+				mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	var startErr error
+	select {
+	case startErr = <-ready:
+	case <-time.After(3 * time.Minute):
+		startErr = fmt.Errorf("the stack did not start within 3 minutes")
+	}
+	close(stop)
+	wg.Wait()
+	if startErr != nil {
+		t.Error(startErr)
+	}
+	if err := cl.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	if phases[daemon.PhaseStarting] == 0 {
+		t.Errorf("status never answered while the stack started: phases seen %v", phases)
+	}
+	for _, path := range []string{"/v1/instances?all=1", "/v1/targets", bastion.AccessPath} {
+		if reads[path] == 0 {
+			t.Errorf("GET %s never answered while the stack started: %v", path, reads)
+		}
+	}
+	if len(refused) == 0 {
+		t.Error("no change was refused while the stack started")
+	}
+	for _, err := range refused {
+		if !strings.Contains(err.Error(), "the stack is starting") {
+			t.Errorf("a change while starting: got %v, want the stack is starting", err)
+			break
+		}
+	}
+	t.Logf("while starting: status phases %v, reads %v", phases, reads)
+}
