@@ -1,7 +1,7 @@
 // Package lb is moat's application load balancer: listeners, ALB listener
 // rules, and a reverse proxy for HTTP/1.1 (a hand-written hot path with a
-// keep-alive upstream pool), HTTP/2 over TLS, WebSocket and streaming
-// responses, in front of targetgroup target groups. Rule matching is pure;
+// keep-alive upstream pool), HTTP/1.1 and HTTP/2 over TLS (the same request
+// path, forward.go), WebSocket and streaming responses, in front of targetgroup target groups. Rule matching is pure;
 // upstream connections are opened through an injected dial function so
 // the integrator can make them leave from the load balancer's namespace.
 package lb
@@ -21,7 +21,14 @@ type Config struct {
 	// HeaderTimeout bounds reading one request head once its first byte
 	// arrived (slowloris); default 10s.
 	HeaderTimeout time.Duration
+	// ConnectTimeout bounds opening a connection to a target; default
+	// 10s, ALB's target connection timeout. A target that does not accept
+	// in time is a 504 (after the retries on other targets).
+	ConnectTimeout time.Duration
 }
+
+// DefaultConnectTimeout is ALB's target connection timeout.
+const DefaultConnectTimeout = 10 * time.Second
 
 // Listener is one ALB listener.
 type Listener struct {

@@ -106,6 +106,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.HeaderTimeout <= 0 {
 		cfg.HeaderTimeout = 10 * time.Second
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	for i := range cfg.Listeners {
 		if cfg.Listeners[i].Name == "" {
 			cfg.Listeners[i].Name = cfg.Listeners[i].Address
@@ -262,11 +265,16 @@ func (e *Engine) Serve(ln net.Listener, name string) error {
 	e.mu.Lock()
 	e.lns[name] = ls
 	e.mu.Unlock()
-	if lc.Protocol == "HTTPS" {
-		return e.serveTLS(ln, ls)
-	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	err := acceptloop.Serve(e.ctx, ln, e.log, func(c net.Conn) { e.serveConn(c, ls, "http", port) })
+	handle := func(c net.Conn) { e.serveConn(c, ls, "http", port) }
+	if lc.Protocol == "HTTPS" {
+		tc, err := e.tlsFront(lc, ls, port)
+		if err != nil {
+			return err
+		}
+		handle = tc.serve
+	}
+	err := acceptloop.Serve(e.ctx, ln, e.log, handle)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -354,10 +362,29 @@ type pool struct {
 
 type upConn struct {
 	c   net.Conn
-	r   *bufio.Reader
+	r   *bufio.Reader // reads through upConn.Read
 	w   *bufio.Writer
 	hd  head
 	hot bool // reused from the pool (may be stale)
+
+	idle      time.Duration // ALB's idle timeout: a target silent this long is a 504
+	refreshed time.Time     // when the read deadline was last pushed back
+}
+
+func newUpConn(c net.Conn, idle time.Duration) *upConn {
+	u := &upConn{c: c, idle: idle, w: bufio.NewWriterSize(c, 8<<10)}
+	u.r = bufio.NewReaderSize(u, readBufSize)
+	return u
+}
+
+// Read reads from the target with the idle timeout as deadline, pushed
+// back at most once a second (a deadline change costs a timer update).
+func (u *upConn) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(u.refreshed) > time.Second {
+		u.c.SetReadDeadline(now.Add(u.idle))
+		u.refreshed = now
+	}
+	return u.c.Read(p)
 }
 
 const maxIdlePerTarget = 256

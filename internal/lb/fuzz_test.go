@@ -28,7 +28,7 @@ func FuzzReadHead(f *testing.F) {
 		}
 		if h.chunked {
 			w := bufio.NewWriter(io.Discard)
-			copyChunked(w, r, false)
+			copyChunked(w, r, false, true)
 		}
 	})
 }

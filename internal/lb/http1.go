@@ -22,6 +22,7 @@ const (
 var (
 	errBadRequest = errors.New("bad request")
 	errTooLarge   = errors.New("request header too large")
+	errURITooLong = errors.New("request line too long") // 414
 )
 
 // head is a parsed HTTP/1.x message head. Header lines are kept as
@@ -41,13 +42,15 @@ type head struct {
 	upgrade       bool // Connection: upgrade with an Upgrade header
 	host          []byte
 	xff           []byte
+	trace         []byte // X-Amzn-Trace-Id
+	expect        bool   // Expect: 100-continue
 }
 
 func (h *head) reset() {
 	h.raw = h.raw[:0]
 	h.hdrs = h.hdrs[:0]
-	h.method, h.target, h.host, h.xff = nil, nil, nil, nil
-	h.proto11, h.chunked, h.closeConn, h.upgrade = false, false, false, false
+	h.method, h.target, h.host, h.xff, h.trace = nil, nil, nil, nil, nil
+	h.proto11, h.chunked, h.closeConn, h.upgrade, h.expect = false, false, false, false, false
 	h.contentLength = -1
 	h.status = 0
 }
@@ -127,6 +130,9 @@ func (h *head) readHead(r *bufio.Reader, request bool) error {
 	for {
 		s, e, err = h.readLine(r, maxRequestLine)
 		if err != nil {
+			if request && errors.Is(err, errTooLarge) {
+				return errURITooLong
+			}
 			return err
 		}
 		if e > s || !request {
@@ -246,6 +252,10 @@ func (h *head) readHead(r *bufio.Reader, request bool) error {
 			h.host = val
 		case request && equalFold(name, "x-forwarded-for"):
 			h.xff = val
+		case request && equalFold(name, "x-amzn-trace-id"):
+			h.trace = val
+		case request && equalFold(name, "expect"):
+			h.expect = equalFold(val, "100-continue")
 		}
 	}
 	if sawCL && h.chunked {
@@ -302,10 +312,30 @@ func hopByHop(name []byte) bool {
 	return false
 }
 
+// replaced reports whether a request header is left out because the load
+// balancer sets it: hop-by-hop headers, X-Forwarded-*, X-Amzn-Trace-Id.
+func replaced(name []byte) bool {
+	return hopByHop(name) || len(name) == 15 && equalFold(name, "x-amzn-trace-id")
+}
+
+// setsCookie reports whether a response head sets cookie name.
+func (h *head) setsCookie(name string) bool {
+	for i := range h.hdrs {
+		if equalFold(h.name(i), "set-cookie") {
+			v := h.value(i)
+			if len(v) > len(name) && v[len(name)] == '=' && string(v[:len(name)]) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // copyChunked copies a chunked body from r to w, validating its framing
-// and re-emitting it; flush is called when r has no buffered data, so
+// and re-emitting it (reframe; otherwise only the data, trailers dropped,
+// for HTTP/2 clients); flush is called when r has no buffered data, so
 // streamed chunks (SSE) leave at once.
-func copyChunked(w *bufio.Writer, r *bufio.Reader, flush bool) error {
+func copyChunked(w *bufio.Writer, r *bufio.Reader, flush, reframe bool) error {
 	var line [maxHeaderLine]byte
 	for {
 		ln, err := readSmallLine(r, line[:0])
@@ -333,17 +363,24 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader, flush bool) error {
 				return errBadRequest
 			}
 		}
-		w.Write(ln)
-		w.WriteString("\r\n")
+		if reframe {
+			w.Write(ln)
+			w.WriteString("\r\n")
+		}
 		if n == 0 {
 			for { // trailers
 				t, err := readSmallLine(r, line[:0])
 				if err != nil {
 					return err
 				}
-				w.Write(t)
-				w.WriteString("\r\n")
+				if reframe {
+					w.Write(t)
+					w.WriteString("\r\n")
+				}
 				if len(t) == 0 {
+					if !reframe && flush {
+						return w.Flush()
+					}
 					return nil
 				}
 			}
@@ -358,7 +395,9 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader, flush bool) error {
 		if len(crlf) != 0 {
 			return errBadRequest
 		}
-		w.WriteString("\r\n")
+		if reframe {
+			w.WriteString("\r\n")
+		}
 		if flush && r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
 				return err

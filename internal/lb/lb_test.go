@@ -167,7 +167,7 @@ func TestSmuggling(t *testing.T) {
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
 		{"bad request line", "GET /\r\nHost: x\r\n\r\n", "HTTP/1.1 400"},
 		{"oversized header", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", "HTTP/1.1 431"},
-		{"oversized request line", "GET /" + big + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 431"},
+		{"oversized request line", "GET /" + big + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

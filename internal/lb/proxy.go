@@ -3,12 +3,9 @@ package lb
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -24,17 +21,16 @@ var (
 
 // connState is one client connection.
 type connState struct {
-	e      *Engine
-	ls     *listenerState
-	c      net.Conn
-	r      *bufio.Reader
-	w      *bufio.Writer
-	h      *head
-	ip     string
-	proto  string
-	port   string
-	status int // status of the last relayed upstream response
+	e  *Engine
+	ls *listenerState
+	c  net.Conn
+	r  *bufio.Reader
+	w  *bufio.Writer
+	h  *head
+	m  meta // the current request as the shared path sees it
 }
+
+var _ exchange = (*connState)(nil)
 
 func (e *Engine) serveConn(c net.Conn, ls *listenerState, proto, port string) {
 	e.metrics.active.Inc()
@@ -44,14 +40,14 @@ func (e *Engine) serveConn(c net.Conn, ls *listenerState, proto, port string) {
 			e.log.Error("connection handler panicked", "panic", r)
 		}
 	}()
-	cs := &connState{e: e, ls: ls, c: c, proto: proto, port: port}
+	cs := &connState{e: e, ls: ls, c: c, m: meta{proto: proto, port: port}}
 	cs.r = readers.Get().(*bufio.Reader)
 	cs.r.Reset(c)
 	cs.w = writers.Get().(*bufio.Writer)
 	cs.w.Reset(c)
 	cs.h = heads.Get().(*head)
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cs.ip = a.IP.String()
+		cs.m.ip = a.IP.String()
 	}
 	hijacked := cs.loop()
 	if !hijacked {
@@ -89,11 +85,14 @@ func (cs *connState) loop() bool {
 		err := cs.h.readHead(cs.r, true)
 		if err != nil {
 			switch {
+			case errors.Is(err, errURITooLong):
+				cs.reply(414, "", "", "", false)
 			case errors.Is(err, errTooLarge):
-				cs.fail(431, "Request Header Fields Too Large")
+				cs.reply(431, "", "", "", false)
 			case errors.Is(err, errBadRequest):
-				cs.fail(400, "Bad Request")
+				cs.reply(400, "", "", "", false)
 			}
+			cs.w.Flush()
 			return false
 		}
 		if slow {
@@ -124,17 +123,15 @@ func headBuffered(r *bufio.Reader) bool {
 
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
-func (cs *connState) fail(code int, text string) {
-	cs.w.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + text +
-		"\r\nServer: awselb/2.0\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-	cs.w.Flush()
-}
-
-func (cs *connState) simple(code int, text string, extra string, ctype, body string, keep bool) bool {
+// reply writes a response the load balancer makes itself.
+func (cs *connState) reply(code int, location, ctype, body string, keep bool) bool {
 	w := cs.w
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(code))
-	w.WriteString(" " + text + "\r\nServer: awselb/2.0\r\n" + extra)
+	w.WriteString(" " + statusText(code) + "\r\nServer: awselb/2.0\r\n")
+	if location != "" {
+		w.WriteString("Location: " + location + "\r\n")
+	}
 	if ctype != "" {
 		w.WriteString("Content-Type: " + ctype + "\r\n")
 	}
@@ -152,42 +149,15 @@ func (cs *connState) simple(code int, text string, extra string, ctype, body str
 // handle proxies one request whose head is in cs.h. It reports whether
 // the connection may serve another request, and whether it was hijacked.
 func (cs *connState) handle() (keep, hijacked bool) {
-	h := cs.h
-	start := time.Now()
-	lc := cs.ls.cfg.Load()
-	act := &lc.DefaultAction
-	var req *Request
-	if len(lc.Rules) > 0 || act.Type == ActionRedirect {
-		req = cs.request()
-		act = Route(lc, req)
+	h, m := cs.h, &cs.m
+	m.method, m.target, m.host, m.xff, m.trace = h.method, h.target, h.host, h.xff, h.trace
+	m.contentLength, m.chunked, m.closeConn, m.expect = h.contentLength, h.chunked, h.closeConn, h.expect
+	m.upgrade = nil
+	if h.upgrade {
+		m.upgrade, _ = h.get("upgrade")
 	}
-	keepReq := !h.closeConn
-	hasBody := h.chunked || h.contentLength > 0
-	switch act.Type {
-	case ActionFixed:
-		if hasBody {
-			keepReq = false // do not read an unwanted body; close instead
-		}
-		return cs.simple(act.Fixed.StatusCode, statusText(act.Fixed.StatusCode), "", orDefault(act.Fixed.ContentType, "text/plain"), act.Fixed.Body, keepReq), false
-	case ActionRedirect:
-		if hasBody {
-			keepReq = false
-		}
-		if req == nil {
-			req = cs.request()
-		}
-		code := act.Redirect.StatusCode
-		if code == 0 {
-			code = 302
-		}
-		loc := RedirectURL(act.Redirect, req, cs.proto, cs.port)
-		return cs.simple(code, statusText(code), "Location: "+loc+"\r\n", "", "", keepReq), false
-	}
-	g := cs.e.pickGroup(act.Forward)
-	if g == nil {
-		return cs.simple(503, "Service Unavailable", "", "", "", false), false
-	}
-	return cs.forward(g, start)
+	m.status = 0
+	return cs.e.handleRequest(cs, m, cs.ls.cfg.Load(), time.Now())
 }
 
 // request is the rule-matching view of the current request.
@@ -201,15 +171,8 @@ func (cs *connState) request() *Request {
 	if i := indexByte(h.target, '?'); i >= 0 {
 		path, rawQuery = string(h.target[:i]), string(h.target[i+1:])
 	}
-	return &Request{Method: string(h.method), Host: host, Path: path, RawQuery: rawQuery, SourceIP: net.ParseIP(cs.ip),
+	return &Request{Method: string(h.method), Host: host, Path: path, RawQuery: rawQuery, SourceIP: net.ParseIP(cs.m.ip),
 		Header: func(n string) (string, bool) { v, ok := h.get(n); return string(v), ok }}
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 func indexByte(b []byte, c byte) int {
@@ -221,187 +184,66 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func idempotent(m []byte) bool {
-	switch string(m) {
-	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
-		return true
-	}
-	return false
-}
-
-// forward sends the request to a target of g, retrying on another target
-// when the connection fails before anything was sent (or the request is
-// idempotent and bodiless).
-func (cs *connState) forward(g *group, start time.Time) (keep, hijacked bool) {
+func (cs *connState) stickyID(name string) string {
 	h := cs.h
-	hasBody := h.chunked || h.contentLength > 0
-	var tried []*targetgroup.Target
-	var triedArr [4]*targetgroup.Target
-	tried = triedArr[:0]
-	st := g.sticky.Load()
-	stickyID := ""
-	if st.Type != "" {
-		stickyID = cs.cookie(stickyCookieName(st))
+	for i := range h.hdrs {
+		if equalFold(h.name(i), "cookie") {
+			if id := cookieTarget(h.value(i), name); id != "" {
+				return id
+			}
+		}
 	}
-	for attempt := 0; ; attempt++ {
-		t := g.tg.PickSticky(stickyID, tried)
-		if t == nil {
-			if attempt == 0 {
-				cs.e.metrics.observe(g, 503, start)
-				return cs.simple(503, "Service Unavailable", "", "", "", false), false
-			}
-			cs.e.metrics.observe(g, 502, start)
-			return cs.simple(502, "Bad Gateway", "", "", "", false), false
-		}
-		tried = append(tried, t)
-		t.Begin()
-		keep, hijacked, sent, err := cs.tryTarget(g, t)
-		t.End()
-		if err == nil {
-			cs.e.metrics.observe(g, cs.status, start)
-			cs.logAccess(g, t, start)
-			return keep, hijacked
-		}
-		if errors.Is(err, errClient) {
-			return false, false
-		}
-		if sent && (hasBody || !idempotent(h.method)) || attempt >= 3 {
-			code := 502
-			if isTimeout(err) {
-				code = 504
-			}
-			cs.e.metrics.observe(g, code, start)
-			return cs.simple(code, statusText(code), "", "", "", false), false
-		}
-		if !sent {
-			if g.tg.Eject(t.ID) {
-				g.m.ejections.Inc()
-			}
-		}
-		g.m.retries.Inc()
-	}
+	return ""
 }
 
-var errClient = errors.New("client connection failed")
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// tryTarget runs the request against t. sent reports whether request
-// bytes may have reached the target. A nil error means a response was
-// relayed (or the client went away after it started).
-func (cs *connState) tryTarget(g *group, t *targetgroup.Target) (keep, hijacked, sent bool, err error) {
-	p := g.pool(t)
-	u := p.get()
-	for {
-		if u == nil {
-			c, derr := cs.e.opts.Dial(context.Background(), "tcp", t.Addr)
-			if derr != nil {
-				return false, false, false, derr
-			}
-			u = &upConn{c: c, r: bufio.NewReaderSize(c, readBufSize), w: bufio.NewWriterSize(c, 8<<10)}
-		}
-		werr := cs.writeRequest(u)
-		if werr == nil {
-			werr = u.w.Flush()
-		}
-		if werr != nil {
-			if errors.Is(werr, errClient) {
-				u.c.Close()
-				return false, false, true, werr
-			}
-			u.c.Close()
-			if u.hot && !(cs.h.chunked || cs.h.contentLength > 0) {
-				u = nil // stale keep-alive connection: redial the same target
-				continue
-			}
-			return false, false, !u.hot, werr
-		}
-		rerr := u.hd.readHead(u.r, false)
-		if rerr != nil {
-			u.c.Close()
-			if u.hot && isEOF(rerr) && idempotent(cs.h.method) && !(cs.h.chunked || cs.h.contentLength > 0) {
-				u = nil
-				continue
-			}
-			return false, false, true, rerr
-		}
-		break
-	}
-	return cs.relayResponse(g, t, p, u)
-}
-
-func isEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err)
-}
-
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && !oe.Timeout()
-}
-
-// writeRequest writes the request head and body to u.
-func (cs *connState) writeRequest(u *upConn) error {
-	h, w := cs.h, u.w
+// writeHead copies the request line and headers as the client sent them.
+func (cs *connState) writeHead(w *bufio.Writer) {
+	h := cs.h
 	w.Write(h.raw[h.line[0]:h.line[1]])
 	w.WriteString("\r\n")
 	for i := range h.hdrs {
-		n := h.name(i)
-		if hopByHop(n) {
+		if replaced(h.name(i)) {
 			continue
 		}
 		w.Write(h.raw[h.hdrs[i][0]:h.hdrs[i][3]])
 		w.WriteString("\r\n")
 	}
-	w.WriteString("X-Forwarded-For: ")
-	if len(h.xff) > 0 {
-		w.Write(h.xff)
-		w.WriteString(", ")
+}
+
+func (cs *connState) writeBody(w *bufio.Writer) error {
+	var err error
+	switch {
+	case cs.h.chunked:
+		err = copyChunked(w, cs.r, false, true)
+	case cs.h.contentLength > 0:
+		err = copyBody(w, cs.r, cs.h.contentLength)
 	}
-	w.WriteString(cs.ip)
-	w.WriteString("\r\nX-Forwarded-Proto: ")
-	w.WriteString(cs.proto)
-	w.WriteString("\r\nX-Forwarded-Port: ")
-	w.WriteString(cs.port)
-	w.WriteString("\r\n")
-	if h.upgrade {
-		up, _ := h.get("upgrade")
-		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		w.Write(up)
-		w.WriteString("\r\n")
-	}
-	if h.chunked {
-		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		if err := copyChunked(w, cs.r, false); err != nil {
-			return errors.Join(errClient, err)
-		}
-		return nil
-	}
-	w.WriteString("\r\n")
-	if h.contentLength > 0 {
-		if err := copyBody(w, cs.r, h.contentLength); err != nil {
-			return errors.Join(errClient, err)
-		}
+	if err != nil {
+		return errors.Join(errClient, err)
 	}
 	return nil
 }
 
-// relayResponse copies the response head and body from u to the client.
-func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *upConn) (keep, hijacked, sent bool, err error) {
-	rh, w := &u.hd, cs.w
-	keep = !cs.h.closeConn
-	for rh.status >= 100 && rh.status < 200 && rh.status != 101 {
-		// interim responses are relayed as they are
-		w.Write(rh.raw[:])
-		w.WriteString("\r\n")
-		if err := rh.readHead(u.r, false); err != nil {
-			u.c.Close()
-			return false, false, true, err
+// interim relays a 1xx response head as it came, and flushes it.
+func (cs *connState) interim(rh *head) error {
+	w := cs.w
+	w.Write(rh.raw[rh.line[0]:rh.line[1]])
+	w.WriteString("\r\n")
+	for i := range rh.hdrs {
+		if hopByHop(rh.name(i)) {
+			continue
 		}
+		w.Write(rh.raw[rh.hdrs[i][0]:rh.hdrs[i][3]])
+		w.WriteString("\r\n")
 	}
-	cs.status = rh.status
+	w.WriteString("\r\n")
+	return w.Flush()
+}
+
+// relay copies the response head and body from u to the client.
+func (cs *connState) relay(g *group, t *targetgroup.Target, p *pool, u *upConn) (keep, hijacked bool, err error) {
+	rh, w := &u.hd, cs.w
+	keep = !cs.m.closeConn
 	noBody := string(cs.h.method) == "HEAD" || rh.status == 204 || rh.status == 304
 	upstreamReusable := !rh.closeConn
 	untilClose := !noBody && !rh.chunked && rh.contentLength < 0 && rh.status != 101
@@ -426,22 +268,24 @@ func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *
 		w.WriteString("Connection: close\r\n")
 	}
 	if st := g.sticky.Load(); st.Type != "" && rh.status != 101 {
-		cs.writeStickyCookie(st, t, rh)
+		if c := stickyCookie(st, t, rh.setsCookie); c != "" {
+			w.WriteString("Set-Cookie: " + c + "\r\n")
+		}
 	}
 	w.WriteString("\r\n")
 	if rh.status == 101 {
 		if err := w.Flush(); err != nil {
 			u.c.Close()
-			return false, false, true, nil
+			return false, false, nil
 		}
 		cs.tunnel(g, t, u)
-		return false, true, true, nil
+		return false, true, nil
 	}
 	var cerr error
 	switch {
 	case noBody:
 	case rh.chunked:
-		cerr = copyChunked(w, u.r, true)
+		cerr = copyChunked(w, u.r, true, true)
 	case rh.contentLength >= 0:
 		cerr = copyBody(w, u.r, rh.contentLength)
 	default:
@@ -450,14 +294,14 @@ func (cs *connState) relayResponse(g *group, t *targetgroup.Target, p *pool, u *
 	if cerr != nil {
 		// the response has started: nothing to retry; end the client side
 		u.c.Close()
-		return false, false, true, nil
+		return false, false, nil
 	}
 	if upstreamReusable {
 		p.put(u)
 	} else {
 		u.c.Close()
 	}
-	return keep, false, true, nil
+	return keep, false, nil
 }
 
 // copyBody copies exactly n bytes from r to w straight out of r's buffer:
@@ -544,84 +388,4 @@ func (cs *connState) tunnel(g *group, t *targetgroup.Target, u *upConn) {
 	go cp(up, cs.r, client)
 	cp(client, u.r, up)
 	<-done
-}
-
-func (cs *connState) logAccess(g *group, t *targetgroup.Target, start time.Time) {
-	if cs.e.access == nil {
-		return
-	}
-	cs.e.access.Info("request", "client", cs.ip, "method", string(cs.h.method), "target", string(cs.h.target),
-		"host", string(cs.h.host), "target_group", g.name, "target_addr", t.Addr,
-		"status", cs.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
-}
-
-func statusText(code int) string {
-	switch code {
-	case 200:
-		return "OK"
-	case 301:
-		return "Moved Permanently"
-	case 302:
-		return "Found"
-	case 400:
-		return "Bad Request"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	}
-	return "Status " + strconv.Itoa(code)
-}
-
-func stickyCookieName(st *targetgroup.Stickiness) string {
-	if st.Type == targetgroup.StickyAppCookie {
-		return "AWSALBAPP-0"
-	}
-	return "AWSALB"
-}
-
-// cookie returns the decoded target id in request cookie name, or "".
-func (cs *connState) cookie(name string) string {
-	h := cs.h
-	for i := range h.hdrs {
-		if !equalFold(h.name(i), "cookie") {
-			continue
-		}
-		for part := range bytes.SplitSeq(h.value(i), []byte(";")) {
-			part = bytes.TrimSpace(part)
-			if len(part) > len(name) && part[len(name)] == '=' && string(part[:len(name)]) == name {
-				id, err := base64.RawURLEncoding.DecodeString(string(part[len(name)+1:]))
-				if err == nil {
-					return string(id)
-				}
-			}
-		}
-	}
-	return ""
-}
-
-// writeStickyCookie adds the stickiness cookie naming t to the response:
-// always for lb_cookie, and for app_cookie when the application sets its
-// cookie.
-func (cs *connState) writeStickyCookie(st *targetgroup.Stickiness, t *targetgroup.Target, rh *head) {
-	if st.Type == targetgroup.StickyAppCookie {
-		found := false
-		for i := range rh.hdrs {
-			if equalFold(rh.name(i), "set-cookie") && bytes.HasPrefix(rh.value(i), []byte(st.AppCookieName+"=")) {
-				found = true
-			}
-		}
-		if !found {
-			return
-		}
-	}
-	exp := time.Now().Add(st.Duration).UTC().Format(http.TimeFormat)
-	cs.w.WriteString("Set-Cookie: " + stickyCookieName(st) + "=" + base64.RawURLEncoding.EncodeToString([]byte(t.ID)) +
-		"; Expires=" + exp + "; Path=/\r\n")
 }
