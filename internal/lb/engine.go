@@ -131,7 +131,7 @@ func (e *Engine) Apply(cfg Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, tc := range cfg.TargetGroups {
-		st := tc.Stickiness
+		st := tc.WithDefaults().Stickiness // the cookie lasts a day unless told
 		if g, ok := e.groups[tc.Name]; ok {
 			g.tg.SetConfig(tc)
 			g.sticky.Store(&st)

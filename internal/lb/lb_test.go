@@ -53,13 +53,21 @@ func forwardTo(tg string) Action {
 // "tg" holding addrs.
 func startLB(t *testing.T, tgc targetgroup.Config, rules []Rule, addrs ...string) (*Engine, string) {
 	t.Helper()
+	return startLBWith(t, Config{}, "HTTP", tgc, rules, addrs...)
+}
+
+// startLBWith is startLB with engine settings (base's listeners and target
+// groups are replaced) and a listener protocol, HTTP or HTTPS.
+func startLBWith(t *testing.T, base Config, protocol string, tgc targetgroup.Config, rules []Rule, addrs ...string) (*Engine, string) {
+	t.Helper()
 	tgc.Name = "tg"
 	if tgc.HealthCheck.Interval == 0 {
 		tgc.HealthCheck.Interval = 200 * time.Millisecond
 		tgc.HealthCheck.Timeout = 100 * time.Millisecond
 	}
-	cfg := Config{TargetGroups: []targetgroup.Config{tgc},
-		Listeners: []Listener{{Name: "l", Address: "127.0.0.1:0", DefaultAction: forwardTo("tg"), Rules: rules}}}
+	cfg := base
+	cfg.TargetGroups = []targetgroup.Config{tgc}
+	cfg.Listeners = []Listener{{Name: "l", Address: "127.0.0.1:0", Protocol: protocol, DefaultAction: forwardTo("tg"), Rules: rules}}
 	e, err := New(cfg, Options{DrainTick: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
