@@ -284,7 +284,7 @@ func TestAssetMode(t *testing.T) {
 	j := string(mustJSON(t, tpl))
 	for _, want := range []string{
 		`"Fn::Sub": "arn:${AWS::Partition}:s3:::${AppAssetBucket}/${AppAssetKey}"`,
-		`aws s3 cp s3://${AppAssetBucket}/${AppAssetKey} /tmp/moat-app.tar.gz`,
+		`aws s3 cp --region ${AWS::Region} s3://${AppAssetBucket}/${AppAssetKey} /tmp/moat-app.tar.gz`,
 		`"AWS::IAM::InstanceProfile"`,
 		`"Fn::GetAtt": [`,
 		`echo \"booted $(date -u +%FT%TZ)\"`,
@@ -319,6 +319,16 @@ func TestAssetMode(t *testing.T) {
 	ep := find(t, noNAT, "S3GatewayEndpoint")
 	if got := len(list(ep.Properties["RouteTableIds"])); got != 2 {
 		t.Errorf("S3 endpoint in %d route tables, want the 2 private ones", got)
+	}
+	// Issue 12, defect 12: the instances fetch the bundle through the
+	// endpoint, so the group waits for it; and the AWS CLI on an instance
+	// has no region configured, so the copy names it (S3 would otherwise
+	// answer through us-east-1, outside the endpoint).
+	if deps := find(t, noNAT, "AutoScalingGroupWeb").DependsOn; !slices.Contains(deps, "S3GatewayEndpoint") {
+		t.Errorf("the group does not wait for the S3 endpoint: DependsOn %v", deps)
+	}
+	if j := string(mustJSON(t, noNAT)); !strings.Contains(j, "aws s3 cp --region ${AWS::Region} s3://${AppAssetBucket}/${AppAssetKey} /tmp/moat-app.tar.gz") {
+		t.Error("the bundle is copied without --region ${AWS::Region}")
 	}
 	// Without the option the bundle is inline and no role exists.
 	inline := renderFile(t, stacks[0].file, Options{})

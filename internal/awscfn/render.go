@@ -1,6 +1,8 @@
 package awscfn
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"os"
@@ -24,6 +26,7 @@ const (
 	IDInternetGateway   = "InternetGateway"
 	IDGatewayAttachment = "InternetGatewayAttachment"
 	IDBastion           = "BastionInstance"
+	IDS3Endpoint        = "S3GatewayEndpoint"
 	ParamImageID        = "ImageId"
 
 	OutputBastionPublicIP = "BastionPublicIP"
@@ -96,6 +99,11 @@ type renderer struct {
 }
 
 func (r *renderer) add(res Resource) { r.t.Resources = append(r.t.Resources, res) }
+
+// has reports whether a resource was rendered.
+func (r *renderer) has(id string) bool {
+	return slices.ContainsFunc(r.t.Resources, func(res Resource) bool { return res.ID == id })
+}
 
 func render(p *plan.Plan, opts Options) (*Template, error) {
 	if p == nil {
@@ -327,23 +335,31 @@ func (r *renderer) securityGroups() {
 
 // keyPairs imports a public key the file names, or lets EC2 create the key
 // (its private half then lives in SSM Parameter Store under
-// /ec2/keypair/<key pair id>).
+// /ec2/keypair/<key pair id>). Every property of AWS::EC2::KeyPair is
+// create-only, so a new key is a replacement, and CloudFormation cannot
+// replace a resource whose custom name stays the same: the name ends in a
+// hash of what makes the key (imported material, or generated and its
+// type), so it changes exactly when the key does.
 func (r *renderer) keyPairs() error {
 	for _, k := range r.p.KeyPairs {
-		props := map[string]any{"KeyName": sub("${AWS::StackName}-" + k.Name), "Tags": tags(k.Name)}
+		props := map[string]any{"Tags": tags(k.Name)}
+		h := sha256.New()
 		if k.PublicKeyFile != "" {
 			b, err := os.ReadFile(k.PublicKeyFile)
 			if err != nil {
 				return fmt.Errorf("render key pair %s: %w", k.Name, err)
 			}
 			props["PublicKeyMaterial"] = strings.TrimSpace(string(b))
+			fmt.Fprintf(h, "imported\x00%s", props["PublicKeyMaterial"])
 		} else {
 			typ := k.Type
 			if typ == "" {
 				typ = "ed25519"
 			}
 			props["KeyType"] = typ
+			fmt.Fprintf(h, "generated\x00%s", typ)
 		}
+		props["KeyName"] = sub(fmt.Sprintf("${AWS::StackName}-%s-%s", k.Name, hex.EncodeToString(h.Sum(nil))[:8]))
 		r.add(Resource{ID: keyPairID(k.Name), Type: "AWS::EC2::KeyPair", Properties: props})
 	}
 	return nil
@@ -458,7 +474,7 @@ func (r *renderer) s3Endpoint() {
 			rts = append(rts, ref(routeTableID(rt.Name)))
 		}
 	}
-	r.add(Resource{ID: "S3GatewayEndpoint", Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{
+	r.add(Resource{ID: IDS3Endpoint, Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{
 		"VpcId": ref(IDVPC), "VpcEndpointType": "Gateway", "ServiceName": sub("com.amazonaws.${AWS::Region}.s3"),
 		"RouteTableIds": rts,
 	}})
@@ -526,7 +542,8 @@ func (r *renderer) loadBalancer(lb plan.LoadBalancer) {
 			}
 			param := lid + "CertificateArn"
 			r.t.Parameters = append(r.t.Parameters, Parameter{Name: param, Type: "String", Default: arn,
-				Description: fmt.Sprintf("ACM certificate ARN for %s port %d (local certificate files are not uploaded)", lb.Name, l.Port)})
+				Description: fmt.Sprintf("Required: the ARN of an ACM certificate, in the stack's region, for the HTTPS listener on port %d of load balancer %s "+
+					"(default: certificate.arn of the stack file; local certificate files are not uploaded). AWS refuses the stack without it.", l.Port, lb.Name)})
 			props["Certificates"] = []any{map[string]any{"CertificateArn": ref(param)}}
 		}
 		r.add(Resource{ID: lid, Type: "AWS::ElasticLoadBalancingV2::Listener", Properties: props})
@@ -706,6 +723,10 @@ func (r *renderer) autoScalingGroup(g plan.AutoScalingGroup) error {
 			}
 		}
 	}
+	if r.has(IDS3Endpoint) {
+		// Without NAT, instances fetch their bundle through the endpoint.
+		deps = append(deps, IDS3Endpoint)
+	}
 	// A target group must be associated with its load balancer (through a
 	// listener) before the group registers into it and before an
 	// ALBRequestCountPerTarget policy names the pair.
@@ -814,6 +835,12 @@ func (r *renderer) scalingPolicy(g plan.AutoScalingGroup, sp plan.ScalingPolicy)
 	return nil
 }
 
+// SSHCommand is the OpenSSH command line that logs in to target through
+// the jump host with one key on both hops.
+func SSHCommand(key, jump, target string) string {
+	return fmt.Sprintf(`ssh -i %s -o ProxyCommand="ssh -i %s -W %%h:%%p %s" %s`, key, key, jump, target)
+}
+
 func (r *renderer) outputs() {
 	for _, lb := range r.p.LoadBalancers {
 		id := lbID(lb.Name)
@@ -834,12 +861,14 @@ func (r *renderer) outputs() {
 	if b := r.p.Bastion; b != nil {
 		r.t.Outputs = append(r.t.Outputs, Output{Name: OutputBastionPublicIP, Description: "public IP address of the bastion",
 			Value: getAtt(IDBastion, "PublicIp")})
-		// Amazon Linux's login is ec2-user on the bastion and the instances;
-		// the key pair is installed for it.
-		user, key := "ec2-user", "~/.ssh/"+b.KeyPair
+		// The instances' login is Amazon Linux's ec2-user, the bastion's is
+		// bastion.user (created by its user data when it is not ec2-user);
+		// the key pair is installed for both. OpenSSH's -J would not pass -i
+		// to the jump host, so the key rides in a ProxyCommand.
+		key := "~/.ssh/" + b.KeyPair
 		r.t.Outputs = append(r.t.Outputs, Output{Name: OutputSSHCommand,
 			Description: "ssh to an instance through the bastion (replace PRIVATE_IP with an instance's private address)",
-			Value:       sub(fmt.Sprintf("ssh -i %s -J %s@${%s.PublicIp} %s@PRIVATE_IP", key, user, IDBastion, user))})
+			Value:       sub(SSHCommand(key, b.User+"@${"+IDBastion+".PublicIp}", "ec2-user@PRIVATE_IP"))})
 	}
 	for _, k := range r.p.KeyPairs {
 		if k.PublicKeyFile != "" {

@@ -78,6 +78,7 @@ func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 	s = strings.ReplaceAll(s, "${", "${!")
 	s = strings.ReplaceAll(s, "@@BUCKET@@", "${"+a.ParamBucket+"}")
 	s = strings.ReplaceAll(s, "@@KEY@@", "${"+a.ParamKey+"}")
+	s = strings.ReplaceAll(s, "@@REGION@@", "${AWS::Region}")
 	return map[string]any{"Fn::Base64": map[string]any{"Fn::Sub": s}}, &a, nil
 }
 
@@ -117,7 +118,9 @@ func script(lt plan.LaunchTemplate, inline, bucketParam, keyParam string) string
 		w("MOAT_BUNDLE\n")
 		w("tar -xzf /tmp/moat-app.tar.gz -C %s && rm -f /tmp/moat-app.tar.gz\n", AppDir)
 	case bucketParam != "":
-		w("aws s3 cp s3://@@BUCKET@@/@@KEY@@ /tmp/moat-app.tar.gz\n")
+		// The instance's AWS CLI has no region configured; without one it
+		// would go through us-east-1, outside the VPC's S3 endpoint.
+		w("aws s3 cp --region @@REGION@@ s3://@@BUCKET@@/@@KEY@@ /tmp/moat-app.tar.gz\n")
 		w("tar -xzf /tmp/moat-app.tar.gz -C %s && rm -f /tmp/moat-app.tar.gz\n", AppDir)
 	}
 	if lt.UserData != "" {

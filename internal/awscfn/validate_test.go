@@ -347,3 +347,72 @@ func featurePlan(t testing.TB) *plan.Plan {
 	p.SecurityGroups[0].Ingress = append(p.SecurityGroups[0].Ingress, plan.Rule{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: netip.MustParsePrefix("0.0.0.0/0")})
 	return p
 }
+
+// TestRuleDescriptionCharacters (issue 12, defect 5): EC2 refuses a rule
+// description with characters outside its set, as it does a group's.
+func TestRuleDescriptionCharacters(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{})
+	props(t, tpl, "SecurityGroupAppIngressFromLbTcp8000")["Description"] = "the LB's traffic"
+	in := props(t, tpl, "SecurityGroupLb")["SecurityGroupIngress"].([]any)
+	in[0].(map[string]any)["Description"] = "web – all"
+	got := findings(Validate(tpl))
+	for _, want := range []string{
+		`SecurityGroupAppIngressFromLbTcp8000.Properties.Description: character "'" is not allowed`,
+		`SecurityGroupLb.Properties.SecurityGroupIngress[0].Description: character "–" is not allowed`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("findings lack %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestCertificateParameter (issue 12, defect 3): an HTTPS listener takes
+// its certificate from a parameter whose default is certificate.arn; without
+// one the parameter has no default, and its description says a user of the
+// raw template must give one.
+func TestCertificateParameter(t *testing.T) {
+	for _, arn := range []string{"arn:aws:acm:us-east-1:123456789012:certificate/abc", ""} {
+		p := featurePlan(t)
+		for i, l := range p.LoadBalancers[0].Listeners {
+			if l.Protocol == "HTTPS" {
+				p.LoadBalancers[0].Listeners[i].Certificate = nil
+				if arn != "" {
+					p.LoadBalancers[0].Listeners[i].Certificate = &spec.Certificate{ARN: arn}
+				}
+			}
+		}
+		tpl, err := Render(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prm *Parameter
+		for i := range tpl.Parameters {
+			if tpl.Parameters[i].Name == "LoadBalancerWebListener443CertificateArn" {
+				prm = &tpl.Parameters[i]
+			}
+		}
+		if prm == nil {
+			t.Fatalf("no certificate parameter: %+v", tpl.Parameters)
+		}
+		if prm.Default != arn {
+			t.Errorf("certificate.arn %q: default %q", arn, prm.Default)
+		}
+		if !strings.HasPrefix(prm.Description, "Required: the ARN of an ACM certificate") || !strings.Contains(prm.Description, "port 443 of load balancer web") {
+			t.Errorf("description does not say the parameter is required and for which listener: %q", prm.Description)
+		}
+		if ref := props(t, tpl, "LoadBalancerWebListener443")["Certificates"].([]any)[0].(map[string]any)["CertificateArn"]; refTarget(ref) != prm.Name {
+			t.Errorf("listener's certificate is %v, not the parameter", ref)
+		}
+	}
+}
+
+// TestLoadBalancerSubnetSize (issue 12, defect 12): AWS puts a load balancer
+// only in subnets of /27 or larger (with 8 free addresses).
+func TestLoadBalancerSubnetSize(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{})
+	props(t, tpl, "SubnetPublicB")["CidrBlock"] = "10.0.1.0/28"
+	want := "LoadBalancerWeb.Properties.Subnets[1]: subnet SubnetPublicB (10.0.1.0/28) is smaller than /27: AWS places a load balancer only in subnets of /27 or larger, with 8 free addresses"
+	if got := findings(Validate(tpl)); !strings.Contains(got, want) {
+		t.Errorf("findings lack %q:\n%s", want, got)
+	}
+}

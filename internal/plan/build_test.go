@@ -134,17 +134,20 @@ func TestSubnetAddresses(t *testing.T) {
 func TestSmallSubnetAddresses(t *testing.T) {
 	p := build(t, base, "  nat: single\n", `  nat: none
   subnets:
-    - {name: public-a, zone: a, type: public, cidr: 10.0.0.0/28}
-    - {name: public-b, zone: b, type: public, cidr: 10.0.0.16/28}
+    - {name: public-a, zone: a, type: public, cidr: 10.0.0.0/27}
+    - {name: public-b, zone: b, type: public, cidr: 10.0.0.32/27}
     - {name: private-a, zone: a, type: private, cidr: 10.0.1.0/28}
     - {name: private-b, zone: b, type: private, cidr: 10.0.1.16/28}
 `)
 	s, _ := p.Subnet("public-b")
-	if s.Gateway != addr("10.0.0.17") || s.FirstHost != addr("10.0.0.20") || s.LastHost != addr("10.0.0.30") {
+	if s.Gateway != addr("10.0.0.33") || s.FirstHost != addr("10.0.0.36") || s.LastHost != addr("10.0.0.62") {
 		t.Errorf("public-b %+v", s)
 	}
+	if s, _ := p.Subnet("private-b"); s.Gateway != addr("10.0.1.17") || s.FirstHost != addr("10.0.1.20") || s.LastHost != addr("10.0.1.30") {
+		t.Errorf("private-b %+v", s)
+	}
 	// With no NAT and no bastion the load balancer node is the third static slot.
-	if len(s.Static) != 1 || s.Static[0].Addr != addr("10.0.0.22") {
+	if len(s.Static) != 1 || s.Static[0].Addr != addr("10.0.0.38") {
 		t.Errorf("static %+v", s.Static)
 	}
 }
@@ -194,7 +197,7 @@ func TestCarvedSubnets(t *testing.T) {
 			"private-a=10.0.128.0/24", "private-b=10.0.129.0/24", "private-c=10.0.130.0/24"}},
 		{"10.1.0.0/20", "[a, b, c]", []string{"public-a=10.1.0.0/24", "public-b=10.1.1.0/24", "public-c=10.1.2.0/24",
 			"private-a=10.1.8.0/24", "private-b=10.1.9.0/24", "private-c=10.1.10.0/24"}},
-		{"10.2.0.0/24", "[a, b]", []string{"public-a=10.2.0.0/28", "public-b=10.2.0.16/28", "private-a=10.2.0.128/28", "private-b=10.2.0.144/28"}},
+		{"10.2.0.0/24", "[a, b]", []string{"public-a=10.2.0.0/27", "public-b=10.2.0.32/27", "private-a=10.2.0.128/27", "private-b=10.2.0.160/27"}},
 	} {
 		t.Run(c.cidr+c.zones, func(t *testing.T) {
 			p := build(t, base, "cidr: 10.0.0.0/16", "cidr: "+c.cidr, "zones: [a, b]", "zones: "+c.zones,
@@ -379,13 +382,13 @@ func TestVersionChanges(t *testing.T) {
 
 func TestTooManyLoadBalancersForSubnet(t *testing.T) {
 	var lbs strings.Builder
-	for i := range 10 {
+	for i := range 26 {
 		fmt.Fprintf(&lbs, "  - {name: lb%d, subnets: [public-a, public-b], securityGroups: [lb], listeners: [{port: %d, defaultAction: {fixedResponse: {statusCode: 200}}}]}\n", i, 8000+i)
 	}
 	src := strings.Replace(base, "  nat: single\n", `  nat: none
   subnets:
-    - {name: public-a, zone: a, type: public, cidr: 10.0.0.0/28}
-    - {name: public-b, zone: b, type: public, cidr: 10.0.0.16/28}
+    - {name: public-a, zone: a, type: public, cidr: 10.0.0.0/27}
+    - {name: public-b, zone: b, type: public, cidr: 10.0.0.32/27}
     - {name: private-a, zone: a, type: private, cidr: 10.0.1.0/28}
     - {name: private-b, zone: b, type: private, cidr: 10.0.1.16/28}
 `, 1) + lbs.String()
@@ -394,9 +397,10 @@ func TestTooManyLoadBalancersForSubnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, ps := Build(f)
-	// A /28 has 11 assignable addresses; load balancer k (web is 0) takes
-	// offset 2+k, so lb0..lb7 fit and lb8, lb9 do not, in either subnet.
-	if p != nil || len(ps.Errors()) != 4 || !strings.Contains(ps.Errors()[0].Message, "no address left for load balancer lb8") {
+	// A /27 (the smallest subnet AWS puts a load balancer in) has 27
+	// assignable addresses; load balancer k (web is 0) takes offset 2+k,
+	// so lb0..lb23 fit and lb24, lb25 do not, in either subnet.
+	if p != nil || len(ps.Errors()) != 4 || !strings.Contains(ps.Errors()[0].Message, "no address left for load balancer lb24") {
 		t.Errorf("problems: %v", ps)
 	}
 }

@@ -309,26 +309,23 @@ func defaultLocal(s *Stack) {
 // per zone: public subnets take the first blocks, private ones start half
 // way through the VPC, so that adding a zone later renumbers nothing. The
 // subnet size is /24, or 4 bits smaller than the VPC if that is smaller,
-// capped at /28 (AWS's smallest). It returns nil if the CIDR does not parse
-// or is too small; Validate reports why.
+// capped at /27 (the smallest subnet AWS puts a load balancer in), or /28
+// (AWS's smallest) when /27 blocks do not fit the zones. It returns nil if
+// the CIDR does not parse or is too small; Validate reports why.
 func CarveSubnets(vpcCIDR string, zones []string) []Subnet {
 	p, err := netip.ParsePrefix(vpcCIDR)
 	if err != nil || !p.Addr().Is4() || len(zones) == 0 {
 		return nil
 	}
 	p = p.Masked()
-	bits := max(p.Bits()+4, 24)
-	if bits > 28 {
-		bits = 28
+	bits := min(max(p.Bits()+4, 24), 27)
+	for bits <= p.Bits() || len(zones) > 1<<(bits-p.Bits())/2 {
+		if bits == 28 {
+			return nil // too small to split for these zones
+		}
+		bits++
 	}
-	if bits <= p.Bits() {
-		return nil // a /28 or smaller VPC cannot be split
-	}
-	n := 1 << (bits - p.Bits()) // blocks in the VPC
-	half := n / 2
-	if len(zones) > half {
-		return nil
-	}
+	half := 1 << (bits - p.Bits()) / 2
 	base := ipv4ToUint(p.Addr())
 	size := uint32(1) << (32 - bits)
 	block := func(i int) string {

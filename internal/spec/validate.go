@@ -272,6 +272,7 @@ func (v *validator) path(p string) string {
 func (v *validator) securityGroups() {
 	groups := names(v, v.s.SecurityGroups, "securityGroups", "security group", func(g SecurityGroup) string { return g.Name })
 	for i, g := range v.s.SecurityGroups {
+		v.description(fmt.Sprintf("securityGroups[%d].description", i), g.Description)
 		for dir, rules := range map[string][]Rule{"ingress": g.Ingress, "egress": g.Egress} {
 			if dir == "egress" && v.f.Stack.SecurityGroups[i].Egress == nil {
 				continue // the default rule
@@ -283,7 +284,16 @@ func (v *validator) securityGroups() {
 	}
 }
 
+// description checks a security group's or rule's description against the
+// characters EC2 takes (it refuses the stack otherwise).
+func (v *validator) description(p, d string) {
+	if err := ec2facts.CheckDescription(d); err != nil {
+		v.errf(p, "use only "+ec2facts.DescriptionAllowed+", at most 255 characters", "%v", err)
+	}
+}
+
 func (v *validator) rule(p string, r Rule, groups []string, dir string) {
+	v.description(p+".description", r.Description)
 	switch r.Protocol {
 	case "tcp", "udp", "icmp", "all":
 	default:
@@ -641,7 +651,9 @@ func (v *validator) loadBalancers(vpc netip.Prefix) {
 			if s.Type != "public" {
 				v.errf(sp, "use the public subnets, one per zone", "subnet %s is private: an internet-facing load balancer needs public subnets", sn)
 			}
-			if c, err := netip.ParsePrefix(s.CIDR); err == nil && c.Addr().Is4() && c.Bits() <= 32 {
+			if c, err := netip.ParsePrefix(s.CIDR); err == nil && c.Addr().Is4() && c.Bits() > 27 {
+				v.errf(sp, "give the load balancer public subnets of /27 or larger", "subnet %s (%s) is smaller than /27: AWS places a load balancer only in subnets of /27 or larger, with 8 free addresses", sn, c)
+			} else if err == nil && c.Addr().Is4() && c.Bits() <= 32 {
 				// Fixed addresses from the first host: NAT, bastion, then
 				// one per load balancer (see package plan).
 				if hosts := 1<<(32-c.Bits()) - 5; 2+i >= hosts {
@@ -678,6 +690,7 @@ func (v *validator) loadBalancers(vpc netip.Prefix) {
 					v.errf(lp+".certificate", "set protocol: HTTPS, or remove the certificate", "an HTTP listener takes no certificate")
 				}
 			case "HTTPS":
+				v.acmCertificate(lp, l.Certificate)
 				if c := l.Certificate; c != nil && (c.CertFile == "") != (c.KeyFile == "") {
 					v.errf(lp+".certificate", "give both certFile and keyFile", "a certificate needs both a certificate and a key file")
 				} else if c != nil {
@@ -707,6 +720,23 @@ func (v *validator) loadBalancers(vpc netip.Prefix) {
 			}
 		}
 	}
+}
+
+// acmCertificate warns when an HTTPS listener has no ACM certificate: on
+// AWS the listener takes its certificate from ACM (the template's
+// CertificateArn parameter of the listener, default certificate.arn), and
+// AWS refuses the stack without one. Locally moat serves the certificate
+// files, or a self-signed certificate.
+func (v *validator) acmCertificate(lp string, c *Certificate) {
+	if c != nil && c.ARN != "" {
+		return
+	}
+	hint := "add certificate: {arn: arn:aws:acm:REGION:ACCOUNT:certificate/ID} (an ACM certificate in aws.region), or give that ARN when deploying: the template's CertificateArn parameter of this listener"
+	if c == nil {
+		v.warnf(lp+".protocol", hint, "on AWS an HTTPS listener needs an ACM certificate, and this one has none (locally moat serves a self-signed one)")
+		return
+	}
+	v.warnf(lp+".certificate", hint, "local certificate files are not uploaded to AWS: on AWS an HTTPS listener needs an ACM certificate (certificate.arn)")
 }
 
 func (v *validator) conditions(p string, c Conditions) {
@@ -839,9 +869,20 @@ func (v *validator) aws() {
 	if !regionRE.MatchString(v.s.AWS.Region) {
 		v.errf("aws.region", "use a region name like us-east-1", "%q is not a region name", v.s.AWS.Region)
 	}
-	for _, z := range v.s.VPC.Zones {
-		if len(z) > 1 && !strings.HasPrefix(z, v.s.AWS.Region) {
-			v.errf("vpc.zones", fmt.Sprintf("use zone letters (a, b) or zones of %s", v.s.AWS.Region), "zone %s is not in region %s", z, v.s.AWS.Region)
+	region := v.s.AWS.Region
+	letters, known := ec2facts.ZoneLetters(region)
+	if !known && regionRE.MatchString(region) {
+		v.warnf("aws.region", "check the name against AWS's list of regions (moat deploy asks EC2 for the region's zones)",
+			"region %s is not one moat knows, so its zones are not checked", region)
+	}
+	for i, z := range v.s.VPC.Zones {
+		p := fmt.Sprintf("vpc.zones[%d]", i)
+		switch {
+		case len(z) > 1 && !strings.HasPrefix(z, region):
+			v.errf(p, fmt.Sprintf("use zone letters (a, b) or zones of %s", region), "zone %s is not in region %s", z, region)
+		case zoneRE.MatchString(z) && !ec2facts.HasZone(region, z):
+			v.errf(p, fmt.Sprintf("use zones of %s: %s", region, strings.Join(letters, ", ")),
+				"region %s has no zone %s: EC2 creates subnets only in its zones", region, strings.TrimPrefix(z, region))
 		}
 	}
 	v.images()
