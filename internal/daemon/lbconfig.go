@@ -157,3 +157,15 @@ func lbConditions(c spec.Conditions) []lb.Condition {
 	}
 	return out
 }
+
+// LBConfig is the engine configuration of the plan's load balancer name,
+// for running it on its own, as the stack would (the ALB conformance
+// suite runs it in front of loopback targets); false if there is none.
+func LBConfig(p *plan.Plan, name string) (lb.Config, bool) {
+	for _, l := range p.LoadBalancers {
+		if l.Name == name {
+			return lbConfig(p, l), true
+		}
+	}
+	return lb.Config{}, false
+}
