@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -577,31 +576,6 @@ func TestOneChangeOneResource(t *testing.T) {
 		c.edit(p)
 		if got := changedResources(t, base, p); !slices.Equal(got, c.want) {
 			t.Errorf("%s: changed %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
-func TestBastionUserData(t *testing.T) {
-	cidrs := func(s ...string) []netip.Prefix {
-		var out []netip.Prefix
-		for _, c := range s {
-			out = append(out, netip.MustParsePrefix(c))
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		allowed []netip.Prefix
-		want    string // "" = no user data
-	}{
-		{nil, ""},
-		{cidrs("0.0.0.0/0"), ""},
-		{cidrs("203.0.113.0/24", "0.0.0.0/0"), ""},
-		{cidrs("203.0.113.0/24"), "AllowUsers ec2-user@203.0.113.0/24'"},
-		{cidrs("203.0.113.0/24", "198.51.100.7/32"), "AllowUsers ec2-user@203.0.113.0/24 ec2-user@198.51.100.7/32'"},
-	} {
-		got := bastionUserData(plan.Bastion{User: "ec2-user", AllowedCIDRs: tc.allowed})
-		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("allowed %v: user data %q, want it to contain %q", tc.allowed, got, tc.want)
 		}
 	}
 }

@@ -382,31 +382,8 @@ func (r *renderer) bastion() {
 		"MetadataOptions": map[string]any{"HttpTokens": "required", "HttpEndpoint": "enabled"},
 		"Tags":            tags("bastion"),
 	}
-	if ud := bastionUserData(*b); ud != "" {
-		props["UserData"] = map[string]any{"Fn::Base64": ud}
-	}
+	props["UserData"] = map[string]any{"Fn::Base64": bastionUserData(*b)}
 	r.add(Resource{ID: IDBastion, Type: "AWS::EC2::Instance", DependsOn: []string{IDGatewayAttachment}, Properties: props})
-}
-
-// bastionUserData limits the bastion's sshd to bastion.allowedCidrs
-// (sshd_config AllowUsers USER@CIDR), or is empty when every source is
-// allowed. The security groups still decide who reaches port 22 at all.
-func bastionUserData(b plan.Bastion) string {
-	var allow []string
-	for _, c := range b.AllowedCIDRs {
-		if c.Bits() == 0 {
-			return ""
-		}
-		allow = append(allow, b.User+"@"+c.String())
-	}
-	if len(allow) == 0 {
-		return ""
-	}
-	return "#!/bin/bash\n" +
-		"# bastion.allowedCidrs: sshd admits logins only from these networks.\n" +
-		"set -euo pipefail\n" +
-		"echo 'AllowUsers " + strings.Join(allow, " ") + "' > /etc/ssh/sshd_config.d/10-moat-allowed-cidrs.conf\n" +
-		"systemctl restart sshd\n"
 }
 
 // launchTemplate renders the launch template, and in asset mode the role

@@ -248,3 +248,80 @@ func Bundle(path string) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// bastionEveryBoot is cloud-init's default list of final modules (Amazon
+// Linux 2023) with the user scripts set to run on every boot, not only the
+// first: AWS's documented way to run user data at each start. The other
+// modules stay, so the host key fingerprints still reach the console.
+const bastionEveryBoot = `#cloud-config
+cloud_final_modules:
+  - scripts-vendor
+  - scripts-per-once
+  - scripts-per-boot
+  - scripts-per-instance
+  - [scripts-user, always]
+  - ssh-authkey-fingerprints
+  - keys-to-console
+  - final-message
+  - power-state-change
+`
+
+// BastionAllowedCIDRsFile is where the bastion's user data writes the
+// sshd configuration that admits logins only from bastion.allowedCidrs.
+const BastionAllowedCIDRsFile = "/etc/ssh/sshd_config.d/10-moat-allowed-cidrs.conf"
+
+// bastionUserData is the bastion's boot script, as MIME multi-part user
+// data that cloud-init runs on every boot. CloudFormation applies a change
+// of it by stopping and starting the instance, so a changed bastion.user or
+// bastion.allowedCidrs takes effect on the running bastion. The script
+// creates bastion.user when it is not ec2-user, with the key pair EC2
+// installed for ec2-user, and limits sshd to bastion.allowedCidrs
+// (AllowUsers USER@CIDR), or lifts the limit when every source is allowed.
+// The security groups still decide who reaches port 22 at all.
+func bastionUserData(b plan.Bastion) string {
+	user := b.User
+	if user == "" {
+		user = "ec2-user"
+	}
+	var allow []string
+	for _, c := range b.AllowedCIDRs {
+		if c.Bits() == 0 {
+			allow = nil
+			break
+		}
+		allow = append(allow, user+"@"+c.String())
+	}
+	var sh strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&sh, format, a...) }
+	w("#!/bin/bash\n")
+	w("# moat bastion: runs on every boot, so a changed bastion.user or bastion.allowedCidrs\n")
+	w("# applies when CloudFormation restarts the bastion with new user data.\n")
+	w("set -euo pipefail\n")
+	if user != "ec2-user" {
+		q := shq(user)
+		w("# bastion.user logs in with the key pair EC2 installed for ec2-user.\n")
+		w("id -u %s >/dev/null 2>&1 || useradd --create-home %s\n", q, q)
+		w("home=$(getent passwd %s | cut -d: -f6)\n", q)
+		w("install -d -m 700 -o %s -g %s \"$home/.ssh\"\n", q, q)
+		w("install -m 600 -o %s -g %s /home/ec2-user/.ssh/authorized_keys \"$home/.ssh/authorized_keys\"\n", q, q)
+	}
+	if len(allow) > 0 {
+		w("# bastion.allowedCidrs: sshd admits logins only from these networks.\n")
+		w("echo 'AllowUsers %s' > %s\n", strings.Join(allow, " "), BastionAllowedCIDRsFile)
+	} else {
+		w("# bastion.allowedCidrs admits every source.\n")
+		w("rm -f %s\n", BastionAllowedCIDRsFile)
+	}
+	w("systemctl restart sshd\n")
+	const boundary = "MOAT-BASTION-BOUNDARY"
+	part := func(ctype, file, body string) string {
+		return "--" + boundary + "\n" +
+			"Content-Type: " + ctype + "; charset=\"us-ascii\"\n" +
+			"MIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\n" +
+			"Content-Disposition: attachment; filename=\"" + file + "\"\n\n" + body + "\n"
+	}
+	return "Content-Type: multipart/mixed; boundary=\"" + boundary + "\"\nMIME-Version: 1.0\n\n" +
+		part("text/cloud-config", "cloud-config.txt", bastionEveryBoot) +
+		part("text/x-shellscript", "bastion.sh", sh.String()) +
+		"--" + boundary + "--\n"
+}

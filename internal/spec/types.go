@@ -91,7 +91,8 @@ type Bastion struct {
 	// too when they admit more). On AWS the bastion's sshd admits logins
 	// only from them; locally every client is on loopback.
 	AllowedCIDRs []string `yaml:"allowedCidrs,omitempty" json:"allowedCidrs,omitempty"`
-	// User is the login name, default ec2-user.
+	// User is the login name, default ec2-user. On AWS the bastion's user
+	// data creates it (with the key pair) when it is not ec2-user.
 	User string `yaml:"user,omitempty" json:"user,omitempty"`
 	// InstanceType on AWS, default t3.micro.
 	InstanceType string `yaml:"instanceType,omitempty" json:"instanceType,omitempty"`
