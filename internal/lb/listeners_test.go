@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -359,5 +360,38 @@ func TestWebSocketOverHTTPS(t *testing.T) {
 		if l, err := br.ReadString('\n'); err != nil || l != msg {
 			t.Fatalf("echo over TLS: %q %v", l, err)
 		}
+	}
+}
+
+// TestAccessLogOnEveryListener: each request leaves one access log line
+// with its status and the trace id the target got.
+func TestAccessLogOnEveryListener(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", headerEcho("a"))
+	for _, k := range everyListener {
+		t.Run(k.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			cfg := Config{TargetGroups: []targetgroup.Config{{Name: "tg", HealthCheck: targetgroup.HealthCheck{Interval: time.Hour, Timeout: time.Second}}},
+				Listeners: []Listener{{Name: "l", Protocol: k.protocol, DefaultAction: forwardTo("tg")}}}
+			e, err := New(cfg, Options{AccessLog: logs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go e.Serve(ln, "l")
+			t.Cleanup(func() { ln.Close(); e.Close() })
+			e.Register("tg", a.addr)
+			_, body := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+ln.Addr().String()+"/logged", nil))
+			var entry map[string]any
+			if err := json.Unmarshal([]byte(logs.String()), &entry); err != nil {
+				t.Fatalf("access log %q: %v", logs.String(), err)
+			}
+			if entry["proto"] != k.scheme || entry["target"] != "/logged" || entry["status"] != float64(200) ||
+				entry["target_addr"] != a.addr || entry["trace_id"] != field(body, "trace") {
+				t.Fatalf("access log line %v; the target saw trace %q", entry, field(body, "trace"))
+			}
+		})
 	}
 }
