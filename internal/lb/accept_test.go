@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/moat-dev/moat/internal/targetgroup"
 )
 
 // syncBuffer is a log destination safe for concurrent writers.
@@ -43,9 +41,7 @@ func (s *syncBuffer) String() string {
 func TestListenerSurvivesEMFILE(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", nameHandler("a"))
 	logs := &syncBuffer{}
-	cfg := Config{TargetGroups: []targetgroup.Config{{Name: "tg", HealthCheck: targetgroup.HealthCheck{Interval: time.Hour, Timeout: time.Second}}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}
-	e, err := New(cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	e, err := New(quietGroup("HTTP"), Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,25 +74,14 @@ func BenchmarkProxyGET(b *testing.B) {
 	}
 	go be.Serve(ln)
 	defer be.Close()
-	cfg := Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}
-	e, err := New(cfg, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	lln, err := netListen("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lln.Close()
-	go e.Serve(lln, "l")
+	e, lbAddr := serveLB(b, Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
+		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
 	e.Register("tg", ln.Addr().String())
 	cl := &http.Client{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		resp, err := cl.Get("http://" + lln.Addr().String() + "/")
+		resp, err := cl.Get("http://" + lbAddr + "/")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -140,21 +129,10 @@ func BenchmarkEngineGET(b *testing.B) {
 			}()
 		}
 	}()
-	cfg := Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}
-	e, err := New(cfg, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	lln, err := netListen("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lln.Close()
-	go e.Serve(lln, "l")
+	e, lbAddr := serveLB(b, Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
+		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
 	e.Register("tg", tln.Addr().String())
-	c, err := net.Dial("tcp", lln.Addr().String())
+	c, err := net.Dial("tcp", lbAddr)
 	if err != nil {
 		b.Fatal(err)
 	}

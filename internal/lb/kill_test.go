@@ -74,7 +74,7 @@ func TestKill9UnderHTTPSLoad(t *testing.T) {
 		cmds = append(cmds, cmd)
 		addrs = append(addrs, addr)
 	}
-	_, addr := startLBWith(t, Config{}, "HTTPS", targetgroup.Config{HealthCheck: targetgroup.HealthCheck{
+	_, addr := startLBWith(t, "HTTPS", targetgroup.Config{HealthCheck: targetgroup.HealthCheck{
 		Interval: 500 * time.Millisecond, Timeout: 200 * time.Millisecond, HealthyThreshold: 2, UnhealthyThreshold: 2}}, nil, addrs...)
 
 	const (

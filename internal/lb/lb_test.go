@@ -53,31 +53,20 @@ func forwardTo(tg string) Action {
 // "tg" holding addrs.
 func startLB(t *testing.T, tgc targetgroup.Config, rules []Rule, addrs ...string) (*Engine, string) {
 	t.Helper()
-	return startLBWith(t, Config{}, "HTTP", tgc, rules, addrs...)
+	return startLBWith(t, "HTTP", tgc, rules, addrs...)
 }
 
-// startLBWith is startLB with engine settings (base's listeners and target
-// groups are replaced) and a listener protocol, HTTP or HTTPS.
-func startLBWith(t *testing.T, base Config, protocol string, tgc targetgroup.Config, rules []Rule, addrs ...string) (*Engine, string) {
+// startLBWith is startLB with a listener protocol, HTTP or HTTPS.
+func startLBWith(t *testing.T, protocol string, tgc targetgroup.Config, rules []Rule, addrs ...string) (*Engine, string) {
 	t.Helper()
 	tgc.Name = "tg"
 	if tgc.HealthCheck.Interval == 0 {
 		tgc.HealthCheck.Interval = 200 * time.Millisecond
 		tgc.HealthCheck.Timeout = 100 * time.Millisecond
 	}
-	cfg := base
-	cfg.TargetGroups = []targetgroup.Config{tgc}
-	cfg.Listeners = []Listener{{Name: "l", Address: "127.0.0.1:0", Protocol: protocol, DefaultAction: forwardTo("tg"), Rules: rules}}
-	e, err := New(cfg, Options{DrainTick: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.Serve(ln, "l")
-	t.Cleanup(func() { ln.Close(); e.Close() })
+	cfg := Config{TargetGroups: []targetgroup.Config{tgc},
+		Listeners: []Listener{{Name: "l", Protocol: protocol, DefaultAction: forwardTo("tg"), Rules: rules}}}
+	e, addr := serveLB(t, cfg, Options{DrainTick: 50 * time.Millisecond})
 	for _, a := range addrs {
 		if err := e.Register("tg", a); err != nil {
 			t.Fatal(err)
@@ -91,7 +80,31 @@ func startLBWith(t *testing.T, base Config, protocol string, tgc targetgroup.Con
 		}
 		return true
 	})
+	return e, addr
+}
+
+// serveLB runs an engine of cfg and serves its listener "l" on a
+// loopback port, whose address it returns.
+func serveLB(t testing.TB, cfg Config, opts Options) (*Engine, string) {
+	t.Helper()
+	e, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.Serve(ln, "l")
+	t.Cleanup(func() { ln.Close(); e.Close() })
 	return e, ln.Addr().String()
+}
+
+// quietGroup is a config with target group "tg", health-checked once an
+// hour, behind listener "l".
+func quietGroup(protocol string) Config {
+	return Config{TargetGroups: []targetgroup.Config{{Name: "tg", HealthCheck: targetgroup.HealthCheck{Interval: time.Hour, Timeout: time.Second}}},
+		Listeners: []Listener{{Name: "l", Protocol: protocol, DefaultAction: forwardTo("tg")}}}
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -103,7 +103,7 @@ func TestStickinessOnEveryListener(t *testing.T) {
 	b := startBackend(t, "127.0.0.3", headerEcho("b"))
 	for _, k := range everyListener {
 		t.Run(k.name, func(t *testing.T) {
-			_, addr := startLBWith(t, Config{}, k.protocol, targetgroup.Config{Stickiness: targetgroup.Stickiness{Type: targetgroup.StickyLBCookie}}, nil, a.addr, b.addr)
+			_, addr := startLBWith(t, k.protocol, targetgroup.Config{Stickiness: targetgroup.Stickiness{Type: targetgroup.StickyLBCookie}}, nil, a.addr, b.addr)
 			c := k.client(t)
 			url := k.scheme + "://" + addr + "/"
 			resp, body := k.do(t, c, newRequest(t, "GET", url, nil))
@@ -146,7 +146,7 @@ func TestForwardedHeadersOnEveryListener(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", headerEcho("a"))
 	for _, k := range everyListener {
 		t.Run(k.name, func(t *testing.T) {
-			_, addr := startLBWith(t, Config{}, k.protocol, targetgroup.Config{}, nil, a.addr)
+			_, addr := startLBWith(t, k.protocol, targetgroup.Config{}, nil, a.addr)
 			_, port, _ := net.SplitHostPort(addr)
 			c := k.client(t)
 			url := k.scheme + "://" + addr + "/x?y=1"
@@ -235,7 +235,7 @@ func TestInterimResponsesOnEveryListener(t *testing.T) {
 	}))
 	for _, k := range everyListener {
 		t.Run(k.name, func(t *testing.T) {
-			_, addr := startLBWith(t, Config{}, k.protocol, targetgroup.Config{}, nil, a.addr)
+			_, addr := startLBWith(t, k.protocol, targetgroup.Config{}, nil, a.addr)
 			c := k.client(t)
 			var got100, got103 atomic.Int32
 			var link atomic.Value
@@ -314,23 +314,13 @@ func TestLBStatusesOnEveryListener(t *testing.T) {
 				{"no response within the idle timeout", silent, 504},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					cfg := Config{IdleTimeout: 1500 * time.Millisecond,
-						TargetGroups: []targetgroup.Config{{Name: "tg", HealthCheck: targetgroup.HealthCheck{Interval: time.Hour, Timeout: time.Second}}},
-						Listeners:    []Listener{{Name: "l", Protocol: k.protocol, DefaultAction: forwardTo("tg")}}}
-					e, err := New(cfg, Options{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					ln, err := net.Listen("tcp", "127.0.0.1:0")
-					if err != nil {
-						t.Fatal(err)
-					}
-					go e.Serve(ln, "l")
-					t.Cleanup(func() { ln.Close(); e.Close() })
+					cfg := quietGroup(k.protocol)
+					cfg.IdleTimeout = 1500 * time.Millisecond
+					e, addr := serveLB(t, cfg, Options{})
 					if tc.target != "" {
 						e.Register("tg", tc.target)
 					}
-					resp, _ := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+ln.Addr().String()+"/", nil))
+					resp, _ := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+addr+"/", nil))
 					if resp.StatusCode != tc.want || resp.Header.Get("Server") != "awselb/2.0" {
 						t.Fatalf("status %d (Server %q), want %d from the load balancer", resp.StatusCode, resp.Header.Get("Server"), tc.want)
 					}
@@ -342,7 +332,7 @@ func TestLBStatusesOnEveryListener(t *testing.T) {
 
 func TestWebSocketOverHTTPS(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", wsEcho())
-	_, addr := startLBWith(t, Config{}, "HTTPS", targetgroup.Config{}, nil, a.addr)
+	_, addr := startLBWith(t, "HTTPS", targetgroup.Config{}, nil, a.addr)
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -370,20 +360,9 @@ func TestAccessLogOnEveryListener(t *testing.T) {
 	for _, k := range everyListener {
 		t.Run(k.name, func(t *testing.T) {
 			logs := &syncBuffer{}
-			cfg := Config{TargetGroups: []targetgroup.Config{{Name: "tg", HealthCheck: targetgroup.HealthCheck{Interval: time.Hour, Timeout: time.Second}}},
-				Listeners: []Listener{{Name: "l", Protocol: k.protocol, DefaultAction: forwardTo("tg")}}}
-			e, err := New(cfg, Options{AccessLog: logs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go e.Serve(ln, "l")
-			t.Cleanup(func() { ln.Close(); e.Close() })
+			e, addr := serveLB(t, quietGroup(k.protocol), Options{AccessLog: logs})
 			e.Register("tg", a.addr)
-			_, body := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+ln.Addr().String()+"/logged", nil))
+			_, body := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+addr+"/logged", nil))
 			var entry map[string]any
 			if err := json.Unmarshal([]byte(logs.String()), &entry); err != nil {
 				t.Fatalf("access log %q: %v", logs.String(), err)
