@@ -24,4 +24,20 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The AWS tests run moat deploy against moto (an AWS emulator) and lint
+# the golden templates with cfn-lint; both are Python tools, installed with
+# pip (PyPI), not apt. Say how to get them; the tests that need them skip
+# without them, and fail in CI (CI=true).
+if [ "${1:-}" = test ]; then
+  missing=()
+  command -v moto_server >/dev/null || missing+=("moto[server]>=5.2")
+  command -v cfn-lint >/dev/null    || missing+=("cfn-lint>=1.51")
+  command -v aws >/dev/null         || missing+=("awscli")
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "moat: missing Python tools for the AWS tests: ${missing[*]}" >&2
+    echo "  install them with: python3 -m pip install$(printf " '%s'" "${missing[@]}")" >&2
+    echo "  (or pipx install for each; they must be on PATH)" >&2
+    if [ "${CI:-}" = true ]; then exit 1; fi
+  fi
+fi
 go version >/dev/null

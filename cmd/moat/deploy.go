@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,7 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 	tty, width, height := terminalSize(c.ErrOrStderr())
 	d := &awsdeploy.Deployer{
 		CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, Region: cl.Region,
+		EC2: cl.EC2, ACM: cl.ACM, SSM: cl.SSM, ELBv2: cl.ELBv2, AutoScaling: cl.AutoScaling,
 		Out: c.ErrOrStderr(), TTY: tty, Color: tty && os.Getenv("NO_COLOR") == "", Poll: f.poll,
 		Width: width, Height: height,
 	}
@@ -205,8 +207,9 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func newDeployCommand() *cobra.Command {
 	var f awsFlags
-	var yes bool
+	var yes, updateImage bool
 	var bucket string
+	var parameters []string
 	c := &cobra.Command{
 		Use:   "deploy",
 		Short: "Create or update the stack on AWS through a CloudFormation change set",
@@ -216,9 +219,16 @@ and asks (unless -y), streams the stack's events until CloudFormation finishes, 
 the stack's outputs. On failure it names the first resource that failed and why, and says
 whether CloudFormation rolled back.
 
+Before it creates the change set it checks what only the account knows: that the
+stack's zones exist in the region for this account, and that each HTTPS listener's
+ACM certificate (certificate.arn, or --parameter NAME=ARN) exists and is issued.
+The instances' image is resolved from SSM when the stack is created and kept on
+every update, so an unchanged file changes nothing; --update-image takes the latest.
+
 Credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-AWS_PROFILE or --profile (~/.aws/config and ~/.aws/credentials), IAM Identity Center (SSO)
-after aws sso login. The region is the stack file's aws.region (default us-east-1).`,
+AWS_PROFILE or --profile (~/.aws/config and ~/.aws/credentials; a profile with
+mfa_serial asks for the code), IAM Identity Center (SSO) after aws sso login. The
+region is the stack file's aws.region (default us-east-1).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, name, region, err := f.target(c.ErrOrStderr(), true)
@@ -239,6 +249,10 @@ after aws sso login. The region is the stack file's aws.region (default us-east-
 				}
 				return withCode(exitInvalid, fmt.Errorf("the rendered template has %d problems; not deploying:%s", len(findings), b.String()))
 			}
+			given, err := templateParameters(t, parameters)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
 			body, err := t.JSON()
 			if err != nil {
 				return err
@@ -249,7 +263,20 @@ after aws sso login. The region is the stack file's aws.region (default us-east-
 			if err != nil {
 				return awsErr(err)
 			}
-			spec := awsdeploy.Spec{StackName: name, Template: body, Bucket: bucket, Tags: map[string]string{"moat:stack": p.Stack}}
+			spec := awsdeploy.Spec{StackName: name, Template: body, Bucket: bucket, Tags: map[string]string{"moat:stack": p.Stack},
+				Parameters: given, Certificates: awsdeploy.CertificateParams(t), UpdateImage: updateImage}
+			for _, z := range p.Zones {
+				spec.Zones = append(spec.Zones, z.AWSName)
+			}
+			declared := map[string]bool{}
+			for _, tp := range t.Parameters {
+				declared[tp.Name] = true
+			}
+			for _, ip := range awsdeploy.ImageParams(awscfn.ImageParameters(p)) {
+				if declared[ip.Name] {
+					spec.Images = append(spec.Images, ip)
+				}
+			}
 			for _, a := range t.Assets {
 				spec.Assets = append(spec.Assets, awsdeploy.Asset{Name: a.Name, Dir: a.Dir, ParamBucket: a.ParamBucket, ParamKey: a.ParamKey})
 			}
@@ -270,7 +297,30 @@ after aws sso login. The region is the stack file's aws.region (default us-east-
 	f.add(c)
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "deploy without asking")
 	c.Flags().StringVar(&bucket, "bucket", "", "S3 bucket for the app's files (default: the file's aws.assetBucket; without one, small apps travel in user data)")
+	c.Flags().StringArrayVar(&parameters, "parameter", nil, "template parameter value NAME=VALUE, e.g. an HTTPS listener's certificate: LoadBalancerWebListener443CertificateArn=arn:aws:acm:... (repeatable)")
+	c.Flags().BoolVar(&updateImage, "update-image", false, "resolve the instances' image again (the latest Amazon Linux) instead of keeping the deployed one; replaces the bastion and rolls the groups")
 	return c
+}
+
+// templateParameters parses --parameter NAME=VALUE flags against the
+// template's parameters.
+func templateParameters(t *awscfn.Template, flags []string) (map[string]string, error) {
+	var names []string
+	for _, p := range t.Parameters {
+		names = append(names, p.Name)
+	}
+	out := map[string]string{}
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--parameter %q: write NAME=VALUE", f)
+		}
+		if !slices.Contains(names, k) {
+			return nil, fmt.Errorf("--parameter %s: the template has no parameter %s; it has: %s", k, k, strings.Join(names, ", "))
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 func newDestroyCommand() *cobra.Command {

@@ -35,6 +35,14 @@ type Deployer struct {
 	S3     S3
 	STS    Identity
 	Region string
+	// EC2 and ACM check zones and certificates before a change set (when
+	// the Spec names them); SSM resolves images; ELBv2, EC2 and
+	// AutoScaling verify a deployed stack and describe its instances.
+	EC2         EC2
+	ACM         ACM
+	SSM         SSM
+	ELBv2       ELBv2
+	AutoScaling AutoScaling
 
 	// Out receives the change set, the progress view and notes (stderr).
 	Out io.Writer
@@ -67,6 +75,19 @@ type Spec struct {
 	Bucket string
 	// Tags are put on the stack and, by CloudFormation, on its resources.
 	Tags map[string]string
+
+	// Zones are the availability zones the subnets go in (us-east-1a),
+	// checked against the account's before a change set is created.
+	Zones []string
+	// Certificates are the HTTPS listeners' certificate parameters,
+	// checked in ACM before a change set is created.
+	Certificates []CertificateParam
+	// Images are resolved from SSM when the stack is created and kept on
+	// updates, unless UpdateImage.
+	Images      []ImageParam
+	UpdateImage bool
+	// Estimate is printed before the question (the monthly cost).
+	Estimate string
 }
 
 // Change is one resource change in a change set.
@@ -163,6 +184,25 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	for k, v := range spec.Parameters {
 		params[k] = v
 	}
+	// keep are the parameters that keep the stack's value (UsePreviousValue).
+	keep := map[string]bool{}
+	var previous map[string]string
+	if action == Update {
+		previous = parametersOf(existing)
+	}
+	for _, c := range spec.Certificates {
+		if _, given := params[c.Parameter]; !given && c.Default == "" {
+			if _, had := previous[c.Parameter]; had {
+				keep[c.Parameter] = true
+			}
+		}
+	}
+	if err := d.preflight(ctx, spec, params, previous, keep); err != nil {
+		return nil, err
+	}
+	if err := d.images(ctx, spec, params, keep, previous); err != nil {
+		return nil, err
+	}
 	for _, a := range spec.Assets {
 		bundle, err := awscfn.Bundle(a.Dir) // the bytes the template would inline
 		if err != nil {
@@ -211,6 +251,9 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	for _, k := range sortedKeys(params) {
 		in.Parameters = append(in.Parameters, types.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(params[k])})
 	}
+	for _, k := range sortedKeys(boolKeys(keep)) {
+		in.Parameters = append(in.Parameters, types.Parameter{ParameterKey: aws.String(k), UsePreviousValue: aws.Bool(true)})
+	}
 	for _, k := range sortedKeys(spec.Tags) {
 		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(spec.Tags[k])})
 	}
@@ -248,6 +291,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	res.Changes = changes
 	WriteChanges(d.out(), name, action, changes)
+	writeEstimate(d.out(), spec.Estimate)
 	if d.Confirm != nil {
 		what := fmt.Sprintf("these %d changes", len(changes))
 		switch len(changes) {
@@ -272,6 +316,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 		return nil, err
 	}
 	if _, err := d.CloudFormation.ExecuteChangeSet(ctx, &cloudformation.ExecuteChangeSetInput{ChangeSetName: aws.String(csID), StackName: aws.String(stackID)}); err != nil {
+		discard()
 		return nil, credentialsTrouble(fmt.Errorf("execute change set for stack %s: %w", name, err))
 	}
 	var ids []string
@@ -485,6 +530,16 @@ func outputsOf(st *types.Stack) []Output {
 	var out []Output
 	for _, o := range st.Outputs {
 		out = append(out, Output{Key: aws.ToString(o.OutputKey), Value: aws.ToString(o.OutputValue), Description: aws.ToString(o.Description)})
+	}
+	return out
+}
+
+func boolKeys(m map[string]bool) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if v {
+			out[k] = ""
+		}
 	}
 	return out
 }

@@ -59,9 +59,13 @@ const (
 	Account = "123456789012"
 	cfnNS   = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 	stsNS   = "https://sts.amazonaws.com/doc/2011-06-15/"
+	ec2NS   = "http://ec2.amazonaws.com/doc/2016-11-15/"
 	// MaxTemplateBody is CloudFormation's limit for TemplateBody.
 	MaxTemplateBody = 51200
 )
+
+// Zones are the availability zones the stand-in's account has.
+var Zones = []string{"us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"}
 
 // Server is the stand-in. Create it with New; configure the exported
 // fields before the first request.
@@ -299,6 +303,16 @@ func (s *Server) query(w http.ResponseWriter, f url.Values) {
 		s.describeStackEvents(w, f)
 	case "DeleteStack":
 		s.deleteStack(w, f)
+	case "DescribeAvailabilityZones":
+		// EC2 (ec2query): the zones of us-east-1, for moat deploy's check.
+		var b strings.Builder
+		fmt.Fprintf(&b, `<DescribeAvailabilityZonesResponse xmlns="%s"><requestId>standin-request</requestId><availabilityZoneInfo>`, ec2NS)
+		for _, z := range Zones {
+			fmt.Fprintf(&b, "<item><zoneName>%s</zoneName><zoneState>available</zoneState><regionName>us-east-1</regionName></item>", z)
+		}
+		b.WriteString("</availabilityZoneInfo></DescribeAvailabilityZonesResponse>")
+		w.Header().Set("Content-Type", "text/xml")
+		io.WriteString(w, b.String())
 	default:
 		writeErr(w, 400, cfnNS, "InvalidAction", "the stand-in does not implement "+action)
 	}
