@@ -743,22 +743,40 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 	t.Run("zone", func(t *testing.T) {
 		m.reset(t)
 		motoEnv(t, m)
+		// ap-northeast-1b exists for no account: moat validate knows.
 		path := copyExample(t, "region: us-east-1", "region: ap-northeast-1")
 		_, stderr, code := run(t, "deploy", "-f", path, "-y", "--poll-interval=50ms")
-		want := "zone ap-northeast-1b is not available to this account in ap-northeast-1: it has ap-northeast-1a, ap-northeast-1c, ap-northeast-1d; set vpc.zones in the stack file to letters among [a c d]"
-		if code != exitFailure || !strings.Contains(stderr, want) {
-			t.Errorf("moat deploy: exit %d, want %d and %q:\n%s", code, exitFailure, want, stderr)
+		if code != exitInvalid || !strings.Contains(stderr, "region ap-northeast-1 has no zone b") {
+			t.Errorf("moat deploy in ap-northeast-1b: exit %d, want %d:\n%s", code, exitInvalid, stderr)
 		}
-		cl := motoClients(t, "ap-northeast-1")
-		noStack(t, cl, "realtime")
+		// Without moat's checks, moto refuses the subnet itself.
+		tokyo := motoClients(t, "ap-northeast-1")
+		err := deployBypassingChecks(t, tokyo, copyExample(t), nil, strings.NewReplacer("us-east-1", "ap-northeast-1"))
+		const refusal = "for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones:"
+		if err == nil || !strings.Contains(err.Error(), "Value (ap-northeast-1b) "+refusal) {
+			t.Fatalf("moto's refusal of ap-northeast-1b: %v", err)
+		}
+		t.Logf("moto refuses at ExecuteChangeSet (AWS: the subnet's CREATE_FAILED, then a rollback): %.240s...", err)
+		noStack(t, tokyo, "realtime")
 
-		// Without the check, moto refuses the subnet itself.
-		err := deployBypassingChecks(t, cl, path, nil)
-		if err == nil || !strings.Contains(err.Error(), "Value (ap-northeast-1b) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones:") {
-			t.Fatalf("moto's refusal: %v", err)
+		// us-west-1c exists for some accounts only (validation lets it
+		// through); moto's account has us-west-1a and b: moat deploy asks
+		// EC2 and stops before any change set.
+		m.reset(t)
+		path = copyExample(t, "region: us-east-1", "region: us-west-1", "zones: [a, b]", "zones: [b, c]",
+			"subnet: public-a", "subnet: public-b", "[private-a, private-b]", "[private-b, private-c]", "[public-a, public-b]", "[public-b, public-c]")
+		_, stderr, code = run(t, "deploy", "-f", path, "-y", "--poll-interval=50ms")
+		want := "zone us-west-1c is not available to this account in us-west-1: it has us-west-1a, us-west-1b; set vpc.zones in the stack file to letters among [a b]"
+		if code != exitFailure || !strings.Contains(stderr, want) || strings.Contains(stderr, "change set") {
+			t.Errorf("moat deploy in us-west-1c: exit %d, want %d and %q before any change set:\n%s", code, exitFailure, want, stderr)
 		}
-		t.Logf("moto refuses at ExecuteChangeSet (AWS: the subnet's CREATE_FAILED, then a rollback): %.200s...", err)
-		noStack(t, cl, "realtime")
+		west := motoClients(t, "us-west-1")
+		noStack(t, west, "realtime")
+		err = deployBypassingChecks(t, west, path, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "Value (us-west-1c) "+refusal) {
+			t.Fatalf("moto's refusal of us-west-1c: %v", err)
+		}
+		noStack(t, west, "realtime")
 	})
 
 	https := []string{
@@ -778,7 +796,7 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 			t.Errorf("missing certificate: exit %d\n%s", code, stderr)
 		}
 		noStack(t, cl, "realtime")
-		err := deployBypassingChecks(t, cl, path, nil)
+		err := deployBypassingChecks(t, cl, path, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), "Missing parameter "+param) {
 			t.Fatalf("moto's refusal of a missing certificate parameter: %v", err)
 		}
@@ -793,7 +811,7 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 			t.Errorf("unknown certificate: exit %d\n%s", code, stderr)
 		}
 		noStack(t, cl, "realtime")
-		err = deployBypassingChecks(t, cl, path, map[string]string{param: missing})
+		err = deployBypassingChecks(t, cl, path, map[string]string{param: missing}, nil)
 		if err == nil || !strings.Contains(err.Error(), "CertificateNotFound") {
 			t.Fatalf("moto's refusal of an unknown certificate: %v", err)
 		}
@@ -834,7 +852,7 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 // deployBypassingChecks deploys the file's template with the deployer
 // alone, without the zone and certificate checks moat deploy makes, to
 // see what the emulator itself answers.
-func deployBypassingChecks(t *testing.T, cl *awsdeploy.Clients, path string, params map[string]string) error {
+func deployBypassingChecks(t *testing.T, cl *awsdeploy.Clients, path string, params map[string]string, rewrite *strings.Replacer) error {
 	t.Helper()
 	p, err := loadPlan(path, io.Discard)
 	if err != nil {
@@ -847,6 +865,9 @@ func deployBypassingChecks(t *testing.T, cl *awsdeploy.Clients, path string, par
 	body, err := tmpl.JSON()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rewrite != nil {
+		body = []byte(rewrite.Replace(string(body)))
 	}
 	d := &awsdeploy.Deployer{CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, SSM: cl.SSM, Region: cl.Region, Poll: 50 * time.Millisecond}
 	spec := awsdeploy.Spec{StackName: p.Stack, Template: body, Parameters: params}
