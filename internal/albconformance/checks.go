@@ -9,7 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +32,10 @@ var Checks = []Check{
 		Doc: docs + "x-forwarded-headers.html#x-forwarded-proto", Run: xfProto},
 	{Name: "X-Forwarded-Port: the destination port the client used to connect to the load balancer",
 		Doc: docs + "x-forwarded-headers.html#x-forwarded-port", Run: xfPort},
+	{Name: "X-Amzn-Trace-Id: the load balancer adds Root=1-{8 hex digits of epoch seconds}-{24 hex digits}",
+		Doc: docs + "load-balancer-request-tracing.html#request-tracing-syntax", Run: traceAdded},
+	{Name: "X-Amzn-Trace-Id: an incoming Root is kept and the load balancer adds its Self field",
+		Doc: docs + "load-balancer-request-tracing.html#request-tracing-syntax", Run: traceKept},
 	{Name: "Request routing: the method, path and query string reach the target as the client sent them",
 		Doc: docs + "load-balancer-listeners.html#listener-rules", Run: requestUnchanged},
 	{Name: "Round robin: requests are spread over the healthy targets of the target group",
@@ -48,6 +56,18 @@ var Checks = []Check{
 		Doc: docs + "load-balancer-troubleshooting.html#http-502-issues", Run: malformed502},
 	{Name: "HTTP 400: the client sent a malformed request",
 		Doc: docs + "load-balancer-troubleshooting.html#http-400-issues", Run: malformed400},
+	{Name: "HTTP 504: the target did not respond before the idle timeout elapsed",
+		Doc: docs + "load-balancer-troubleshooting.html#http-504-issues", Run: slow504},
+	{Name: "HTTP 463: the X-Forwarded-For request header has more than 30 IP addresses",
+		Doc: docs + "load-balancer-troubleshooting.html#http-463-issues", Run: xff463},
+	{Name: "HTTP 414: the request line is longer than 16 KB (quota: request line 16 K)",
+		Doc: docs + "load-balancer-limits.html", Run: uri414},
+	{Name: "HTTP 431: a header is longer than 16 KB or the headers total more than 64 KB (quotas: 16 K, 64 K)",
+		Doc: docs + "load-balancer-limits.html", Run: headers431},
+	{Name: "HTTP 100 Continue: a client that sends Expect: 100-continue gets 100 Continue, then the response",
+		Doc: docs + "load-balancer-listeners.html#listener-configuration", Run: expectContinue},
+	{Name: "103 Early Hints from the target reach the client before the response",
+		Doc: docs + "load-balancer-listeners.html#listener-configuration", Run: earlyHints},
 	{Name: "Sticky sessions (duration-based): the load balancer sets cookie AWSALB for the stickiness duration",
 		Doc: docs + "sticky-sessions.html#enable-sticky-sessions", Run: lbCookieSet},
 	{Name: "Sticky sessions (duration-based): requests with the AWSALB cookie go to the same target",
@@ -158,6 +178,51 @@ func xfPort(ctx context.Context, l *Listener) error {
 	}
 	if got := header(e, "X-Forwarded-Port"); got != l.Port {
 		return fmt.Errorf("X-Forwarded-Port %q, want %q", got, l.Port)
+	}
+	return nil
+}
+
+var traceRoot = regexp.MustCompile(`^1-[0-9a-f]{8}-[0-9a-f]{24}$`)
+
+// traceFields splits an X-Amzn-Trace-Id value into its fields.
+func traceFields(v string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Split(v, ";") {
+		if k, val, ok := strings.Cut(strings.TrimSpace(f), "="); ok {
+			m[k] = val
+		}
+	}
+	return m
+}
+
+func traceAdded(ctx context.Context, l *Listener) error {
+	e, _, err := l.echo(ctx, "/trace", nil)
+	if err != nil {
+		return err
+	}
+	v := header(e, "X-Amzn-Trace-Id")
+	root := traceFields(v)["Root"]
+	if !traceRoot.MatchString(root) {
+		return fmt.Errorf("X-Amzn-Trace-Id %q: want Root=1-{8 hex}-{24 hex}", v)
+	}
+	sec, _ := strconv.ParseInt(root[2:10], 16, 64)
+	if d := time.Since(time.Unix(sec, 0)); d < -time.Minute || d > time.Minute {
+		return fmt.Errorf("X-Amzn-Trace-Id %q: its time %v is not now", v, time.Unix(sec, 0).UTC())
+	}
+	return nil
+}
+
+func traceKept(ctx context.Context, l *Listener) error {
+	const root = "1-67891233-abcdef012345678912345678"
+	in := "Root=" + root + ";Sampled=1"
+	e, _, err := l.echo(ctx, "/trace", map[string]string{"X-Amzn-Trace-Id": in})
+	if err != nil {
+		return err
+	}
+	v := header(e, "X-Amzn-Trace-Id")
+	f := traceFields(v)
+	if f["Root"] != root || f["Sampled"] != "1" || !traceRoot.MatchString(f["Self"]) {
+		return fmt.Errorf("X-Amzn-Trace-Id %q reached the target as %q: want Root and Sampled kept and Self=1-{8 hex}-{24 hex} added", in, v)
 	}
 	return nil
 }
@@ -314,6 +379,107 @@ func malformed400(ctx context.Context, l *Listener) error {
 	}
 	if resp.StatusCode != 400 {
 		return fmt.Errorf("malformed request: status %d, want 400", resp.StatusCode)
+	}
+	return nil
+}
+
+func slow504(ctx context.Context, l *Listener) error {
+	start := time.Now()
+	path := fmt.Sprintf("/slow?sleep=%d", (IdleTimeout + 3*time.Second).Milliseconds())
+	if err := wantStatus(ctx, l, path, nil, 504); err != nil {
+		return err
+	}
+	if took := time.Since(start); took < IdleTimeout-500*time.Millisecond || took > IdleTimeout+2*time.Second {
+		return fmt.Errorf("504 after %v, want it after the idle timeout %v", took.Round(time.Millisecond), IdleTimeout)
+	}
+	return nil
+}
+
+func xff463(ctx context.Context, l *Listener) error {
+	addrs := make([]string, 31)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("192.0.2.%d", i+1)
+	}
+	if err := wantStatus(ctx, l, "/xff", map[string]string{"X-Forwarded-For": strings.Join(addrs, ", ")}, 463); err != nil {
+		return err
+	}
+	return wantStatus(ctx, l, "/xff", map[string]string{"X-Forwarded-For": strings.Join(addrs[:30], ", ")}, 200)
+}
+
+func uri414(ctx context.Context, l *Listener) error {
+	long := "/" + strings.Repeat("a", 17<<10)
+	resp, err := l.raw(ctx, "GET "+long+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 414 {
+		return fmt.Errorf("a 17 KB request line: status %d, want 414", resp.StatusCode)
+	}
+	return wantStatus(ctx, l, "/"+strings.Repeat("a", 8<<10), nil, 200)
+}
+
+func headers431(ctx context.Context, l *Listener) error {
+	for _, c := range []struct {
+		what, headers string
+	}{
+		{"a 17 KB header", "X-Big: " + strings.Repeat("b", 17<<10) + "\r\n"},
+		{"70 KB of 10 KB headers", strings.Repeat("X-Part: "+strings.Repeat("p", 10<<10)+"\r\n", 7)},
+	} {
+		resp, err := l.raw(ctx, "GET /big HTTP/1.1\r\nHost: x\r\n"+c.headers+"\r\n")
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.what, err)
+		}
+		if resp.StatusCode != 431 {
+			return fmt.Errorf("%s: status %d, want 431", c.what, resp.StatusCode)
+		}
+	}
+	return wantStatus(ctx, l, "/big", map[string]string{"X-Big": strings.Repeat("b", 8<<10)}, 200)
+}
+
+func expectContinue(ctx context.Context, l *Listener) error {
+	// The client waits up to 10 s for 100 Continue before it sends the
+	// body; a load balancer that swallowed it would make this slow.
+	tr := l.Client.Transport.(*http.Transport).Clone()
+	tr.ExpectContinueTimeout = 10 * time.Second
+	defer tr.CloseIdleConnections()
+	got100 := false
+	trace := &httptrace.ClientTrace{Got100Continue: func() { got100 = true }}
+	body := strings.Repeat("c", 100000)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "POST", l.URL.String()+"/continue", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Expect", "100-continue")
+	start := time.Now()
+	resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("POST with Expect: 100-continue: %w", err)
+	}
+	defer resp.Body.Close()
+	var e Echo
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 200 {
+		return fmt.Errorf("POST with Expect: 100-continue: status %d, %v", resp.StatusCode, err)
+	}
+	if !got100 || e.BodyBytes != int64(len(body)) || time.Since(start) > 5*time.Second {
+		return fmt.Errorf("100 Continue received: %v; the target got %d of %d body bytes after %v", got100, e.BodyBytes, len(body), time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func earlyHints(ctx context.Context, l *Listener) error {
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if code == 103 {
+			hints = append(hints, h.Get("Link"))
+		}
+		return nil
+	}}
+	resp, _, err := l.do(httptrace.WithClientTrace(ctx, trace), "GET", "/hints?hints=1", nil, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || len(hints) != 1 || !strings.Contains(hints[0], "/style.css") {
+		return fmt.Errorf("status %d, 103 Early Hints Link headers %q: want one with </style.css>, then 200", resp.StatusCode, hints)
 	}
 	return nil
 }
