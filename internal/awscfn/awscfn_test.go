@@ -227,7 +227,7 @@ func TestYAMLMatchesJSON(t *testing.T) {
 		if !reflect.DeepEqual(norm, fromJSON) {
 			t.Errorf("%s: YAML and JSON differ: %s", s.name, firstDiff(norm, fromJSON, ""))
 		}
-		if !bytes.Contains(y, []byte("UserData:\n          Fn::Base64: |")) {
+		if !bytes.Contains(y, []byte("UserData:\n          Fn::Base64:\n            Fn::Sub: |")) {
 			t.Errorf("%s: user data is not a literal block in YAML", s.name)
 		}
 	}
@@ -384,7 +384,7 @@ func TestInlineUserDataFits(t *testing.T) {
 		if r.Type != "AWS::EC2::LaunchTemplate" {
 			continue
 		}
-		ud := r.Properties["LaunchTemplateData"].(map[string]any)["UserData"].(map[string]any)["Fn::Base64"].(string)
+		ud := userDataScript(t, tpl, r.ID)
 		if len(ud) > MaxUserData {
 			t.Errorf("user data is %d bytes, over %d", len(ud), MaxUserData)
 		}
@@ -405,7 +405,7 @@ func TestInlineBundleRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ud := props(t, tpl, "LaunchTemplateApp")["LaunchTemplateData"].(map[string]any)["UserData"].(map[string]any)["Fn::Base64"].(string)
+	ud := userDataScript(t, tpl, "LaunchTemplateApp")
 	m := regexp.MustCompile(`(?s)<<'MOAT_BUNDLE'\n(.*?)\nMOAT_BUNDLE\n`).FindStringSubmatch(ud)
 	if m == nil {
 		t.Fatal("no inline bundle")
@@ -569,7 +569,8 @@ func TestOneChangeOneResource(t *testing.T) {
 		{"desired capacity", func(p *plan.Plan) { p.AutoScalingGroups[0].DesiredCapacity = 3 }, []string{"AutoScalingGroupWeb"}},
 		{"max size", func(p *plan.Plan) { p.AutoScalingGroups[0].MaxSize = 8 }, []string{"AutoScalingGroupWeb"}},
 		{"app environment", func(p *plan.Plan) { p.LaunchTemplates[0].Environment = map[string]string{"PORT": "8000", "MODE": "x"} }, []string{"LaunchTemplateApp"}},
-		{"health check path", func(p *plan.Plan) { p.TargetGroups[0].HealthCheck.Path = "/ready" }, []string{"TargetGroupWeb"}},
+		// The instances check the same path before they report ready.
+		{"health check path", func(p *plan.Plan) { p.TargetGroups[0].HealthCheck.Path = "/ready" }, []string{"LaunchTemplateApp", "TargetGroupWeb"}},
 		{"scaling target", func(p *plan.Plan) { p.AutoScalingGroups[0].ScalingPolicies[0].TargetValue = 500 }, []string{"AutoScalingGroupWebPolicyRequestsPerTarget"}},
 	} {
 		p := loadPlan(t, stacks[0].file)

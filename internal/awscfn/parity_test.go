@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -172,9 +173,11 @@ func localTopology(t *testing.T, p *plan.Plan) topology {
 		}
 		minIn := int(math.Ceil(float64(g.Desired) * float64(g.Refresh.MinHealthyPercentage) / 100))
 		minIn = max(min(minIn, g.Max-1), 0)
-		top.Groups = append(top.Groups, fmt.Sprintf("%s %v min %d desired %d max %d health %s grace %s cooldown %s warmup %s tgs %v protect %v refresh keep %d pause %s",
+		// moat refresh replaces instances only as new ones pass their health
+		// checks (gated), then waits the warm-up.
+		top.Groups = append(top.Groups, fmt.Sprintf("%s %v min %d desired %d max %d health %s grace %s cooldown %s warmup %s tgs %v protect %v refresh keep %d gated %v pause %s",
 			g.Name, subs, g.Min, g.Desired, g.Max, g.HealthCheckType, dur(g.GracePeriod), dur(cooldown), dur(g.DefaultInstanceWarmup),
-			pg.TargetGroups, g.NewInstancesProtectedFromScaleIn, minIn, dur(g.Refresh.Warmup)))
+			pg.TargetGroups, g.NewInstancesProtectedFromScaleIn, minIn, true, dur(g.Refresh.Warmup)))
 		tgOf := map[string]string{}
 		for _, sp := range pg.ScalingPolicies {
 			tgOf[sp.Name] = sp.TargetGroup
@@ -489,15 +492,36 @@ func templateTopology(t *testing.T, tpl *Template) topology {
 		for _, tg := range list(p["TargetGroupARNs"]) {
 			tgs = append(tgs, nameOf(tg))
 		}
+		// The rollout: gated on health when the create waits for the
+		// desired instances' signals, the rolling update waits for each
+		// batch's, and the instances signal this group only after their
+		// health check passed; the pause is then the warm-up the instance
+		// sleeps before signalling, else the update's PauseTime.
 		ru := g.UpdatePolicy["AutoScalingRollingUpdate"].(map[string]any)
 		pause, err := time.ParseDuration(strings.ToLower(strings.TrimPrefix(str(ru["PauseTime"]), "PT")))
 		if err != nil {
 			t.Fatalf("%s: PauseTime %v: %v", g.ID, ru["PauseTime"], err)
 		}
-		top.Groups = append(top.Groups, fmt.Sprintf("%s %v min %d desired %d max %d health %s grace %ds cooldown %ds warmup %ds tgs %v protect %v refresh keep %d pause %s",
+		rs, _ := g.CreationPolicy["ResourceSignal"].(map[string]any)
+		lt := res[refTarget(p["LaunchTemplate"].(map[string]any)["LaunchTemplateId"])]
+		ud := userDataScript(t, tpl, lt.ID)
+		_, ready, _ := strings.Cut(ud, "<<'MOAT_READY'\n")
+		ready, _, _ = strings.Cut(ready, "\nMOAT_READY\n")
+		gated := ru["WaitOnResourceSignals"] == true && atoi(rs["Count"]) == atoi(p["DesiredCapacity"]) &&
+			strings.Contains(ready, "cfn-signal -e \"$1\" --stack 'realtime' --resource '"+g.ID+"'") &&
+			strings.Count(ready, "signal 0") == 1 &&
+			regexp.MustCompile(`(?s)\nuntil healthy; do\n.*\ndone\n(sleep \d+ # the instance refresh warm-up\n)?signal 0\n$`).MatchString(ready+"\n") &&
+			strings.Contains(ud, "-ready.sh 600\n")
+		if gated {
+			pause = 0
+			if m := regexp.MustCompile(`\nsleep (\d+) # the instance refresh warm-up\n`).FindStringSubmatch(ready); m != nil {
+				pause = time.Duration(atoi(m[1])) * time.Second
+			}
+		}
+		top.Groups = append(top.Groups, fmt.Sprintf("%s %v min %d desired %d max %d health %s grace %ds cooldown %ds warmup %ds tgs %v protect %v refresh keep %d gated %v pause %s",
 			name[g.ID], subs, atoi(p["MinSize"]), atoi(p["DesiredCapacity"]), atoi(p["MaxSize"]), str(p["HealthCheckType"]),
 			atoi(p["HealthCheckGracePeriod"]), atoi(p["Cooldown"]), atoi(p["DefaultInstanceWarmup"]), tgs,
-			p["NewInstancesProtectedFromScaleIn"] == true, atoi(ru["MinInstancesInService"]), dur(pause)))
+			p["NewInstancesProtectedFromScaleIn"] == true, atoi(ru["MinInstancesInService"]), gated, dur(pause)))
 	}
 	alarms := map[string]*Resource{}
 	for _, a := range byType("AWS::CloudWatch::Alarm") {
@@ -637,6 +661,16 @@ func TestParityCatchesDrift(t *testing.T) {
 			ni["GroupSet"] = []any{groupID("app")}
 		}},
 		{"egress", func(tpl *Template) { props(t, tpl, "SecurityGroupApp")["SecurityGroupEgress"] = []any{denyAllEgress} }},
+		{"rollout without signals", func(tpl *Template) {
+			find(t, tpl, "AutoScalingGroupWeb").UpdatePolicy["AutoScalingRollingUpdate"].(map[string]any)["WaitOnResourceSignals"] = false
+		}},
+		{"create without signals", func(tpl *Template) { find(t, tpl, "AutoScalingGroupWeb").CreationPolicy = nil }},
+		{"instances signal before the health check", func(tpl *Template) {
+			editUserData(t, tpl, "LaunchTemplateApp", "\nuntil healthy; do\n", "\nsignal 0\nuntil healthy; do\n")
+		}},
+		{"refresh warm-up", func(tpl *Template) {
+			editUserData(t, tpl, "LaunchTemplateApp", "sleep 10 # the instance refresh warm-up", "sleep 1 # the instance refresh warm-up")
+		}},
 	} {
 		tpl, err := Render(p, Options{})
 		if err != nil {
@@ -648,4 +682,16 @@ func TestParityCatchesDrift(t *testing.T) {
 			t.Errorf("%s: drift not detected", c.name)
 		}
 	}
+}
+
+// editUserData replaces old with new in a launch template's user data.
+func editUserData(t *testing.T, tpl *Template, id, old, new string) {
+	t.Helper()
+	ud := props(t, tpl, id)["LaunchTemplateData"].(map[string]any)["UserData"].(map[string]any)
+	sub := ud["Fn::Base64"].(map[string]any)
+	s := sub["Fn::Sub"].(string)
+	if !strings.Contains(s, old) {
+		t.Fatalf("%s's user data lacks %q", id, old)
+	}
+	sub["Fn::Sub"] = strings.Replace(s, old, new, 1)
 }

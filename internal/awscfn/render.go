@@ -723,15 +723,29 @@ func (r *renderer) autoScalingGroup(g plan.AutoScalingGroup) error {
 		minIn = 0
 	}
 	batch := max(g.DesiredCapacity-minIn, 1)
+	// With signals (see readiness), the first create waits for the desired
+	// instances to pass their health check, and each batch of a rolling
+	// update waits for its new instances' signals (PauseTime is then how
+	// long) after their warm-up: a broken app fails the deploy and
+	// CloudFormation rolls back. Without them the update pauses the warm-up.
+	rolling := map[string]any{
+		"MinInstancesInService": strconv.Itoa(minIn), "MaxBatchSize": strconv.Itoa(batch),
+		"PauseTime":             fmt.Sprintf("PT%dS", secs(g.RefreshWarmup)),
+		"SuspendProcesses":      []any{"HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"},
+		"WaitOnResourceSignals": false,
+	}
 	res := Resource{ID: id, Type: "AWS::AutoScaling::AutoScalingGroup", Properties: props, DependsOn: deps,
-		UpdatePolicy: map[string]any{
-			"AutoScalingRollingUpdate": map[string]any{
-				"MinInstancesInService": strconv.Itoa(minIn), "MaxBatchSize": strconv.Itoa(batch),
-				"PauseTime":             fmt.Sprintf("PT%dS", secs(g.RefreshWarmup)),
-				"SuspendProcesses":      []any{"HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"},
-				"WaitOnResourceSignals": false,
-			},
-		}}
+		UpdatePolicy: map[string]any{"AutoScalingRollingUpdate": rolling}}
+	if sg, ok := r.signalledGroup(g.LaunchTemplate); ok && sg.Name == g.Name {
+		timeout := fmt.Sprintf("PT%dS", secs(signalTimeout(g)))
+		rolling["WaitOnResourceSignals"], rolling["PauseTime"] = true, timeout
+		if g.DesiredCapacity > 0 {
+			res.CreationPolicy = map[string]any{
+				"ResourceSignal":            map[string]any{"Count": g.DesiredCapacity, "Timeout": timeout},
+				"AutoScalingCreationPolicy": map[string]any{"MinSuccessfulInstancesPercent": 100},
+			}
+		}
+	}
 	if len(deps) == 0 {
 		res.DependsOn = nil
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/moat-dev/moat/internal/plan"
 )
@@ -41,7 +42,8 @@ func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 	// get, so it changes exactly when the app does (the plan's version also
 	// hashes local paths).
 	lt.Version = contentVersion(*lt, bundle)
-	inline := script(*lt, base64.StdEncoding.EncodeToString(bundle), "", "")
+	ready := r.readiness(lt.Name)
+	inline := script(*lt, ready, base64.StdEncoding.EncodeToString(bundle), "", "")
 	bucket, key := r.opts.AssetBucket, r.opts.AssetKey
 	useAsset := bundle != nil && bucket != ""
 	if !useAsset && len(inline) > MaxUserData {
@@ -57,7 +59,7 @@ func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 		useAsset = true
 	}
 	if !useAsset {
-		return map[string]any{"Fn::Base64": inline}, nil, nil
+		return map[string]any{"Fn::Base64": subst(inline, nil)}, nil, nil
 	}
 	if key == "" || len(r.p.LaunchTemplates) > 1 {
 		// One object per launch template: the key is a prefix when
@@ -73,13 +75,154 @@ func (r *renderer) userData(lt *plan.LaunchTemplate) (any, *Asset, error) {
 		Parameter{Name: a.ParamBucket, Type: "String", Default: bucket, Description: fmt.Sprintf("S3 bucket holding the files of launch template %s", lt.Name)},
 		Parameter{Name: a.ParamKey, Type: "String", Default: key, Description: fmt.Sprintf("S3 key of the files of launch template %s (a .tar.gz moat deploy uploads)", lt.Name)})
 	r.t.Assets = append(r.t.Assets, a)
-	s := script(*lt, "", a.ParamBucket, a.ParamKey)
-	// Fn::Sub fills in the bucket and key; escape every other ${.
+	s := script(*lt, ready, "", a.ParamBucket, a.ParamKey)
+	return map[string]any{"Fn::Base64": subst(s, map[string]string{"@@BUCKET@@": a.ParamBucket, "@@KEY@@": a.ParamKey})}, &a, nil
+}
+
+// subst makes a boot script a Fn::Sub string when it has placeholders:
+// the stack name, region and the given parameters. Every other ${ of the
+// script is escaped, so the shell gets it as written.
+func subst(s string, params map[string]string) any {
+	vars := map[string]string{"@@STACK@@": "AWS::StackName", "@@REGION@@": "AWS::Region"}
+	for k, v := range params {
+		vars[k] = v
+	}
+	found := false
+	for k := range vars {
+		found = found || strings.Contains(s, k)
+	}
+	if !found {
+		return s
+	}
 	s = strings.ReplaceAll(s, "${", "${!")
-	s = strings.ReplaceAll(s, "@@BUCKET@@", "${"+a.ParamBucket+"}")
-	s = strings.ReplaceAll(s, "@@KEY@@", "${"+a.ParamKey+"}")
-	s = strings.ReplaceAll(s, "@@REGION@@", "${AWS::Region}")
-	return map[string]any{"Fn::Base64": map[string]any{"Fn::Sub": s}}, &a, nil
+	for k, v := range vars {
+		s = strings.ReplaceAll(s, k, "${"+v+"}")
+	}
+	return map[string]any{"Fn::Sub": s}
+}
+
+// Readiness: how long an instance waits for its app to pass the health
+// check before it reports failure, and the margin for booting and
+// installing the signal tool before that.
+const (
+	healthWait = 10 * time.Minute
+	bootMargin = 5 * time.Minute
+)
+
+// readinessCheck is what an instance of a launch template reports to
+// CloudFormation: the auto scaling group to signal, and the health check
+// that must pass first (the group's first target group's, or a TCP
+// connect to the app's port without one).
+type readinessCheck struct {
+	group   string // logical id
+	url     string // "" for a TCP check of port
+	port    int
+	matcher string
+	warmup  time.Duration
+}
+
+// signalTimeout is how long CloudFormation waits for an instance's signal.
+func signalTimeout(g plan.AutoScalingGroup) time.Duration {
+	return bootMargin + healthWait + g.RefreshWarmup
+}
+
+// signalledGroup is the group whose instances signal CloudFormation when
+// they are ready: the one group launching from the template, in a VPC with
+// NAT (without it an instance cannot reach CloudFormation to signal, and
+// its group rolls on a timer). A template several groups launch from
+// signals none (an instance cannot tell which group it is in).
+func (r *renderer) signalledGroup(lt string) (plan.AutoScalingGroup, bool) {
+	var found []plan.AutoScalingGroup
+	for _, g := range r.p.AutoScalingGroups {
+		if g.LaunchTemplate == lt {
+			found = append(found, g)
+		}
+	}
+	if len(found) != 1 || len(r.p.NATGateways) == 0 {
+		return plan.AutoScalingGroup{}, false
+	}
+	return found[0], true
+}
+
+// readiness is the check of a launch template's instances, or nil.
+func (r *renderer) readiness(lt string) *readinessCheck {
+	g, ok := r.signalledGroup(lt)
+	if !ok {
+		return nil
+	}
+	rc := &readinessCheck{group: asgID(g.Name), warmup: g.RefreshWarmup}
+	for _, l := range r.p.LaunchTemplates {
+		if l.Name == lt {
+			rc.port = l.Port
+		}
+	}
+	for _, tgName := range g.TargetGroups {
+		for _, tg := range r.p.TargetGroups {
+			if tg.Name != tgName || rc.url != "" {
+				continue
+			}
+			hc := tg.HealthCheck
+			port := tg.Port
+			if hc.Port != 0 {
+				port = hc.Port
+			}
+			rc.url = fmt.Sprintf("%s://127.0.0.1:%d%s", strings.ToLower(hc.Protocol), port, hc.Path)
+			rc.matcher = hc.Matcher
+		}
+	}
+	return rc
+}
+
+// readyScript is the instance's readiness script: it signals the group
+// success once the app passes its health check here, failure when it does
+// not within its argument's seconds, or at once given "fail" (the boot
+// script failed). cfn-signal needs no credentials; Amazon Linux 2023 may
+// lack it, so it is installed when missing.
+func readyScript(lt string, rc *readinessCheck) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("#!/bin/bash\n")
+	if rc.url != "" {
+		w("# moat: report an instance of launch template %s to CloudFormation: success once\n", lt)
+		w("# the app answers %s with %s here, as its target group checks it;\n", rc.url, rc.matcher)
+	} else {
+		w("# moat: report an instance of launch template %s to CloudFormation: success once\n", lt)
+		w("# the app accepts connections on port %d here;\n", rc.port)
+	}
+	w("# failure if not within $1 seconds, or at once given \"fail\".\n")
+	w("set -uo pipefail\n")
+	w("export PATH=\"$PATH:/opt/aws/bin\"\n")
+	w("signal() {\n")
+	w("  command -v cfn-signal >/dev/null || dnf install -y -q aws-cfn-bootstrap >&2\n")
+	w("  cfn-signal -e \"$1\" --stack '@@STACK@@' --resource '%s' --region '@@REGION@@'\n", rc.group)
+	w("}\n")
+	w("healthy() {\n")
+	if rc.url != "" {
+		w("  local code r\n")
+		w("  code=$(curl -sk -o /dev/null -m 2 -w '%%{http_code}' '%s') || return 1\n", rc.url)
+		w("  for r in %s; do\n", strings.ReplaceAll(rc.matcher, ",", " "))
+		w("    [ \"$code\" -ge \"${r%%-*}\" ] && [ \"$code\" -le \"${r#*-}\" ] && return 0\n")
+		w("  done\n")
+		w("  return 1\n")
+	} else {
+		w("  (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null\n", rc.port)
+	}
+	w("}\n")
+	w("if [ \"$1\" = fail ]; then signal 1; exit 1; fi\n")
+	w("deadline=$((SECONDS + $1))\n")
+	w("until healthy; do\n")
+	w("  if [ \"$SECONDS\" -ge \"$deadline\" ]; then\n")
+	w("    echo \"moat: the app did not pass its health check within $1 s\" >&2\n")
+	w("    signal 1\n")
+	w("    exit 1\n")
+	w("  fi\n")
+	w("  sleep 2\n")
+	w("done\n")
+	if rc.warmup > 0 {
+		w("sleep %d # the instance refresh warm-up\n", secs(rc.warmup))
+	}
+	w("signal 0\n")
+	return b.String()
 }
 
 // contentVersion hashes what an instance runs: the bundle, the command,
@@ -96,8 +239,10 @@ func contentVersion(lt plan.LaunchTemplate, bundle []byte) string {
 }
 
 // script is the boot script. With inline non-empty the bundle is embedded;
-// with bucket set, it is fetched with the AWS CLI (on Amazon Linux).
-func script(lt plan.LaunchTemplate, inline, bucketParam, keyParam string) string {
+// with bucket set, it is fetched with the AWS CLI (on Amazon Linux). With a
+// readiness check it ends by waiting for the app's health and signalling
+// the group, and a failure anywhere before signals failure.
+func script(lt plan.LaunchTemplate, ready *readinessCheck, inline, bucketParam, keyParam string) string {
 	var b strings.Builder
 	user := lt.User
 	if user == "" {
@@ -107,6 +252,13 @@ func script(lt plan.LaunchTemplate, inline, bucketParam, keyParam string) string
 	w("#!/bin/bash\n")
 	w("# moat launch template %s, version %s\n", lt.Name, lt.Version)
 	w("set -euo pipefail\n")
+	readyFile := "/etc/moat/" + lt.Name + "-ready.sh"
+	if ready != nil {
+		w("mkdir -p /etc/moat\n")
+		w("cat > %s <<'MOAT_READY'\n%sMOAT_READY\n", readyFile, readyScript(lt.Name, ready))
+		w("chmod 755 %s\n", readyFile)
+		w("trap 'rc=$?; [ \"$rc\" -eq 0 ] || %s fail' EXIT\n", readyFile)
+	}
 	w("id -u %s >/dev/null 2>&1 || useradd --system --create-home %s\n", shq(user), shq(user))
 	w("mkdir -p %s /etc/moat\n", AppDir)
 	switch {
@@ -149,6 +301,9 @@ func script(lt plan.LaunchTemplate, inline, bucketParam, keyParam string) string
 	w("ExecStart=/bin/sh -c %s\nRestart=always\nRestartSec=2\n\n", shq("exec "+lt.Command))
 	w("[Install]\nWantedBy=multi-user.target\nMOAT_UNIT\n")
 	w("systemctl daemon-reload\nsystemctl enable --now moat-%s.service\n", lt.Name)
+	if ready != nil {
+		w("%s %d\n", readyFile, secs(healthWait))
+	}
 	return b.String()
 }
 

@@ -223,6 +223,10 @@ func (v *validator) vpc() netip.Prefix {
 		parsed = append(parsed, cidr)
 		parsedIdx = append(parsedIdx, i)
 	}
+	if s.VPC.NAT == "none" && len(s.AutoScalingGroups) > 0 {
+		v.warnf("vpc.nat", "use nat: single (or per-zone) for deploys that wait for healthy instances",
+			"without NAT the instances on AWS cannot reach CloudFormation to report that they are healthy, so moat deploy does not wait for them: a rolling update pauses the warm-up instead")
+	}
 	if s.VPC.NAT != "none" && !v.subnetsUnknown {
 		for _, z := range s.VPC.Zones {
 			if s.VPC.NAT == "single" && z != s.VPC.Zones[0] {

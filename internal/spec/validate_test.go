@@ -131,6 +131,8 @@ func TestValidate(t *testing.T) {
 			path: "loadBalancers[0].listeners[0].certificate", msg: "local certificate files are not uploaded", warning: true, at: "{certFile"},
 		{name: "load balancer subnet smaller than /27", edits: []string{"  nat: single\n", explicitSubnets, "name: public-b, zone: b, type: public, cidr: 10.0.1.0/24", "name: public-b, zone: b, type: public, cidr: 10.0.1.0/28"},
 			path: "loadBalancers[0].subnets[1]", msg: "subnet public-b (10.0.1.0/28) is smaller than /27", hint: "/27 or larger", at: "public-b]"},
+		{name: "no NAT: no health-gated rollout on AWS", edits: []string{"nat: single", "nat: none"},
+			path: "vpc.nat", msg: "cannot reach CloudFormation", hint: "nat: single", warning: true, at: "none"},
 		{name: "zone digit", edits: []string{"zones: [a, b]", "zones: [a, 1]"},
 			path: "vpc.zones[1]", msg: `zone "1" is not valid`, hint: "use a zone letter (a)"},
 		{name: "unknown zone", edits: []string{"  nat: single\n", explicitSubnets, "zone: b, type: private", "zone: c, type: private"},
