@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/moat-dev/moat/internal/daemon"
 )
 
 func init() { register(newActivityCommand) }
@@ -26,14 +23,11 @@ func newActivityCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list []daemon.Activity
-			if err := cl.Get(c.Context(), "/v1/groups/"+url.PathEscape(args[0])+"/activities", &list); err != nil {
+			list, err := cl.Activities(c.Context(), args[0])
+			if err != nil {
 				return apiErr(err)
 			}
 			if output == "json" {
-				if list == nil {
-					list = []daemon.Activity{}
-				}
 				return writeJSON(c.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/api"
 )
 
 // TestRequestsPerTargetScaling runs the example with a 2 s metric period
@@ -88,7 +88,7 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 	}
 
 	t.Logf("activity history:\n%s", s.mustMoat(10*time.Second, "activity", "web"))
-	var acts []daemon.Activity
+	var acts []api.Activity
 	if err := json.Unmarshal([]byte(s.mustMoat(10*time.Second, "activity", "web", "-o", "json")), &acts); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/browsertest"
-	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/vishvananda/netlink"
 
 	"github.com/moat-dev/moat/internal/vpc"
@@ -136,23 +136,23 @@ func (s *e2eStack) mustMoat(timeout time.Duration, args ...string) string {
 	return out
 }
 
-func (s *e2eStack) instances() []daemon.Instance {
+func (s *e2eStack) instances() []api.Instance {
 	s.t.Helper()
 	out, err := s.moat(10*time.Second, "ps", "-o", "json")
 	if err != nil {
 		s.t.Fatalf("moat ps: %v\n%s", err, out)
 	}
-	var list []daemon.Instance
+	var list []api.Instance
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		s.t.Fatalf("moat ps -o json: %v\n%s", err, out)
 	}
 	return list
 }
 
-func (s *e2eStack) targets() []daemon.Target {
+func (s *e2eStack) targets() []api.Target {
 	s.t.Helper()
 	out := s.mustMoat(10*time.Second, "targets", "-o", "json")
-	var list []daemon.Target
+	var list []api.Target
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		s.t.Fatalf("moat targets -o json: %v\n%s", err, out)
 	}
@@ -456,7 +456,7 @@ func TestStackEndToEnd(t *testing.T) {
 
 		// An instance whose /health starts failing is replaced under ELB
 		// health checks (it is past its grace period).
-		var sick daemon.Instance
+		var sick api.Instance
 		for _, in := range s.instances() {
 			if time.Since(in.Launched) > 31*time.Second {
 				sick = in
@@ -591,7 +591,7 @@ func TestStackEndToEnd(t *testing.T) {
 	}
 }
 
-func countRunning(list []daemon.Instance) int {
+func countRunning(list []api.Instance) int {
 	n := 0
 	for _, in := range list {
 		if in.State == "running" {
@@ -601,7 +601,7 @@ func countRunning(list []daemon.Instance) int {
 	return n
 }
 
-func hasInstance(list []daemon.Instance, id string) bool {
+func hasInstance(list []api.Instance, id string) bool {
 	for _, in := range list {
 		if in.ID == id {
 			return true
@@ -611,7 +611,7 @@ func hasInstance(list []daemon.Instance, id string) bool {
 }
 
 // refreshed reports whether none of before is left and as many run.
-func refreshed(before, now []daemon.Instance) bool {
+func refreshed(before, now []api.Instance) bool {
 	for _, b := range before {
 		if hasInstance(now, b.ID) {
 			return false

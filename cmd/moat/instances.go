@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moat-dev/moat/internal/client"
-	"github.com/moat-dev/moat/internal/daemon"
 )
 
 func init() {
@@ -37,18 +35,11 @@ func newPsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list []daemon.Instance
-			path := "/v1/instances"
-			if all {
-				path += "?all=1"
-			}
-			if err := cl.Get(c.Context(), path, &list); err != nil {
+			list, err := cl.Instances(c.Context(), all)
+			if err != nil {
 				return err
 			}
 			if output == "json" {
-				if list == nil {
-					list = []daemon.Instance{}
-				}
 				return writeJSON(c.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -112,7 +103,7 @@ func newScaleCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := cl.Post(c.Context(), "/v1/groups/"+url.PathEscape(args[0])+"/scale", daemon.ScaleRequest{Desired: n}, nil); err != nil {
+			if err := cl.Scale(c.Context(), args[0], n); err != nil {
 				return apiErr(err)
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "group %s: desired capacity set to %d\n", args[0], n)
@@ -139,8 +130,7 @@ func newTerminateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := daemon.TerminateRequest{DecrementDesired: decrement}
-			if err := cl.Post(c.Context(), "/v1/instances/"+url.PathEscape(id)+"/terminate", req, nil); err != nil {
+			if err := cl.Terminate(c.Context(), id, decrement); err != nil {
 				return apiErr(err)
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "terminating %s\n", id)
@@ -164,7 +154,7 @@ func newRefreshCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := cl.Post(c.Context(), "/v1/groups/"+url.PathEscape(args[0])+"/refresh", struct{}{}, nil); err != nil {
+			if err := cl.Refresh(c.Context(), args[0]); err != nil {
 				return apiErr(err)
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "instance refresh of group %s started; follow it with moat events -f\n", args[0])
@@ -193,12 +183,8 @@ func newLogsCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			path := "/v1/instances/" + url.PathEscape(id) + "/logs"
-			if follow {
-				path += "?follow=1"
-			}
 			w := c.OutOrStdout()
-			return apiErr(cl.Stream(ctx, path, func(line []byte) {
+			return apiErr(cl.Logs(ctx, id, follow, func(line []byte) {
 				w.Write(line)
 				w.Write([]byte{'\n'})
 			}))
@@ -217,8 +203,8 @@ func instanceID(c *cobra.Command, cl *client.Client, arg string) (string, error)
 	if err != nil {
 		return arg, nil
 	}
-	var list []daemon.Instance
-	if err := cl.Get(c.Context(), "/v1/instances", &list); err != nil {
+	list, err := cl.Instances(c.Context(), false)
+	if err != nil {
 		return "", apiErr(err)
 	}
 	if n < 1 || n > len(list) {

@@ -16,10 +16,6 @@ import (
 
 func init() { register(newReachCommand) }
 
-// membershipPath is the control API route that returns the running
-// stack's live membership (secgroup.Membership).
-const membershipPath = "/v1/membership"
-
 func newReachCommand() *cobra.Command {
 	var file, proto, output string
 	var offline bool
@@ -53,8 +49,7 @@ Exit code 0 when allowed, 1 when denied.`,
 			}
 			m, live := secgroup.OfflineMembership(p), false
 			if !offline {
-				var lm secgroup.Membership
-				if err := client.New(daemon.StackDir(p.Stack)).Get(c.Context(), membershipPath, &lm); err == nil {
+				if lm, err := client.New(daemon.StackDir(p.Stack).Socket()).Membership(c.Context()); err == nil {
 					m, live = lm, true
 				}
 			}

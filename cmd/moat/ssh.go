@@ -28,8 +28,8 @@ func sshFiles(c *cobra.Command, stack, file, identity string) (*bastion.Access, 
 	if err != nil {
 		return nil, "", "", err
 	}
-	var acc bastion.Access
-	if err := cl.Get(c.Context(), bastion.AccessPath, &acc); err != nil {
+	acc, err := cl.SSHAccess(c.Context())
+	if err != nil {
 		return nil, "", "", fmt.Errorf("get ssh access: %w", err)
 	}
 	if !acc.Bastion.IsValid() {

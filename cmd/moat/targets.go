@@ -5,8 +5,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"github.com/moat-dev/moat/internal/daemon"
 )
 
 func init() { register(newTargetsCommand) }
@@ -22,14 +20,11 @@ func newTargetsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list []daemon.Target
-			if err := cl.Get(c.Context(), "/v1/targets", &list); err != nil {
+			list, err := cl.Targets(c.Context())
+			if err != nil {
 				return apiErr(err)
 			}
 			if output == "json" {
-				if list == nil {
-					list = []daemon.Target{}
-				}
 				return writeJSON(c.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/egress"
@@ -86,8 +87,8 @@ control plane runs detached; stop it with moat down.`,
 // what it can live (listeners and rules, target groups, launch templates
 // through an instance refresh, group settings) and refuses the rest.
 func applyRunning(c *cobra.Command, p *plan.Plan, dir daemon.Dir) error {
-	var res daemon.ApplyResult
-	if err := client.New(dir).Post(c.Context(), daemon.ApplyPath, p, &res); err != nil {
+	res, err := client.New(dir.Socket()).Apply(c.Context(), p)
+	if err != nil {
 		return withCode(exitFailure, fmt.Errorf("stack %s is running; %w", p.Stack, apiErr(err)))
 	}
 	if len(res.Changes) == 0 {
@@ -136,7 +137,7 @@ func upDetached(c *cobra.Command, path string, dir daemon.Dir, wait bool, timeou
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	cl := client.New(dir)
+	cl := client.New(dir.Socket())
 	deadline := time.Now().Add(timeout)
 	fmt.Fprintf(c.ErrOrStderr(), "started daemon (pid %d), log %s\n", cmd.Process.Pid, dir.DaemonLog())
 	for {
@@ -147,8 +148,8 @@ func upDetached(c *cobra.Command, path string, dir daemon.Dir, wait bool, timeou
 		case <-time.After(100 * time.Millisecond):
 		}
 		st, err := cl.Status(c.Context())
-		if err == nil && (!wait || st.Phase != daemon.PhaseStarting) {
-			if st.Phase == daemon.PhaseFailed || st.Phase == daemon.PhaseStopping {
+		if err == nil && (!wait || st.Phase != api.PhaseStarting) {
+			if st.Phase == api.PhaseFailed || st.Phase == api.PhaseStopping {
 				// Wait for the teardown, so that nothing is left when up returns.
 				select {
 				case <-exited:
@@ -221,7 +222,7 @@ func connect(ctx context.Context, stackFlag, fileFlag string) (*client.Client, d
 		return nil, "", err
 	}
 	dir := daemon.StackDir(name)
-	cl := client.New(dir)
+	cl := client.New(dir.Socket())
 	if _, err := cl.Status(ctx); err != nil {
 		return nil, dir, daemonErr(name, dir, err)
 	}
@@ -258,7 +259,7 @@ func newDownCommand() *cobra.Command {
 				return err
 			}
 			dir := daemon.StackDir(name)
-			cl := client.New(dir)
+			cl := client.New(dir.Socket())
 			if err := cl.Shutdown(c.Context()); err == nil {
 				fmt.Fprintf(c.ErrOrStderr(), "tearing down stack %s\n", name)
 				deadline := time.Now().Add(timeout)

@@ -7,11 +7,8 @@ import (
 	"strings"
 )
 
-// AccessPath is the daemon API path that serves Access (GET).
-const AccessPath = "/v1/ssh"
-
 // Access is everything an OpenSSH client needs to reach a running stack's
-// instances through its bastion. The daemon serves it at AccessPath;
+// instances through its bastion. The daemon serves it (api.GetSSHAccess);
 // `moat ssh` and `moat ssh-config` render it.
 type Access struct {
 	Stack string `json:"stack"`

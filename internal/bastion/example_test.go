@@ -56,7 +56,7 @@ func Example() {
 	ln22, _ := net.Listen("tcp", "127.0.0.1:0") // in moat up: opened in the instance namespace
 	go srv.Serve(ctx, ln22)
 
-	// The daemon serves this at bastion.AccessPath for moat ssh / ssh-config.
+	// The daemon serves this (api.GetSSHAccess) for moat ssh / ssh-config.
 	_ = bastion.Access{
 		Stack: "demo", Bastion: published.Addr().(*net.TCPAddr).AddrPort(), BastionUser: "ec2-user", KeyPair: "ops",
 		KnownHosts: []string{

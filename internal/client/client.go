@@ -1,6 +1,6 @@
 // Package client is the typed client of a running stack's control API
-// (package daemon), spoken over the stack's unix socket. The CLI uses it;
-// it never touches the kernel itself.
+// (package api), spoken over the stack's unix socket. The CLI uses it; it
+// never touches the kernel itself, and it builds on every platform.
 package client
 
 import (
@@ -16,8 +16,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
 )
 
 // ErrNotRunning means no daemon answers on the stack's socket.
@@ -34,61 +37,16 @@ type Client struct {
 	http   *http.Client
 }
 
-// New returns a client for the daemon of the state directory.
-func New(dir daemon.Dir) *Client {
-	sock := dir.Socket()
+// New returns a client of the daemon listening on the unix socket path
+// (a stack state directory's moat.sock).
+func New(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return d.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &Client{socket: sock, http: &http.Client{Transport: tr}}
-}
-
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://moat"+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return ErrPermission
-		}
-		if _, serr := os.Stat(c.socket); serr != nil || errors.Is(err, os.ErrNotExist) || isConnRefused(err) {
-			return ErrNotRunning
-		}
-		return fmt.Errorf("call daemon: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var ae daemon.APIError
-		if json.NewDecoder(resp.Body).Decode(&ae) == nil && ae.Error != "" {
-			return &Error{Status: resp.StatusCode, Message: ae.Error}
-		}
-		return &Error{Status: resp.StatusCode, Message: resp.Status}
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-func isConnRefused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
 }
 
 // Error is an error answer of the daemon.
@@ -105,36 +63,22 @@ func NotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
-// Get calls GET path and decodes the JSON answer into out.
-func (c *Client) Get(ctx context.Context, path string, out any) error {
-	return c.do(ctx, http.MethodGet, path, nil, out)
-}
-
-// Post calls POST path with in as JSON and decodes the answer into out.
-func (c *Client) Post(ctx context.Context, path string, in, out any) error {
-	return c.do(ctx, http.MethodPost, path, in, out)
-}
-
 // Status returns the stack's status.
-func (c *Client) Status(ctx context.Context) (daemon.Status, error) {
-	var s daemon.Status
-	err := c.Get(ctx, "/v1/status", &s)
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var s api.Status
+	err := c.call(ctx, api.GetStatus, nil, "", nil, &s)
 	return s, err
 }
 
 // Shutdown asks the daemon to tear the stack down and exit.
 func (c *Client) Shutdown(ctx context.Context) error {
-	return c.Post(ctx, "/v1/shutdown", nil, nil)
+	return c.call(ctx, api.PostShutdown, nil, "", nil, nil)
 }
 
 // Events calls fn for every event in the log, then, when follow is set,
 // for new events until ctx is done or the daemon exits.
 func (c *Client) Events(ctx context.Context, follow bool, fn func(events.Event)) error {
-	path := "/v1/events"
-	if follow {
-		path += "?follow=1"
-	}
-	return c.stream(ctx, path, func(line []byte) {
+	return c.stream(ctx, api.GetEvents, query(follow, api.Follow), nil, func(line []byte) {
 		var e events.Event
 		if json.Unmarshal(line, &e) == nil {
 			fn(e)
@@ -142,51 +86,74 @@ func (c *Client) Events(ctx context.Context, follow bool, fn func(events.Event))
 	})
 }
 
-// Stream calls fn with each line of a streaming GET answer.
-func (c *Client) stream(ctx context.Context, path string, fn func([]byte)) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://moat"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return ErrPermission
-		}
-		if isConnRefused(err) {
-			return ErrNotRunning
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var ae daemon.APIError
-		_ = json.NewDecoder(resp.Body).Decode(&ae)
-		return &Error{Status: resp.StatusCode, Message: ae.Error}
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		fn(sc.Bytes())
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	return sc.Err()
+// Instances lists the stack's instances in moat ps order; all adds the
+// recently terminated ones.
+func (c *Client) Instances(ctx context.Context, all bool) ([]api.Instance, error) {
+	return list[api.Instance](ctx, c, api.GetInstances, nil, query(all, api.All))
 }
 
-// Stream calls fn with each line of a streaming GET answer (e.g. logs).
-func (c *Client) Stream(ctx context.Context, path string, fn func([]byte)) error {
-	return c.stream(ctx, path, fn)
+// Targets lists every target of every load balancer's target groups.
+func (c *Client) Targets(ctx context.Context) ([]api.Target, error) {
+	return list[api.Target](ctx, c, api.GetTargets, nil, "")
+}
+
+// Scale sets an auto scaling group's desired capacity.
+func (c *Client) Scale(ctx context.Context, group string, desired int) error {
+	return c.call(ctx, api.PostScale, []string{group}, "", api.ScaleRequest{Desired: desired}, nil)
+}
+
+// Refresh starts an instance refresh of an auto scaling group.
+func (c *Client) Refresh(ctx context.Context, group string) error {
+	return c.call(ctx, api.PostRefresh, []string{group}, "", struct{}{}, nil)
+}
+
+// Activities lists an auto scaling group's scaling activities, newest
+// first.
+func (c *Client) Activities(ctx context.Context, group string) ([]api.Activity, error) {
+	return list[api.Activity](ctx, c, api.GetActivities, []string{group}, "")
+}
+
+// Terminate terminates an instance; decrementDesired lowers its group's
+// desired capacity instead of replacing it.
+func (c *Client) Terminate(ctx context.Context, id string, decrementDesired bool) error {
+	return c.call(ctx, api.PostTerminate, []string{id}, "", api.TerminateRequest{DecrementDesired: decrementDesired}, nil)
+}
+
+// Logs calls fn with each line of an instance's console output (without
+// its newline); with follow, until ctx is done or the daemon exits.
+func (c *Client) Logs(ctx context.Context, id string, follow bool, fn func(line []byte)) error {
+	return c.stream(ctx, api.GetLogs, query(follow, api.Follow), []string{id}, fn)
+}
+
+// Apply applies a changed plan to the running stack.
+func (c *Client) Apply(ctx context.Context, p *plan.Plan) (api.ApplyResult, error) {
+	var res api.ApplyResult
+	err := c.call(ctx, api.PostApply, nil, "", p, &res)
+	return res, err
+}
+
+// Membership is the running stack's live security group membership.
+func (c *Client) Membership(ctx context.Context) (secgroup.Membership, error) {
+	var m secgroup.Membership
+	err := c.call(ctx, api.GetMembership, nil, "", nil, &m)
+	return m, err
+}
+
+// SSHAccess is what OpenSSH needs to reach the stack's instances through
+// its bastion.
+func (c *Client) SSHAccess(ctx context.Context) (bastion.Access, error) {
+	var a bastion.Access
+	err := c.call(ctx, api.GetSSHAccess, nil, "", nil, &a)
+	return a, err
 }
 
 // WaitReady polls until the daemon answers with a phase other than
 // starting, or the timeout passes.
-func (c *Client) WaitReady(ctx context.Context, timeout time.Duration) (daemon.Status, error) {
+func (c *Client) WaitReady(ctx context.Context, timeout time.Duration) (api.Status, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		s, err := c.Status(ctx)
-		if err == nil && s.Phase != daemon.PhaseStarting {
+		if err == nil && s.Phase != api.PhaseStarting {
 			return s, nil
 		}
 		if time.Now().After(deadline) {
@@ -201,4 +168,107 @@ func (c *Client) WaitReady(ctx context.Context, timeout time.Duration) (daemon.S
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func query(on bool, q string) string {
+	if on {
+		return q
+	}
+	return ""
+}
+
+// list GETs a JSON list; none is an empty list, never nil.
+func list[T any](ctx context.Context, c *Client, r api.Route, args []string, query string) ([]T, error) {
+	var out []T
+	if err := c.call(ctx, r, args, query, nil, &out); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []T{}
+	}
+	return out, nil
+}
+
+// call sends a request on route r (args fill its wildcards), with in as
+// its JSON body when set, and decodes the JSON answer into out when set.
+func (c *Client) call(ctx context.Context, r api.Route, args []string, query string, in, out any) error {
+	resp, err := c.send(ctx, r, args, query, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode the daemon's answer to %s %s: %w", r.Method, r.Pattern, err)
+	}
+	return nil
+}
+
+// stream sends a GET on route r and calls fn with each line of the
+// answer, until it ends or ctx is done.
+func (c *Client) stream(ctx context.Context, r api.Route, query string, args []string, fn func([]byte)) error {
+	resp, err := c.send(ctx, r, args, query, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		fn(sc.Bytes())
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// send sends one request and returns a 2xx answer, or the daemon's error
+// (*Error), ErrNotRunning or ErrPermission.
+func (c *Client) send(ctx context.Context, r api.Route, args []string, query string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := "http://moat" + r.Path(args...)
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return nil, ErrPermission
+		}
+		if _, serr := os.Stat(c.socket); serr != nil || errors.Is(err, os.ErrNotExist) || isConnRefused(err) {
+			return nil, ErrNotRunning
+		}
+		return nil, fmt.Errorf("call daemon: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var ae api.Error
+		if json.NewDecoder(resp.Body).Decode(&ae) == nil && ae.Error != "" {
+			return nil, &Error{Status: resp.StatusCode, Message: ae.Error}
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: resp.Status}
+	}
+	return resp, nil
+}
+
+func isConnRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -11,19 +11,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/autoscale"
 	"github.com/moat-dev/moat/internal/plan"
 )
-
-// ApplyPath is the control API route that applies a changed plan to the
-// running stack (moat up re-run).
-const ApplyPath = "/v1/apply"
-
-// ApplyResult says what a re-run of moat up changed.
-type ApplyResult struct {
-	// Changes are the live changes made, one line each.
-	Changes []string `json:"changes"`
-}
 
 // planDiff is what differs between the running plan and a new one.
 type planDiff struct {
@@ -158,15 +149,15 @@ func (s *stack) handleApply(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
+func (s *stack) apply(ctx context.Context, np *plan.Plan) (api.ApplyResult, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	old := s.current()
 	d := diffPlans(old, np)
 	if len(d.restart) > 0 {
-		return ApplyResult{}, fmt.Errorf("these changes need the stack rebuilt (moat down, then moat up): %v", d.restart)
+		return api.ApplyResult{}, fmt.Errorf("these changes need the stack rebuilt (moat down, then moat up): %v", d.restart)
 	}
-	res := ApplyResult{Changes: d.live}
+	res := api.ApplyResult{Changes: d.live}
 	if len(d.live) == 0 {
 		return res, nil
 	}
@@ -183,10 +174,10 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 		lt, _ := np.LaunchTemplate(g.LaunchTemplate)
 		cfg, err := autoscale.FromPlan(g, np.Local.MetricPeriod, lt.Version)
 		if err != nil {
-			return ApplyResult{}, fmt.Errorf("group %s: %w", g.Name, err)
+			return api.ApplyResult{}, fmt.Errorf("group %s: %w", g.Name, err)
 		}
 		if err := cfg.Validate(); err != nil {
-			return ApplyResult{}, fmt.Errorf("group %s: %w", g.Name, err)
+			return api.ApplyResult{}, fmt.Errorf("group %s: %w", g.Name, err)
 		}
 		var tgs []plan.TargetGroup
 		for _, name := range g.TargetGroups {
@@ -198,20 +189,20 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 	}
 	for _, l := range np.LoadBalancers {
 		if err := lbConfig(np, l).Validate(); err != nil {
-			return ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
+			return api.ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
 		}
 	}
 	if d.securityGroups {
 		nodes, err := s.network().UpdateSecurityGroups(ctx, np.SecurityGroups)
 		if err != nil {
-			return ApplyResult{}, err
+			return api.ApplyResult{}, err
 		}
 		s.event("vpc", "vpc.securitygroups", "Security group rules replaced on %d node(s)", len(nodes))
 	}
 	for _, l := range np.LoadBalancers {
 		if b := s.balancer(l.Name); b != nil {
 			if err := b.engine.Apply(lbConfig(np, l)); err != nil {
-				return ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
+				return api.ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
 			}
 		}
 	}
@@ -232,7 +223,7 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (ApplyResult, error) {
 		}
 		u.rt.mu.Unlock()
 		if err != nil {
-			return ApplyResult{}, fmt.Errorf("group %s: %w", u.g.Name, err)
+			return api.ApplyResult{}, fmt.Errorf("group %s: %w", u.g.Name, err)
 		}
 		u.rt.kick()
 	}

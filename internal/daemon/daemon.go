@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 )
@@ -52,7 +53,7 @@ type Daemon struct {
 // client asks it to stop, then tears everything down. A failed start tears
 // down what it made and returns the error.
 func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
-	d := &Daemon{plan: p, opts: opts, dir: opts.Dir, log: opts.Logger, phase: PhaseStarting,
+	d := &Daemon{plan: p, opts: opts, dir: opts.Dir, log: opts.Logger, phase: api.PhaseStarting,
 		started: time.Now().UTC(), stopCh: make(chan struct{})}
 	if d.dir == "" {
 		d.dir = StackDir(p.Stack)
@@ -128,7 +129,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 	// Teardown runs whatever happened, with a fresh context: ctx may be
 	// cancelled already (Ctrl-C).
 	defer func() {
-		d.setPhase(PhaseStopping, nil)
+		d.setPhase(api.PhaseStopping, nil)
 		d.events.Addf("daemon", "stack.stopping", nil, "Tearing down stack %s", p.Stack)
 		tctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -139,11 +140,11 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		d.events.Addf("daemon", "stack.stopped", nil, "Stack %s is down", p.Stack)
 	}()
 	if err := st.start(ctx); err != nil {
-		d.setPhase(PhaseFailed, err)
+		d.setPhase(api.PhaseFailed, err)
 		d.events.Addf("daemon", "stack.failed", nil, "Stack %s failed to start: %v", p.Stack, err)
 		return fmt.Errorf("start stack %s: %w", p.Stack, err)
 	}
-	d.setPhase(PhaseRunning, nil)
+	d.setPhase(api.PhaseRunning, nil)
 	d.events.Addf("daemon", "stack.running", nil, "Stack %s is running", p.Stack)
 	ready(nil)
 
@@ -157,16 +158,16 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 func (d *Daemon) setPhase(phase string, err error) {
 	d.mu.Lock()
 	d.phase = phase
-	if err != nil || phase != PhaseStopping {
+	if err != nil || phase != api.PhaseStopping {
 		d.err = err // a teardown keeps the failure that caused it
 	}
 	d.mu.Unlock()
 }
 
-func (d *Daemon) status() Status {
+func (d *Daemon) status() api.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := Status{Stack: d.plan.Stack, PID: os.Getpid(), Phase: d.phase, Started: d.started,
+	s := api.Status{Stack: d.plan.Stack, PID: os.Getpid(), Phase: d.phase, Started: d.started,
 		StateDir: string(d.dir), File: d.opts.File, Endpoints: d.plan.Endpoints, Egress: d.plan.Local.Egress}
 	if d.err != nil {
 		s.Error = d.err.Error()
@@ -177,17 +178,44 @@ func (d *Daemon) status() Status {
 	return s
 }
 
+// routes serve exactly the control API's routes (package api): the
+// daemon's own, and the stack's once it exists.
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.status())
-	})
-	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
-		d.once.Do(func() { close(d.stopCh) })
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
-	})
-	mux.HandleFunc("GET /v1/events", d.handleEvents)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+	h := d.handlers()
+	for _, r := range api.Routes {
+		f, ok := h[r]
+		if !ok {
+			panic("daemon: no handler for " + r.ServeMuxPattern())
+		}
+		mux.HandleFunc(r.ServeMuxPattern(), f)
+	}
+	return mux
+}
+
+// handlers answer every route of the API.
+func (d *Daemon) handlers() map[api.Route]http.HandlerFunc {
+	h := map[api.Route]http.HandlerFunc{
+		api.GetStatus: func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, d.status())
+		},
+		api.PostShutdown: func(w http.ResponseWriter, r *http.Request) {
+			d.once.Do(func() { close(d.stopCh) })
+			writeJSON(w, http.StatusAccepted, api.Accepted{Status: "stopping"})
+		},
+		api.GetEvents: d.handleEvents,
+	}
+	for route, f := range stackHandlers {
+		h[route] = d.onStack(route, f)
+	}
+	return h
+}
+
+// onStack answers a route of the stack: reads in every phase once the
+// stack exists; changes only while it runs, when its parts are all built
+// and not yet being torn down.
+func (d *Daemon) onStack(route api.Route, f func(*stack, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		st, phase := d.stack, d.phase
 		d.mu.Unlock()
@@ -195,15 +223,12 @@ func (d *Daemon) routes() http.Handler {
 			writeError(w, http.StatusServiceUnavailable, errors.New("the stack is starting"))
 			return
 		}
-		// Reads answer in every phase; changes only to a running stack,
-		// whose parts are all built and not yet being torn down.
-		if r.Method != http.MethodGet && phase != PhaseRunning {
+		if route.Method != http.MethodGet && phase != api.PhaseRunning {
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("the stack is %s: changes wait until moat status says it is running", phase))
 			return
 		}
-		st.ServeHTTP(w, r)
-	})
-	return mux
+		f(st, w, r)
+	}
 }
 
 // handleEvents streams the event log as JSON lines: the history, then,
@@ -247,11 +272,6 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// APIError is the body of every non-2xx API answer.
-type APIError struct {
-	Error string `json:"error"`
-}
-
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -259,5 +279,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, APIError{Error: err.Error()})
+	writeJSON(w, code, api.Error{Error: err.Error()})
 }

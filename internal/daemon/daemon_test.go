@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/events"
@@ -43,12 +44,12 @@ func TestControlAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cl := client.New(dir)
+	cl := client.New(dir.Socket())
 	st, err := cl.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Stack != "apitest" || st.Phase != daemon.PhaseRunning {
+	if st.Stack != "apitest" || st.Phase != api.PhaseRunning {
 		t.Fatalf("status = %+v", st)
 	}
 	// A second daemon for the same stack is refused.
@@ -67,10 +68,11 @@ func TestControlAPI(t *testing.T) {
 		err  error
 		want string
 	}{
-		{cl.Post(ctx, "/v1/groups/nope/scale", daemon.ScaleRequest{Desired: 1}, nil), `auto scaling group "nope" does not exist: the stack has no auto scaling groups`},
-		{cl.Post(ctx, "/v1/groups/nope/refresh", struct{}{}, nil), "the stack has no auto scaling groups"},
-		{cl.Post(ctx, "/v1/instances/i-nope/terminate", daemon.TerminateRequest{}, nil), "give an instance id or index from moat ps"},
-		{cl.Stream(ctx, "/v1/instances/i-nope/logs", func([]byte) {}), "no logs for instance i-nope: give an instance id or index from moat ps"},
+		{cl.Scale(ctx, "nope", 1), `auto scaling group "nope" does not exist: the stack has no auto scaling groups`},
+		{cl.Refresh(ctx, "nope"), "the stack has no auto scaling groups"},
+		{func() error { _, err := cl.Activities(ctx, "nope"); return err }(), "the stack has no auto scaling groups"},
+		{cl.Terminate(ctx, "i-nope", false), "give an instance id or index from moat ps"},
+		{cl.Logs(ctx, "i-nope", false, func([]byte) {}), "no logs for instance i-nope: give an instance id or index from moat ps"},
 	} {
 		if !client.NotFound(c.err) || !strings.Contains(c.err.Error(), c.want) {
 			t.Errorf("got %v; want a not-found error with %q", c.err, c.want)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/autoscale"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/instance"
@@ -77,7 +78,7 @@ type groupRuntime struct {
 	recs map[string]*instanceRec
 	// gone are the last terminated instances (newest last), shown by
 	// moat ps -a as EC2 keeps terminated instances visible for a while.
-	gone        []Instance
+	gone        []api.Instance
 	refreshes   int
 	lastMetrics time.Time
 	lastReq     map[string]uint64 // target group -> request counter at lastMetrics
@@ -470,10 +471,10 @@ func (g *groupRuntime) has(id string) bool {
 }
 
 // status summarises the group for moat status.
-func (g *groupRuntime) status() GroupStatus {
+func (g *groupRuntime) status() api.GroupStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gs := GroupStatus{Name: g.cfg.Name, Min: g.cfg.MinSize, Max: g.cfg.MaxSize, Desired: g.ctrl.Desired()}
+	gs := api.GroupStatus{Name: g.cfg.Name, Min: g.cfg.MinSize, Max: g.cfg.MaxSize, Desired: g.ctrl.Desired()}
 	for _, in := range g.ctrl.Instances() {
 		if in.Lifecycle == autoscale.InService {
 			gs.InService++
@@ -487,14 +488,14 @@ func (g *groupRuntime) status() GroupStatus {
 
 // instances lists the group's instances for moat ps; with all, also the
 // recently terminated ones.
-func (g *groupRuntime) instances(all bool) []Instance {
+func (g *groupRuntime) instances(all bool) []api.Instance {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ctl := map[string]autoscale.Instance{}
 	for _, in := range g.ctrl.Instances() {
 		ctl[in.ID] = in
 	}
-	var out []Instance
+	var out []api.Instance
 	if all {
 		out = append(out, g.gone...)
 	}
@@ -508,7 +509,7 @@ func (g *groupRuntime) instances(all bool) []Instance {
 // sortByLaunch orders instances as moat ps lists them and INDEX counts
 // them: by launch time, then id, since instances launched in one tick
 // share their launch time and the order must not change between calls.
-func sortByLaunch(list []Instance) {
+func sortByLaunch(list []api.Instance) {
 	sort.Slice(list, func(i, j int) bool {
 		if !list[i].Launched.Equal(list[j].Launched) {
 			return list[i].Launched.Before(list[j].Launched)
@@ -518,7 +519,7 @@ func sortByLaunch(list []Instance) {
 }
 
 // describe is one instance as the API shows it. Called with g.mu held.
-func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) Instance {
+func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) api.Instance {
 	// An instance the controller no longer tracks (shutting down) has
 	// no health to show; one it tracks is Healthy until told otherwise.
 	health := string(in.Health)
@@ -533,7 +534,7 @@ func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) Instance 
 	if r.addr.IsValid() {
 		ip = r.addr.String()
 	}
-	return Instance{
+	return api.Instance{
 		ID: r.id, Group: g.name, LaunchTemplate: g.cfg.LaunchTemplate, Version: r.version, Zone: r.zone,
 		Subnet: r.subnet, IP: ip, State: r.state, Lifecycle: string(in.Lifecycle), Health: health, StateReason: reason,
 		CPUPercent: r.cpu, MemoryBytes: r.mem, Launched: r.launched, Protected: in.Protected,
@@ -542,14 +543,14 @@ func (g *groupRuntime) describe(r *instanceRec, in autoscale.Instance) Instance 
 
 // activities is the group's scaling history, newest first (as
 // describe-scaling-activities).
-func (g *groupRuntime) activities() []Activity {
+func (g *groupRuntime) activities() []api.Activity {
 	g.mu.Lock()
 	h := g.ctrl.History()
 	g.mu.Unlock()
-	out := make([]Activity, 0, len(h))
+	out := make([]api.Activity, 0, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
 		a := h[i]
-		out = append(out, Activity{Time: a.Time, Group: g.name, Description: a.Description, Cause: a.Cause,
+		out = append(out, api.Activity{Time: a.Time, Group: g.name, Description: a.Description, Cause: a.Cause,
 			Status: a.Status, InstanceID: a.InstanceID})
 	}
 	return out

@@ -3,6 +3,8 @@ package daemon
 import (
 	"testing"
 	"time"
+
+	"github.com/moat-dev/moat/internal/api"
 )
 
 // TestSortByLaunchIsStableForEqualTimes: instances launched in one tick
@@ -10,7 +12,7 @@ import (
 func TestSortByLaunchIsStableForEqualTimes(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 17, 4, 48, 0, time.UTC)
 	for round := 0; round < 50; round++ {
-		list := []Instance{
+		list := []api.Instance{
 			{ID: "i-c", Launched: t0},
 			{ID: "i-z", Launched: t0.Add(-time.Second)},
 			{ID: "i-a", Launched: t0},

@@ -14,26 +14,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/bastion"
 )
 
 func netipParseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
 
-// routes are the stack's part of the control API.
-func (s *stack) routes() {
-	s.mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
+// stackHandlers answer the stack's routes of the control API.
+var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Request){
+	api.GetInstances: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.instances(r.URL.Query().Get("all") == "1"))
-	})
-	s.mux.HandleFunc("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
+	},
+	api.GetTargets: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.targets())
-	})
-	s.mux.HandleFunc("POST /v1/groups/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
+	},
+	api.PostScale: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		g := s.group(r.PathValue("name"))
 		if g == nil {
 			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
 			return
 		}
-		var req ScaleRequest
+		var req api.ScaleRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -42,9 +43,9 @@ func (s *stack) routes() {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("%w; to go outside that range, change the group's minSize or maxSize in the stack file and run moat up", err))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]int{"desired": req.Desired})
-	})
-	s.mux.HandleFunc("POST /v1/groups/{name}/refresh", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.ScaleRequest{Desired: req.Desired})
+	},
+	api.PostRefresh: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		g := s.group(r.PathValue("name"))
 		if g == nil {
 			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
@@ -54,11 +55,19 @@ func (s *stack) routes() {
 			writeError(w, http.StatusConflict, err)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "refreshing"})
-	})
-	s.mux.HandleFunc("POST /v1/instances/{id}/terminate", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusAccepted, api.Accepted{Status: "refreshing"})
+	},
+	api.GetActivities: func(s *stack, w http.ResponseWriter, r *http.Request) {
+		g := s.group(r.PathValue("name"))
+		if g == nil {
+			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
+			return
+		}
+		writeJSON(w, http.StatusOK, g.activities())
+	},
+	api.PostTerminate: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		var req TerminateRequest
+		var req api.TerminateRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		for _, g := range s.groupMap() {
 			if g.has(id) {
@@ -66,33 +75,25 @@ func (s *stack) routes() {
 					writeError(w, http.StatusBadRequest, err)
 					return
 				}
-				writeJSON(w, http.StatusAccepted, map[string]string{"status": "terminating"})
+				writeJSON(w, http.StatusAccepted, api.Accepted{Status: "terminating"})
 				return
 			}
 		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group: give an instance id or index from moat ps", id))
-	})
-	s.mux.HandleFunc("GET /v1/instances/{id}/logs", s.handleLogs)
-	s.mux.HandleFunc("POST "+ApplyPath, s.handleApply)
-	s.mux.HandleFunc("GET /v1/groups/{name}/activities", func(w http.ResponseWriter, r *http.Request) {
-		g := s.group(r.PathValue("name"))
-		if g == nil {
-			writeError(w, http.StatusNotFound, s.noGroup(r.PathValue("name")))
-			return
-		}
-		writeJSON(w, http.StatusOK, g.activities())
-	})
-	s.mux.HandleFunc("GET /v1/membership", func(w http.ResponseWriter, r *http.Request) {
+	},
+	api.GetLogs:   (*stack).handleLogs,
+	api.PostApply: (*stack).handleApply,
+	api.GetMembership: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		n := s.network()
 		if n == nil {
 			writeError(w, http.StatusServiceUnavailable, errors.New("the VPC is not up yet"))
 			return
 		}
 		writeJSON(w, http.StatusOK, n.Membership())
-	})
-	s.mux.HandleFunc("GET "+bastion.AccessPath, func(w http.ResponseWriter, r *http.Request) {
+	},
+	api.GetSSHAccess: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.sshAccess())
-	})
+	},
 }
 
 // noGroup is the error for an auto scaling group name the stack does not
@@ -110,8 +111,8 @@ func (s *stack) noGroup(name string) error {
 	return fmt.Errorf("auto scaling group %q does not exist: the stack's groups are %s", name, strings.Join(names, ", "))
 }
 
-func (s *stack) instances(all bool) []Instance {
-	out := []Instance{}
+func (s *stack) instances(all bool) []api.Instance {
+	out := []api.Instance{}
 	for _, g := range s.plan.AutoScalingGroups {
 		if rt := s.group(g.Name); rt != nil {
 			out = append(out, rt.instances(all)...)
@@ -122,7 +123,7 @@ func (s *stack) instances(all bool) []Instance {
 
 // targets lists every target of every load balancer's target groups,
 // naming instances by id.
-func (s *stack) targets() []Target {
+func (s *stack) targets() []api.Target {
 	ids := map[string]string{} // address -> instance id
 	for _, inst := range s.instances(false) {
 		for _, g := range s.plan.AutoScalingGroups {
@@ -136,7 +137,7 @@ func (s *stack) targets() []Target {
 			}
 		}
 	}
-	out := []Target{}
+	out := []api.Target{}
 	for _, l := range s.plan.LoadBalancers {
 		b := s.balancer(l.Name)
 		if b == nil {
@@ -148,7 +149,7 @@ func (s *stack) targets() []Target {
 				if id == "" {
 					id = t.ID
 				}
-				out = append(out, Target{TargetGroup: tg.Name, ID: id, Address: t.Addr, State: string(t.State),
+				out = append(out, api.Target{TargetGroup: tg.Name, ID: id, Address: t.Addr, State: string(t.State),
 					Reason: t.Reason, Description: t.Description})
 			}
 		}

@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/keypair"
 	"github.com/moat-dev/moat/internal/metadata"
@@ -28,7 +28,6 @@ type stack struct {
 	dir    Dir
 	events *events.Log
 	log    *slog.Logger
-	mux    *http.ServeMux
 	keys   *keypair.Store
 
 	metadata *metadata.Handler
@@ -64,13 +63,10 @@ type stack struct {
 }
 
 func newStack(p *plan.Plan, dir Dir, ev *events.Log, log *slog.Logger) *stack {
-	s := &stack{plan: p, dir: dir, events: ev, log: log, mux: http.NewServeMux(),
+	s := &stack{plan: p, dir: dir, events: ev, log: log,
 		hostKeys: map[string]string{}, sshLog: slog.New(slog.DiscardHandler)}
-	s.routes()
 	return s
 }
-
-func (s *stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // network is the VPC, or nil before start has built it.
 func (s *stack) network() *vpc.VPC {
@@ -203,14 +199,14 @@ func listenLoopback(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func (s *stack) groupStatus() []GroupStatus {
-	var out []GroupStatus
+func (s *stack) groupStatus() []api.GroupStatus {
+	var out []api.GroupStatus
 	for _, g := range s.plan.AutoScalingGroups {
 		if rt := s.group(g.Name); rt != nil {
 			out = append(out, rt.status())
 			continue
 		}
-		out = append(out, GroupStatus{Name: g.Name, Min: g.MinSize, Max: g.MaxSize, Desired: g.DesiredCapacity})
+		out = append(out, api.GroupStatus{Name: g.Name, Min: g.MinSize, Max: g.MaxSize, Desired: g.DesiredCapacity})
 	}
 	return out
 }

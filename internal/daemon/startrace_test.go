@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
 )
@@ -89,15 +90,32 @@ func TestControlAPIWhileStarting(t *testing.T) {
 		done <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
 	}()
 
-	cl := client.New(dir)
+	cl := client.New(dir.Socket())
 	stop := make(chan struct{})
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		phases = map[string]int{}
-		reads  = map[string]int{}
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		phases   = map[string]int{}
+		answered = map[string]int{}
 	)
-	for _, path := range []string{"/v1/status", "/v1/instances?all=1", "/v1/targets", "/v1/membership", bastion.AccessPath, "/v1/groups/web/activities"} {
+	reads := map[string]func() error{
+		"status": func() error {
+			st, err := cl.Status(ctx)
+			if err == nil {
+				mu.Lock()
+				phases[st.Phase]++
+				mu.Unlock()
+			}
+			return err
+		},
+		"instances":  func() error { _, err := cl.Instances(ctx, true); return err },
+		"targets":    func() error { _, err := cl.Targets(ctx); return err },
+		"membership": func() error { _, err := cl.Membership(ctx); return err },
+		"ssh":        func() error { _, err := cl.SSHAccess(ctx); return err },
+		"activities": func() error { _, err := cl.Activities(ctx, "web"); return err },
+		"events":     func() error { return cl.Events(ctx, false, func(events.Event) {}) },
+	}
+	for name, read := range reads {
 		wg.Go(func() {
 			for {
 				select {
@@ -105,17 +123,9 @@ func TestControlAPIWhileStarting(t *testing.T) {
 					return
 				default:
 				}
-				var out any
-				if path == "/v1/status" {
-					st, err := cl.Status(ctx)
-					if err == nil {
-						mu.Lock()
-						phases[st.Phase]++
-						mu.Unlock()
-					}
-				} else if err := cl.Get(ctx, path, &out); err == nil {
+				if read() == nil {
 					mu.Lock()
-					reads[path]++
+					answered[name]++
 					mu.Unlock()
 				}
 				time.Sleep(time.Millisecond)
@@ -131,7 +141,7 @@ func TestControlAPIWhileStarting(t *testing.T) {
 				return
 			default:
 			}
-			err := cl.Post(ctx, "/v1/groups/web/scale", daemon.ScaleRequest{Desired: 2}, nil)
+			err := cl.Scale(ctx, "web", 2)
 			var ae *client.Error
 			if errors.As(err, &ae) {
 				mu.Lock()
@@ -163,12 +173,12 @@ func TestControlAPIWhileStarting(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatal("daemon did not stop")
 	}
-	if phases[daemon.PhaseStarting] == 0 {
+	if phases[api.PhaseStarting] == 0 {
 		t.Errorf("status never answered while the stack started: phases seen %v", phases)
 	}
-	for _, path := range []string{"/v1/instances?all=1", "/v1/targets", bastion.AccessPath} {
-		if reads[path] == 0 {
-			t.Errorf("GET %s never answered while the stack started: %v", path, reads)
+	for _, name := range []string{"instances", "targets", "ssh", "events"} {
+		if answered[name] == 0 {
+			t.Errorf("%s never answered while the stack started: %v", name, answered)
 		}
 	}
 	if len(refused) == 0 {
@@ -180,5 +190,5 @@ func TestControlAPIWhileStarting(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("while starting: status phases %v, reads %v", phases, reads)
+	t.Logf("while starting: status phases %v, answers %v", phases, answered)
 }

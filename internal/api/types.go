@@ -1,4 +1,4 @@
-package daemon
+package api
 
 import (
 	"time"
@@ -6,7 +6,7 @@ import (
 	"github.com/moat-dev/moat/internal/plan"
 )
 
-// Phases of a running stack.
+// Phases of a running stack (Status.Phase).
 const (
 	PhaseStarting = "starting"
 	PhaseRunning  = "running"
@@ -14,7 +14,7 @@ const (
 	PhaseFailed   = "failed"
 )
 
-// Status is what GET /v1/status returns.
+// Status is what GetStatus returns.
 type Status struct {
 	Stack     string          `json:"stack"`
 	PID       int             `json:"pid"`
@@ -40,7 +40,7 @@ type GroupStatus struct {
 	Healthy   int    `json:"healthy"`
 }
 
-// Instance is one instance as GET /v1/instances lists it.
+// Instance is one instance as GetInstances lists it.
 type Instance struct {
 	ID             string `json:"id"`
 	Group          string `json:"group"`
@@ -63,19 +63,19 @@ type Instance struct {
 	Protected  bool      `json:"protectedFromScaleIn,omitempty"`
 }
 
-// ScaleRequest is the body of POST /v1/groups/{name}/scale.
+// ScaleRequest is the body of PostScale (and its answer).
 type ScaleRequest struct {
 	Desired int `json:"desired"`
 }
 
-// TerminateRequest is the body of POST /v1/instances/{id}/terminate.
+// TerminateRequest is the body of PostTerminate.
 type TerminateRequest struct {
 	// DecrementDesired lowers the group's desired capacity instead of
 	// replacing the instance (AWS's ShouldDecrementDesiredCapacity).
 	DecrementDesired bool `json:"decrementDesired"`
 }
 
-// Target is one target of a target group, as GET /v1/targets lists it.
+// Target is one target of a target group, as GetTargets lists it.
 type Target struct {
 	TargetGroup string `json:"targetGroup"`
 	ID          string `json:"id"`
@@ -86,8 +86,7 @@ type Target struct {
 }
 
 // Activity is one scaling activity of a group, as
-// GET /v1/groups/{name}/activities lists them (newest first), in AWS's
-// wording.
+// GetActivities lists them (newest first), in AWS's wording.
 type Activity struct {
 	Time        time.Time `json:"time"`
 	Group       string    `json:"group"`
@@ -95,4 +94,22 @@ type Activity struct {
 	Cause       string    `json:"cause,omitempty"`
 	Status      string    `json:"status"`
 	InstanceID  string    `json:"instanceId,omitempty"`
+}
+
+// ApplyResult says what PostApply (a re-run of moat up) changed.
+type ApplyResult struct {
+	// Changes are the live changes made, one line each.
+	Changes []string `json:"changes"`
+}
+
+// Accepted is the answer of requests that start something:
+// PostShutdown, PostRefresh, PostTerminate.
+type Accepted struct {
+	// Status is what started: stopping, refreshing, terminating.
+	Status string `json:"status"`
+}
+
+// Error is the body of every answer with a status of 300 or more.
+type Error struct {
+	Error string `json:"error"`
 }

@@ -1,0 +1,95 @@
+// Package api is the control API of a running stack: its routes and the
+// JSON bodies they take and return. The daemon (package daemon) serves
+// exactly these routes on the stack's unix socket; the typed client
+// (package client) calls them. Nothing here touches the kernel, so the
+// client builds on every platform.
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Route is one route of the control API: a method and a path pattern
+// whose {wildcards} (net/http.ServeMux syntax) are filled in order.
+type Route struct {
+	Method  string
+	Pattern string
+}
+
+// The routes. Each says what it takes and returns.
+var (
+	// GetStatus: GET, returns Status.
+	GetStatus = Route{"GET", "/v1/status"}
+	// PostShutdown: POST, no body; tears the stack down; returns Accepted.
+	PostShutdown = Route{"POST", "/v1/shutdown"}
+	// GetEvents: GET, returns the event log as JSON lines of events.Event;
+	// with ?follow=1, then new events as they happen.
+	GetEvents = Route{"GET", "/v1/events"}
+	// GetInstances: GET, returns []Instance; ?all=1 adds recently
+	// terminated ones.
+	GetInstances = Route{"GET", "/v1/instances"}
+	// GetTargets: GET, returns []Target.
+	GetTargets = Route{"GET", "/v1/targets"}
+	// PostScale: POST ScaleRequest, returns ScaleRequest (the new desired
+	// capacity).
+	PostScale = Route{"POST", "/v1/groups/{name}/scale"}
+	// PostRefresh: POST, no body; starts an instance refresh; returns Accepted.
+	PostRefresh = Route{"POST", "/v1/groups/{name}/refresh"}
+	// GetActivities: GET, returns []Activity, newest first.
+	GetActivities = Route{"GET", "/v1/groups/{name}/activities"}
+	// PostTerminate: POST TerminateRequest, returns Accepted.
+	PostTerminate = Route{"POST", "/v1/instances/{id}/terminate"}
+	// GetLogs: GET, returns the instance's console output as text; with
+	// ?follow=1 it keeps streaming.
+	GetLogs = Route{"GET", "/v1/instances/{id}/logs"}
+	// PostApply: POST plan.Plan (a changed stack file, resolved), returns
+	// ApplyResult.
+	PostApply = Route{"POST", "/v1/apply"}
+	// GetMembership: GET, returns secgroup.Membership: which node holds
+	// which address, in which security groups.
+	GetMembership = Route{"GET", "/v1/membership"}
+	// GetSSHAccess: GET, returns bastion.Access: what OpenSSH needs to reach
+	// the instances through the bastion.
+	GetSSHAccess = Route{"GET", "/v1/ssh"}
+)
+
+// Routes are all the routes, in the order above.
+var Routes = []Route{GetStatus, PostShutdown, GetEvents, GetInstances, GetTargets, PostScale, PostRefresh,
+	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess}
+
+// ServeMuxPattern is the route as a net/http.ServeMux pattern.
+func (r Route) ServeMuxPattern() string { return r.Method + " " + r.Pattern }
+
+// Path is the route's path with its wildcards replaced by args, in order,
+// each escaped as one path segment. It panics when the number of args
+// differs from the number of wildcards (a programming error).
+func (r Route) Path(args ...string) string {
+	var b strings.Builder
+	rest, n := r.Pattern, 0
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if n >= len(args) {
+			panic(fmt.Sprintf("api: %s needs more than %d argument(s)", r.Pattern, len(args)))
+		}
+		b.WriteString(rest[:i])
+		b.WriteString(url.PathEscape(args[n]))
+		rest, n = rest[i+j+1:], n+1
+	}
+	if n != len(args) {
+		panic(fmt.Sprintf("api: %s takes %d argument(s), got %d", r.Pattern, n, len(args)))
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// Follow is the query that makes GetEvents and GetLogs keep streaming.
+const Follow = "follow=1"
+
+// All is the query that makes GetInstances list recently terminated ones too.
+const All = "all=1"
