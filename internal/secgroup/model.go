@@ -1,8 +1,9 @@
 // Package secgroup is the security group model: it compiles a node's
 // groups, the plan's rules and the live membership into a rule set
-// description (pure, golden-tested), turns that description into nftables
-// objects (nft.go), and reasons about reachability for `moat reach`
-// (reach.go) with the same rules the kernel enforces.
+// description (pure, golden-tested) and reasons about reachability for
+// `moat reach` (reach.go) with the same rules the kernel enforces. Package
+// secgroup/nft loads rule sets into the kernel; this one imports no
+// netlink, so the control API's client can use its types anywhere.
 package secgroup
 
 import (

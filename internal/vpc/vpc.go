@@ -37,6 +37,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/secgroup/nft"
 )
 
 // Names of the VPC's own namespaces (node names must differ from these).
@@ -416,7 +417,7 @@ func (v *VPC) AddNode(ctx context.Context, spec NodeSpec) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("add node %s: nftables: %w", n.Name, err)
 	}
-	if err := secgroup.Apply(c, n.rules); err != nil {
+	if err := nft.Apply(c, n.rules); err != nil {
 		return nil, fmt.Errorf("add node %s: %w", n.Name, err)
 	}
 	veth := linkName(v.stack, "node/"+n.Name, "v")
@@ -512,7 +513,7 @@ func (v *VPC) replaceRules(n *Node, rs secgroup.RuleSet) error {
 	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
 	if err == nil {
-		err = secgroup.Replace(c, rs)
+		err = nft.Replace(c, rs)
 	}
 	if err != nil {
 		return err
@@ -535,7 +536,7 @@ func (v *VPC) updateSets(m secgroup.Membership, groups []string) error {
 				err = errors.New("injected failure")
 			}
 			if err == nil {
-				err = secgroup.ReplaceSet(c, g, m.Addrs(g))
+				err = nft.ReplaceSet(c, g, m.Addrs(g))
 			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("update members of %s in %s: %w", g, other.Name, err))

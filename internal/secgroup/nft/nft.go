@@ -1,4 +1,6 @@
-package secgroup
+// Package nft loads security group rule sets (package secgroup compiles
+// them, pure) into a node's nftables table, in one transaction each.
+package nft
 
 import (
 	"encoding/binary"
@@ -11,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
 )
 
 // TableName is the nftables table (family inet) moat owns in a node's
@@ -33,7 +36,7 @@ var _ Conn = (*nftables.Conn)(nil)
 
 // Apply creates table inet moat with the rule set in one transaction. The
 // table must not exist yet (each node's namespace is new).
-func Apply(c Conn, rs RuleSet) error {
+func Apply(c Conn, rs secgroup.RuleSet) error {
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: TableName})
 	sets := map[string]*nftables.Set{}
 	for _, s := range rs.Sets {
@@ -77,7 +80,7 @@ func Apply(c Conn, rs RuleSet) error {
 // half-built table, and connections already established stay allowed
 // (conntrack keeps their state; the new table accepts them as the old
 // one did).
-func Replace(c Conn, rs RuleSet) error {
+func Replace(c Conn, rs secgroup.RuleSet) error {
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 	c.AddTable(t) // so that the delete cannot fail on a missing table
 	c.DelTable(t)
@@ -86,7 +89,7 @@ func Replace(c Conn, rs RuleSet) error {
 
 // ReplaceSet atomically replaces a group set's members in table inet moat.
 func ReplaceSet(c Conn, group string, addrs []netip.Addr) error {
-	s := &nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}, Name: SetName(group), KeyType: nftables.TypeIPAddr}
+	s := &nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}, Name: secgroup.SetName(group), KeyType: nftables.TypeIPAddr}
 	c.FlushSet(s)
 	if len(addrs) > 0 {
 		if err := c.SetAddElements(s, elements(addrs)); err != nil {
@@ -127,9 +130,9 @@ func addPrologue(c Conn, t *nftables.Table, ch *nftables.Chain, ifKey expr.MetaK
 
 // ruleExprs compiles one accept rule: IPv4, peer address (block or set),
 // protocol, destination ports.
-func ruleExprs(r NftRule, sets map[string]*nftables.Set) ([]expr.Any, error) {
+func ruleExprs(r secgroup.NftRule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	off := uint32(12) // saddr
-	if r.Peer == PeerDestination {
+	if r.Peer == secgroup.PeerDestination {
 		off = 16
 	}
 	e := []expr.Any{

@@ -1,6 +1,7 @@
-package secgroup
+package nft
 
 import (
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
@@ -8,6 +9,10 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netns"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/spec"
 )
 
 // throwawayNS creates an unnamed network namespace and returns its handle;
@@ -53,11 +58,24 @@ func TestApplyInKernel(t *testing.T) {
 		}
 		t.Skip("needs root: creates network namespaces and nftables tables")
 	}
-	p := testPlan(t)
-	m := liveMembership(p)
+	f, err := spec.LoadFile("../testdata/stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if p == nil {
+		t.Fatalf("build plan: %v", problems)
+	}
+	// The offline membership plus a second app instance and an instance
+	// of the "locked" group.
+	m := secgroup.OfflineMembership(p)
+	m.Members = append(m.Members,
+		secgroup.Member{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Addr: netip.MustParseAddr("10.42.129.10"), Groups: []string{"app"}},
+		secgroup.Member{Name: "i-locked", Kind: secgroup.KindInstance, Subnet: "private-b", Addr: netip.MustParseAddr("10.42.129.11"), Groups: []string{"locked"}},
+	)
 	for _, n := range m.Members {
 		t.Run(n.Name, func(t *testing.T) {
-			rs, err := Compile(p, n.Name, n.Groups, m)
+			rs, err := secgroup.Compile(p, n.Name, n.Groups, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +88,7 @@ func TestApplyInKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			table := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
-			check := func(chain string, want []NftRule) {
+			check := func(chain string, want []secgroup.NftRule) {
 				rules, err := c.GetRules(table, &nftables.Chain{Name: chain, Table: table})
 				if err != nil {
 					t.Fatalf("list %s: %v", chain, err)
