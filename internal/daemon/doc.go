@@ -25,7 +25,8 @@
 //   - apply.go: moat up on a running stack — what changed, applied live
 //     (security group rules, listeners, target groups, groups, launch
 //     templates) or refused.
-//   - routes.go, api.go: the control API and its types.
+//   - routes.go: the stack's handlers of the control API (routes and
+//     wire types: package api; daemon.go serves exactly those).
 //   - reclaim.go: a crashed daemon's leftovers (processes in the stack's
 //     namespaces, then the namespaces).
 //   - state.go: the state directory, the per-directory lock and the
