@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -64,103 +63,4 @@ func TestDeregisterUnderLoad(t *testing.T) {
 	}
 }
 
-// BenchmarkProxyGET measures the HTTP/1.1 hot path end to end on
-// loopback with one keep-alive client connection.
-func BenchmarkProxyGET(b *testing.B) {
-	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
-	ln, err := netListen("127.0.0.2:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go be.Serve(ln)
-	defer be.Close()
-	e, lbAddr := serveLB(b, Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
-	e.Register("tg", ln.Addr().String())
-	cl := &http.Client{}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		resp, err := cl.Get("http://" + lbAddr + "/")
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-}
-
 func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
-
-// BenchmarkEngineGET measures the engine alone: a raw keep-alive client
-// and a raw target that answer from fixed bytes, so allocations and time
-// per request are the proxy's (Go's client and server add their own in
-// BenchmarkProxyGET).
-func BenchmarkEngineGET(b *testing.B) {
-	tln, err := netListen("127.0.0.2:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tln.Close()
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				for {
-					for {
-						l, err := r.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(l) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	e, lbAddr := serveLB(b, Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
-	e.Register("tg", tln.Addr().String())
-	c, err := net.Dial("tcp", lbAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
-	want := "HTTP/1.1 200 OK\r\n"
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		l, err := r.ReadString('\n')
-		if err != nil || l != want {
-			b.Fatalf("status line %q: %v", l, err)
-		}
-		for {
-			l, err := r.ReadSlice('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(l) <= 2 {
-				break
-			}
-		}
-		if _, err := r.Discard(2); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -212,6 +212,11 @@ func (e *Engine) tryTarget(x exchange, m *meta, g *group, t *targetgroup.Target)
 			if werr = u.w.Flush(); werr == nil {
 				answered, werr = awaitContinue(x, u)
 			}
+			if werr != nil && u.hot && isEOF(werr) {
+				u.c.Close()
+				u = nil // stale keep-alive connection, no body sent yet: redial
+				continue
+			}
 		}
 		if werr == nil && !answered {
 			werr = x.writeBody(u.w)

@@ -374,3 +374,22 @@ func TestAccessLogOnEveryListener(t *testing.T) {
 		})
 	}
 }
+
+// TestClientClosedIs460: a client that closes before its request body is
+// complete leaves ALB's 460 in the access log (it gets no response).
+func TestClientClosedIs460(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", headerEcho("a"))
+	logs := &syncBuffer{}
+	e, addr := serveLB(t, quietGroup("HTTP"), Options{AccessLog: logs})
+	e.Register("tg", a.addr)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b")
+	c.Close()
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `"status":460`) })
+	if !strings.Contains(logs.String(), `"target":"/upload"`) {
+		t.Fatalf("access log: %s", logs.String())
+	}
+}

@@ -224,8 +224,12 @@ func (cs *connState) writeBody(w *bufio.Writer) error {
 	return nil
 }
 
-// interim relays a 1xx response head as it came, and flushes it.
+// interim relays a 1xx response head as it came, and flushes it; an
+// HTTP/1.0 client gets none (RFC 9110 15.2).
 func (cs *connState) interim(rh *head) error {
+	if !cs.h.proto11 {
+		return nil
+	}
 	w := cs.w
 	w.Write(rh.raw[rh.line[0]:rh.line[1]])
 	w.WriteString("\r\n")

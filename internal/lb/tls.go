@@ -239,6 +239,10 @@ func (x *h2Exchange) relay(g *group, t *targetgroup.Target, p *pool, u *upConn) 
 		u.c.Close()
 		return false, false, fmt.Errorf("target %s switched protocols on an HTTP/2 request", t.Addr)
 	}
+	if x.r.Context().Err() != nil {
+		u.c.Close()
+		return false, false, errors.Join(errClient, x.r.Context().Err()) // the client reset the stream: 460
+	}
 	h := x.rw.Header()
 	copyHeader(h, rh)
 	if st := g.sticky.Load(); st.Type != "" {
