@@ -41,7 +41,8 @@ type head struct {
 	closeConn     bool // Connection: close (or HTTP/1.0 without keep-alive)
 	upgrade       bool // Connection: upgrade with an Upgrade header
 	host          []byte
-	xff           []byte
+	xff           []byte // X-Forwarded-For (the first, when xffLines > 1)
+	xffLines      int
 	trace         []byte // X-Amzn-Trace-Id
 	expect        bool   // Expect: 100-continue
 }
@@ -50,6 +51,7 @@ func (h *head) reset() {
 	h.raw = h.raw[:0]
 	h.hdrs = h.hdrs[:0]
 	h.method, h.target, h.host, h.xff, h.trace = nil, nil, nil, nil, nil
+	h.xffLines = 0
 	h.proto11, h.chunked, h.closeConn, h.upgrade, h.expect = false, false, false, false, false
 	h.contentLength = -1
 	h.status = 0
@@ -251,7 +253,10 @@ func (h *head) readHead(r *bufio.Reader, request bool) error {
 			}
 			h.host = val
 		case request && equalFold(name, "x-forwarded-for"):
-			h.xff = val
+			if h.xffLines == 0 {
+				h.xff = val
+			}
+			h.xffLines++
 		case request && equalFold(name, "x-amzn-trace-id"):
 			h.trace = val
 		case request && equalFold(name, "expect"):

@@ -28,6 +28,8 @@ type connState struct {
 	w  *bufio.Writer
 	h  *head
 	m  meta // the current request as the shared path sees it
+
+	xffBuf []byte // several X-Forwarded-For lines joined
 }
 
 var _ exchange = (*connState)(nil)
@@ -151,6 +153,9 @@ func (cs *connState) reply(code int, location, ctype, body string, keep bool) bo
 func (cs *connState) handle() (keep, hijacked bool) {
 	h, m := cs.h, &cs.m
 	m.method, m.target, m.host, m.xff, m.trace = h.method, h.target, h.host, h.xff, h.trace
+	if h.xffLines > 1 {
+		m.xff = cs.joinXFF()
+	}
 	m.contentLength, m.chunked, m.closeConn, m.expect = h.contentLength, h.chunked, h.closeConn, h.expect
 	m.upgrade = nil
 	if h.upgrade {
@@ -158,6 +163,21 @@ func (cs *connState) handle() (keep, hijacked bool) {
 	}
 	m.status = 0
 	return cs.e.handleRequest(cs, m, cs.ls.cfg.Load(), time.Now())
+}
+
+// joinXFF joins several X-Forwarded-For lines into one list, in order.
+func (cs *connState) joinXFF() []byte {
+	h := cs.h
+	cs.xffBuf = cs.xffBuf[:0]
+	for i := range h.hdrs {
+		if equalFold(h.name(i), "x-forwarded-for") {
+			if len(cs.xffBuf) > 0 {
+				cs.xffBuf = append(cs.xffBuf, ", "...)
+			}
+			cs.xffBuf = append(cs.xffBuf, h.value(i)...)
+		}
+	}
+	return cs.xffBuf
 }
 
 // request is the rule-matching view of the current request.
