@@ -101,7 +101,7 @@ func (f *awsFlags) deployer(ctx context.Context, c *cobra.Command, region string
 	tty, width, height := terminalSize(c.ErrOrStderr())
 	d := &awsdeploy.Deployer{
 		CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, Region: cl.Region,
-		EC2: cl.EC2, ACM: cl.ACM, SSM: cl.SSM, ELBv2: cl.ELBv2, AutoScaling: cl.AutoScaling,
+		EC2: cl.EC2, ACM: cl.ACM, SSM: cl.SSM, ELBv2: cl.ELBv2, AutoScaling: cl.AutoScaling, Emulated: cl.Emulated,
 		Out: c.ErrOrStderr(), TTY: tty, Color: tty && os.Getenv("NO_COLOR") == "", Poll: f.poll,
 		Width: width, Height: height,
 	}
@@ -208,6 +208,7 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 func newDeployCommand() *cobra.Command {
 	var f awsFlags
 	var yes, updateImage bool
+	var verifyTimeout time.Duration
 	var bucket string
 	var parameters []string
 	c := &cobra.Command{
@@ -291,15 +292,61 @@ region is the stack file's aws.region (default us-east-1).`,
 			if !res.NoChanges {
 				fmt.Fprintf(c.ErrOrStderr(), "stack %s: %s\n", name, res.Status)
 			}
-			return writeOutputs(c.OutOrStdout(), res.Outputs)
+			var verr error
+			if !res.NoChanges && verifyTimeout > 0 {
+				verr = verifyDeployed(ctx, c.ErrOrStderr(), d, p, name, res.Outputs, verifyTimeout)
+			}
+			if err := writeOutputs(c.OutOrStdout(), res.Outputs); err != nil {
+				return err
+			}
+			if verr != nil {
+				return awsErr(verr)
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "ssh: moat ssh-config --aws -f %s >> ~/.ssh/config, then ssh %s-bastion (or an instance: moat ssh-config --aws lists them)\n", stackFile(f.file), name)
+			return nil
 		},
 	}
 	f.add(c)
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "deploy without asking")
 	c.Flags().StringVar(&bucket, "bucket", "", "S3 bucket for the app's files (default: the file's aws.assetBucket; without one, small apps travel in user data)")
 	c.Flags().StringArrayVar(&parameters, "parameter", nil, "template parameter value NAME=VALUE, e.g. an HTTPS listener's certificate: LoadBalancerWebListener443CertificateArn=arn:aws:acm:... (repeatable)")
+	c.Flags().DurationVar(&verifyTimeout, "verify-timeout", 10*time.Minute, "after CloudFormation finishes, wait this long for the load balancer's targets to be healthy, then request the load balancer's URL once (0: skip)")
 	c.Flags().BoolVar(&updateImage, "update-image", false, "resolve the instances' image again (the latest Amazon Linux) instead of keeping the deployed one; replaces the bastion and rolls the groups")
 	return c
+}
+
+// verifyDeployed checks what deploy made: the target groups' targets turn
+// healthy (within timeout), and the load balancer answers one request.
+func verifyDeployed(ctx context.Context, w io.Writer, d *awsdeploy.Deployer, p *plan.Plan, stack string, outs []awsdeploy.Output, timeout time.Duration) error {
+	if len(p.TargetGroups) > 0 {
+		fmt.Fprintf(w, "verifying: waiting up to %s for the targets to be healthy\n", timeout)
+		if _, err := d.WaitHealthy(ctx, stack, timeout); err != nil {
+			return err
+		}
+	}
+	for _, lb := range p.LoadBalancers {
+		key := awscfn.OutputURL(lb.Name)
+		url := ""
+		for _, o := range outs {
+			if o.Key == key {
+				url = o.Value
+			}
+		}
+		if url == "" {
+			fmt.Fprintf(w, "verifying: no request to load balancer %s: the stack has no output %s\n", lb.Name, key)
+			continue
+		}
+		status, err := d.Request(ctx, url)
+		switch {
+		case errors.Is(err, awsdeploy.ErrEmulated):
+			fmt.Fprintf(w, "verifying: no request to %s: %v\n", url, err)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(w, "verifying: %s\n", status)
+		}
+	}
+	return nil
 }
 
 // templateParameters parses --parameter NAME=VALUE flags against the

@@ -20,6 +20,7 @@ package main
 //     request to the load balancer cannot be made.
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -44,6 +46,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
@@ -587,6 +590,17 @@ func TestDeployAgainstMoto(t *testing.T) {
 			if t.Failed() {
 				t.FailNow()
 			}
+			// Verification: the targets are healthy; the request to the
+			// load balancer cannot be made.
+			if want := fmt.Sprintf("targets: TargetGroupWeb %d healthy", p.AutoScalingGroups[0].DesiredCapacity); !strings.Contains(stderr, want) {
+				t.Errorf("deploy did not wait for healthy targets (%q):\n%s", want, stderr)
+			}
+			t.Logf("moto limit: moto reports every registered target healthy at once (it runs no health checks), so the wait for health passes at the first look")
+			if !strings.Contains(stderr, "verifying: no request to load balancer web: the stack has no output LoadBalancerWebURL") {
+				t.Errorf("deploy stderr does not say why it made no request:\n%s", stderr)
+			}
+			t.Logf("moto limit: no request to the load balancer (moto dropped the URL output, and its load balancer DNS names do not resolve)")
+			checkSSHConfig(t, cl, p, path, d)
 			var missing []string
 			for _, o := range []string{awscfn.OutputURL(p.LoadBalancers[0].Name), "BastionPublicIP", "SSHCommand"} {
 				if !strings.Contains(stdout, o) {
@@ -654,6 +668,55 @@ func TestDeployAgainstMoto(t *testing.T) {
 			}
 			checkGone(t, cl, p.Stack, d2, code != 0)
 		})
+	}
+}
+
+// checkSSHConfig runs moat ssh-config --aws and checks, with ssh -G (which
+// resolves the configuration and connects nowhere), that each instance of
+// the group is reached through the bastion's public address with the key
+// pair's file.
+func checkSSHConfig(t *testing.T, cl *awsdeploy.Clients, p *plan.Plan, path string, d *deployed) {
+	t.Helper()
+	stdout, stderr, code := run(t, "ssh-config", "--aws", "-f", path)
+	if code != 0 {
+		t.Fatalf("ssh-config --aws: exit %d\n%s", code, stderr)
+	}
+	res := stackResources(t, cl, p.Stack)
+	ins, err := cl.EC2.DescribeInstances(motoCtx(t), &ec2.DescribeInstancesInput{InstanceIds: append([]string{one(t, res, "AWS::EC2::Instance")}, d.instances...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := map[string]string{}
+	var bastionIP string
+	for _, r := range ins.Reservations {
+		for _, in := range r.Instances {
+			addr[aws.ToString(in.InstanceId)] = aws.ToString(in.PrivateIpAddress)
+			if aws.ToString(in.InstanceId) == res["AWS::EC2::Instance"][0] {
+				bastionIP = aws.ToString(in.PublicIpAddress)
+			}
+		}
+	}
+	if bastionIP == "" || !strings.Contains(stdout, "Host "+p.Stack+"-bastion\n  HostName "+bastionIP+"\n") {
+		t.Errorf("ssh-config --aws lacks the bastion at %q:\n%s", bastionIP, stdout)
+	}
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(cfg, []byte(stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range d.instances {
+		out, err := exec.Command("ssh", "-G", "-F", cfg, p.Stack+"-"+id).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh -G %s-%s: %v\n%s", p.Stack, id, err, out)
+		}
+		for _, want := range []string{"hostname " + addr[id] + "\n", "user ec2-user\n", "proxyjump " + p.Stack + "-bastion\n", "identityfile ~/.ssh/ops\n", "stricthostkeychecking accept-new\n"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("ssh -G %s-%s lacks %q", p.Stack, id, strings.TrimSpace(want))
+			}
+		}
+	}
+	out, err := exec.Command("ssh", "-G", "-F", cfg, p.Stack+"-bastion").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "hostname "+bastionIP+"\n") || !strings.Contains(string(out), "identityfile ~/.ssh/ops\n") {
+		t.Errorf("ssh -G %s-bastion: %v\n%s", p.Stack, err, out)
 	}
 }
 
@@ -902,4 +965,57 @@ func selfSigned(t *testing.T) ([]byte, []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// TestDeployShipsAppThroughS3 deploys with --bucket against moto: the
+// app's files go to the bucket as a content-addressed bundle and the stack
+// gets its key as parameters.
+func TestDeployShipsAppThroughS3(t *testing.T) {
+	m := startMoto(t)
+	motoEnv(t, m)
+	path := copyExample(t)
+	cl := motoClients(t, "us-east-1")
+	args := []string{"deploy", "-f", path, "-y", "--bucket", "my-assets", "--poll-interval=50ms"}
+
+	_, stderr, code := run(t, args...)
+	if code != exitFailure || !strings.Contains(stderr, "bucket my-assets is not usable") {
+		t.Errorf("missing bucket: exit %d\n%s", code, stderr)
+	}
+	noStack(t, cl, "realtime")
+
+	if _, err := cl.S3.CreateBucket(motoCtx(t), &s3.CreateBucketInput{Bucket: aws.String("my-assets")}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, args...)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	bundle, err := awscfn.Bundle(filepath.Join(filepath.Dir(path), "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := awsdeploy.BundleKey("realtime", "app", bundle)
+	obj, err := cl.S3.GetObject(motoCtx(t), &s3.GetObjectInput{Bucket: aws.String("my-assets"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("bundle not at s3://my-assets/%s: %v", key, err)
+	}
+	got, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if !bytes.Equal(got, bundle) {
+		t.Errorf("s3://my-assets/%s holds %d bytes, want the %d-byte bundle", key, len(got), len(bundle))
+	}
+	st, err := cl.CloudFormation.DescribeStacks(motoCtx(t), &cloudformation.DescribeStacksInput{StackName: aws.String("realtime")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{}
+	for _, p := range st.Stacks[0].Parameters {
+		params[aws.ToString(p.ParameterKey)] = aws.ToString(p.ParameterValue)
+	}
+	if params["AppAssetBucket"] != "my-assets" || params["AppAssetKey"] != key {
+		t.Errorf("stack parameters %v, want AppAssetBucket=my-assets AppAssetKey=%s", params, key)
+	}
+	if !strings.Contains(stderr, "s3://my-assets/"+key) {
+		t.Errorf("stderr:\n%s", stderr)
+	}
 }

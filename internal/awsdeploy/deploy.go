@@ -43,6 +43,9 @@ type Deployer struct {
 	SSM         SSM
 	ELBv2       ELBv2
 	AutoScaling AutoScaling
+	// Emulated is set when the calls go to an emulator rather than AWS:
+	// Request then makes no request to the load balancer.
+	Emulated bool
 
 	// Out receives the change set, the progress view and notes (stderr).
 	Out io.Writer

@@ -550,3 +550,77 @@ func TestInterruptAtThePromptChangesNothing(t *testing.T) {
 		t.Error("interrupted change set was executed")
 	}
 }
+
+// A change to a create-only property (AWS's provider schema) replaces the
+// resource; when the resource is custom-named and keeps its name, the
+// stand-in refuses it as CloudFormation does, and the update rolls back.
+// A name that follows the key (as moat renders key pairs) replaces cleanly.
+func TestStandInReplacement(t *testing.T) {
+	s := standin(t)
+	var out bytes.Buffer
+	d := deployer(t, s, &out)
+	key := func(name, material string) []byte {
+		return testTemplate(2, fmt.Sprintf(`, "KeyPairOps": {"Type": "AWS::EC2::KeyPair", "Properties": {"KeyName": {"Fn::Sub": "${AWS::StackName}-%s"}, "KeyType": "ed25519", "PublicKeyMaterial": "ssh-ed25519 %s"}}`, name, material))
+	}
+	if _, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: key("ops", "AAAAfirst")}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Resources("web")
+
+	// Rotate the key under the same name: a replacement that must fail.
+	out.Reset()
+	res, err := d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: key("ops", "AAAAsecond")})
+	var fe *awsdeploy.StackFailedError
+	if !errors.As(err, &fe) {
+		t.Fatalf("custom-named replacement: %v\n%s", err, out.String())
+	}
+	wantChange := awsdeploy.Change{Action: "Modify", LogicalID: "KeyPairOps", PhysicalID: res.Changes[0].PhysicalID, Type: "AWS::EC2::KeyPair", Replacement: "True"}
+	if len(res.Changes) != 1 || res.Changes[0] != wantChange {
+		t.Errorf("change set %+v, want %+v", res.Changes, wantChange)
+	}
+	const reason = "CloudFormation cannot update a stack when a custom-named resource requires replacing. Rename web-ops and update the stack again."
+	if fe.Status != "UPDATE_ROLLBACK_COMPLETE" || fe.First == nil || fe.First.LogicalID != "KeyPairOps" || fe.First.Status != "UPDATE_FAILED" || fe.First.Reason != reason {
+		t.Errorf("failure %+v first %+v", fe, fe.First)
+	}
+	if got := s.ResourceProperty("web", "KeyPairOps", "PublicKeyMaterial"); got != `"ssh-ed25519 AAAAfirst"` {
+		t.Errorf("after the rollback the key is %s", got)
+	}
+	if !strings.Contains(out.String(), "Modify  KeyPairOps  AWS::EC2::KeyPair  True") {
+		t.Errorf("the change set does not show the replacement:\n%s", out.String())
+	}
+
+	// A name that changes with the key: replaced, the old key deleted in
+	// the cleanup.
+	out.Reset()
+	res, err = d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: key("ops-5e2b", "AAAAsecond")})
+	if err != nil || res.Status != "UPDATE_COMPLETE" {
+		t.Fatalf("renamed replacement: %v\n%s", err, out.String())
+	}
+	oldID := res.Changes[0].PhysicalID
+	var replaced, deletedOld bool
+	for _, e := range res.Events {
+		if e.LogicalID == "KeyPairOps" && e.Reason == "Requested update requires the creation of a new physical resource; hence creating one." && e.PhysicalID != oldID {
+			replaced = true
+		}
+		if e.LogicalID == "KeyPairOps" && e.Status == "DELETE_COMPLETE" && e.PhysicalID == oldID {
+			deletedOld = true
+		}
+	}
+	if !replaced || !deletedOld {
+		t.Errorf("replacement events: new resource %v, old %s deleted %v\n%s", replaced, oldID, deletedOld, out.String())
+	}
+	if after := s.Resources("web"); !slices.Equal(before, after) {
+		t.Errorf("resources %v, want %v", after, before)
+	}
+
+	// A create-only property of an unnamed resource: replaced.
+	out.Reset()
+	tmpl := bytes.Replace(key("ops-5e2b", "AAAAsecond"), []byte(`"CidrBlock": "10.0.128.0/24"`), []byte(`"CidrBlock": "10.0.130.0/24"`), 1)
+	res, err = d.Deploy(ctx(t), awsdeploy.Spec{StackName: "web", Template: tmpl})
+	if err != nil || res.Status != "UPDATE_COMPLETE" {
+		t.Fatalf("subnet replacement: %v\n%s", err, out.String())
+	}
+	if len(res.Changes) != 1 || res.Changes[0].LogicalID != "PrivateSubnetA" || res.Changes[0].Replacement != "True" {
+		t.Errorf("subnet change %+v", res.Changes)
+	}
+}

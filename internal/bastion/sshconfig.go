@@ -31,6 +31,9 @@ type ClientConfig struct {
 	// for instances).
 	IdentityFile string
 	// KnownHostsFile holds the host keys of the bastion and instances.
+	// Empty means the keys are not known ahead (instances on AWS): the
+	// user's known_hosts is used and a new host's key is accepted once
+	// (StrictHostKeyChecking accept-new), a changed one refused.
 	KnownHostsFile string
 }
 
@@ -69,8 +72,12 @@ func RenderSSHConfig(c ClientConfig, instances []Instance) string {
 	common := func(identity string) {
 		fmt.Fprintf(&b, "  IdentityFile %s\n", quote(identity))
 		b.WriteString("  IdentitiesOnly yes\n")
-		fmt.Fprintf(&b, "  UserKnownHostsFile %s\n", quote(c.KnownHostsFile))
-		b.WriteString("  StrictHostKeyChecking yes\n")
+		if c.KnownHostsFile != "" {
+			fmt.Fprintf(&b, "  UserKnownHostsFile %s\n", quote(c.KnownHostsFile))
+			b.WriteString("  StrictHostKeyChecking yes\n")
+		} else {
+			b.WriteString("  StrictHostKeyChecking accept-new\n")
+		}
 		b.WriteString("  ForwardAgent no\n")
 	}
 	fmt.Fprintf(&b, "# moat bastion\nHost %s\n", c.BastionAlias)
