@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moat-dev/moat/internal/albconformance"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -18,6 +20,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 var moatBin string
 
 func TestMain(m *testing.M) {
+	// The ALB conformance test runs this binary as its stack's backend.
+	albconformance.ServeBackendFromEnv()
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "moat-cli-test")
 	if err != nil {

@@ -88,14 +88,22 @@ func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack 
 	if edit != nil {
 		text = edit(text)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.CopyFS(filepath.Join(dir, "app"), os.DirFS("../../examples/realtime/app")); err != nil {
 		t.Fatal(err)
 	}
-	s := &e2eStack{t: t, name: name, file: filepath.Join(dir, "moat.yaml"), home: t.TempDir(),
-		web: fmt.Sprintf("http://127.0.0.1:%d", web), bastion: ssh}
+	s := newE2EStackFile(t, name, dir, text)
+	s.web, s.bastion = fmt.Sprintf("http://127.0.0.1:%d", web), ssh
+	return s
+}
+
+// newE2EStackFile writes stack file text (stack name, already unique, in
+// it) to dir/moat.yaml; the stack is taken down when the test ends.
+func newE2EStackFile(t *testing.T, name, dir, text string) *e2eStack {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &e2eStack{t: t, name: name, file: filepath.Join(dir, "moat.yaml"), home: t.TempDir()}
 	t.Cleanup(func() {
 		// Whatever happened, leave nothing behind.
 		out, _ := s.moat(60*time.Second, "down")

@@ -794,7 +794,8 @@ func draining(ctx context.Context, l *Listener) error {
 	if _, err := steady(ctx, l); err != nil {
 		return err
 	}
-	// Pin a session to a target and keep a request to it in flight.
+	// Pin a session to a target of group sticky and keep a request to it
+	// in flight (shorter than the deregistration delay).
 	var cookie, a string
 	err := poll(ctx, 10*time.Second, func() error {
 		_, resp, err := l.echo(ctx, "/sticky/drain", nil)
@@ -811,7 +812,9 @@ func draining(ctx context.Context, l *Listener) error {
 	if err != nil {
 		return err
 	}
-	inflight := 2 * time.Second
+	// in flight long enough to see the target draining, shorter than the
+	// idle timeout and the deregistration delay
+	inflight := min(IdleTimeout, DeregistrationDelay) - 1500*time.Millisecond
 	type result struct {
 		backend string
 		err     error
@@ -825,10 +828,10 @@ func draining(ctx context.Context, l *Listener) error {
 	if err := l.Target.Targets.Terminate(ctx, a); err != nil {
 		return err
 	}
-	if st, err := stateOf(ctx, l, "echo", a); err != nil || st != "draining" {
-		return fmt.Errorf("deregistered target %s is %q (%v), want draining", a, st, err)
+	if st, err := stateOf(ctx, l, "sticky", a); err != nil || st != "draining" {
+		return fmt.Errorf("deregistered target %s with a request in flight is %q (%v), want draining", a, st, err)
 	}
-	seen, err := l.spread(ctx, "/drain", 10, nil)
+	seen, err := l.spread(ctx, "/sticky/drain", 10, nil)
 	if err != nil {
 		return err
 	}
@@ -839,7 +842,7 @@ func draining(ctx context.Context, l *Listener) error {
 	if r.err != nil || r.backend != a {
 		return fmt.Errorf("the request in flight on %s when it was deregistered: answered by %q, %v", a, r.backend, r.err)
 	}
-	if err := waitState(ctx, l, "echo", a, "", DeregistrationDelay+10*time.Second); err != nil {
+	if err := waitState(ctx, l, "sticky", a, "", DeregistrationDelay+10*time.Second); err != nil {
 		return fmt.Errorf("after the deregistration delay: %w", err)
 	}
 	_, err = steady(ctx, l)

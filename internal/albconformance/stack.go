@@ -14,14 +14,14 @@ import (
 // same rules.
 const (
 	// IdleTimeout is the load balancer's idle timeout.
-	IdleTimeout = 3 * time.Second
+	IdleTimeout = 5 * time.Second
 	// HealthInterval, HealthyThreshold and UnhealthyThreshold are the
 	// target groups' health check settings (AWS's minimums).
 	HealthInterval     = 5 * time.Second
 	HealthyThreshold   = 2
 	UnhealthyThreshold = 2
 	// DeregistrationDelay is every target group's.
-	DeregistrationDelay = 5 * time.Second
+	DeregistrationDelay = 8 * time.Second
 	// SlowStart is target group slowstart's slow start duration (AWS's
 	// minimum).
 	SlowStart = 30 * time.Second
@@ -40,7 +40,7 @@ type StackOptions struct {
 	Name      string // stack name
 	HTTP      string // loopback address the HTTP listener is published on
 	HTTPS     string // and the HTTPS listener
-	Files     string // the launch template's files directory (holds the backend)
+	Files     string // the launch template's files directory, if any
 	Command   string // the backend's command; it listens on $MOAT_ALBCONFORMANCE_BACKEND
 	BackendOn string // the value of that variable, e.g. ":8000"
 }
@@ -82,7 +82,9 @@ securityGroups:
       - {protocol: tcp, port: 8000, group: lb}
 launchTemplates:
   - name: backend
+{{- if .Files}}
     files: {{.Files}}
+{{- end}}
     command: {{.Command}}
     port: 8000
     environment:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -28,19 +27,7 @@ func TestStandalone(t *testing.T) {
 	}
 	s := newStandalone(t)
 	target := &albconformance.Target{HTTP: "http://" + s.httpAddr, HTTPS: "https://" + s.httpsAddr, Targets: s}
-	RunChecks(t, target)
-}
-
-// RunChecks runs every check as a subtest named after it.
-func RunChecks(t *testing.T, target *albconformance.Target) {
-	albconformance.Run(context.Background(), target, albconformance.Checks, func(r albconformance.Result) {
-		t.Run(r.Listener+"/"+r.Check.Name, func(t *testing.T) {
-			t.Logf("%s (%v)", r.Check.Doc, r.Took.Round(time.Millisecond))
-			if r.Err != nil {
-				t.Error(r.Err)
-			}
-		})
-	})
+	albconformance.Test(t, target)
 }
 
 // standalone is the engine with its backends; it implements
@@ -63,13 +50,10 @@ type backend struct {
 
 func newStandalone(t *testing.T) *standalone {
 	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "backend"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	s := &standalone{t: t, httpAddr: freeAddr(t), httpsAddr: freeAddr(t), backends: map[string]*backend{}, next: 2,
 		groups: []string{"echo", "sticky", "appsticky", "slowstart"}}
 	text := albconformance.StackFile(albconformance.StackOptions{Name: "albconformance", HTTP: s.httpAddr, HTTPS: s.httpsAddr,
-		Files: "backend", Command: "./backend", BackendOn: ":8000"})
+		Command: "./backend", BackendOn: ":8000"})
 	f, err := spec.Parse(filepath.Join(dir, "moat.yaml"), []byte(text))
 	if err != nil {
 		t.Fatal(err)

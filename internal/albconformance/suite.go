@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"testing"
 	"time"
 )
 
@@ -53,8 +54,9 @@ type Targets interface {
 	// SetHealthy makes the target at addr pass or fail its health checks.
 	SetHealthy(ctx context.Context, addr string, healthy bool) error
 	// Terminate deregisters the target at addr from every target group
-	// and returns once it is draining; as an auto scaling group replaces
-	// a terminated instance, a new target then registers on its own.
+	// and returns once it is draining (or gone) in group sticky; as an
+	// auto scaling group replaces a terminated instance, a new target
+	// then registers on its own.
 	Terminate(ctx context.Context, addr string) error
 }
 
@@ -115,8 +117,11 @@ func Run(ctx context.Context, t *Target, checks []Check, report func(Result)) []
 	for _, base := range []string{t.HTTP, t.HTTPS} {
 		l, err := newListener(t, base)
 		if err != nil {
-			out = append(out, Result{Listener: base, Err: err})
-			return out
+			r := Result{Listener: base, Err: err}
+			if report != nil {
+				report(r)
+			}
+			return append(out, r)
 		}
 		ls = append(ls, l)
 	}
@@ -157,4 +162,23 @@ func poll(ctx context.Context, limit time.Duration, cond func() error) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Test runs every check against target as a subtest of t named after
+// the listener and the check.
+func Test(t *testing.T, target *Target) {
+	Run(context.Background(), target, Checks, func(r Result) {
+		name := r.Listener
+		if r.Check != nil {
+			name += "/" + r.Check.Name
+		}
+		t.Run(name, func(t *testing.T) {
+			if r.Check != nil {
+				t.Logf("%s (%v)", r.Check.Doc, r.Took.Round(time.Millisecond))
+			}
+			if r.Err != nil {
+				t.Error(r.Err)
+			}
+		})
+	})
 }
