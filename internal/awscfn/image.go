@@ -1,6 +1,7 @@
 package awscfn
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/moat-dev/moat/internal/ec2facts"
@@ -76,4 +77,36 @@ func archOf(instanceType string) string {
 		return a
 	}
 	return ec2facts.X8664
+}
+
+// imageRef refers to the image parameter of an instance type's architecture.
+func imageRef(instanceType string) map[string]any {
+	return ref(ImageParameterName(archOf(instanceType)))
+}
+
+// images declares the image parameters.
+func (r *renderer) images() {
+	for _, ip := range ImageParameters(r.p) {
+		var users []string
+		if b := r.p.Bastion; b != nil && archOf(b.InstanceType) == ip.Arch {
+			users = append(users, "the bastion")
+		}
+		for _, lt := range r.p.LaunchTemplates {
+			if archOf(lt.AWSInstanceType) == ip.Arch {
+				users = append(users, "launch template "+lt.Name)
+			}
+		}
+		prm := Parameter{Name: ip.Name, Type: "AWS::EC2::Image::Id", Default: ip.ImageID}
+		if ip.ImageID != "" {
+			prm.Description = fmt.Sprintf("Image (AMI id) of the %s instances (%s): aws.ami of the stack file.",
+				ip.Arch, strings.Join(users, ", "))
+		} else {
+			prm.Description = fmt.Sprintf("Image (AMI id) of the %s instances (%s). moat deploy resolves the SSM parameter %s once, "+
+				"when it creates the stack, and keeps that image until moat deploy --update-image. "+
+				"With this template alone, pass the image id of your region: "+
+				"aws ssm get-parameter --name %s --query Parameter.Value --output text",
+				ip.Arch, strings.Join(users, ", "), ip.SSMPath, ip.SSMPath)
+		}
+		r.t.Parameters = append(r.t.Parameters, prm)
+	}
 }

@@ -2,10 +2,58 @@ package awscfn
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moat-dev/moat/internal/plan"
 )
+
+// imageOf returns the parameter a resource's ImageId refers to.
+func imageOf(t *testing.T, tpl *Template, imageID any) Parameter {
+	t.Helper()
+	name := refTarget(imageID)
+	for _, p := range tpl.Parameters {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("ImageId %v refers to no parameter", imageID)
+	return Parameter{}
+}
+
+// TestImageFollowsArchitecture (issue 12, defects 1 and 10): a Graviton
+// type gets the arm64 image, an x86 type the x86_64 one, and neither is an
+// SSM-typed parameter that CloudFormation would resolve again on every
+// update.
+func TestImageFollowsArchitecture(t *testing.T) {
+	p := loadPlan(t, stacks[0].file)
+	p.LaunchTemplates[0].AWSInstanceType = "t4g.small"
+	tpl, err := Render(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := Validate(tpl); len(fs) > 0 {
+		t.Fatalf("findings:\n%s", findings(fs))
+	}
+	data := props(t, tpl, "LaunchTemplateApp")["LaunchTemplateData"].(map[string]any)
+	app := imageOf(t, tpl, data["ImageId"])
+	bastion := imageOf(t, tpl, props(t, tpl, IDBastion)["ImageId"])
+	for _, c := range []struct {
+		who  string
+		prm  Parameter
+		arch string
+	}{{"launch template (t4g.small)", app, "arm64"}, {"bastion (t3.micro)", bastion, "x86_64"}} {
+		if c.prm.Type != "AWS::EC2::Image::Id" {
+			t.Errorf("%s: image parameter %s has type %s, want AWS::EC2::Image::Id (an SSM type re-resolves on every deploy)", c.who, c.prm.Name, c.prm.Type)
+		}
+		if want := "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-" + c.arch; !strings.Contains(c.prm.Description, want) {
+			t.Errorf("%s: image parameter %s does not say to resolve %s: %q", c.who, c.prm.Name, want, c.prm.Description)
+		}
+	}
+	if app.Name == bastion.Name {
+		t.Errorf("the arm64 launch template and the x86_64 bastion share image parameter %s", app.Name)
+	}
+}
 
 func TestImageParameters(t *testing.T) {
 	al := func(arch string) string {

@@ -16,10 +16,6 @@ import (
 	"github.com/moat-dev/moat/internal/spec"
 )
 
-// DefaultAMIParameter is the SSM public parameter of the latest Amazon
-// Linux 2023 image, used when the plan names no AMI.
-const DefaultAMIParameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
 // Logical ids of the fixed resources, outputs and parameters.
 const (
 	IDVPC               = "VPC"
@@ -27,7 +23,6 @@ const (
 	IDGatewayAttachment = "InternetGatewayAttachment"
 	IDBastion           = "BastionInstance"
 	IDS3Endpoint        = "S3GatewayEndpoint"
-	ParamImageID        = "ImageId"
 
 	OutputBastionPublicIP = "BastionPublicIP"
 	OutputSSHCommand      = "SSHCommand"
@@ -114,7 +109,7 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 		desc += ": " + p.Description
 	}
 	r := &renderer{p: p, opts: opts, t: &Template{Description: desc}}
-	r.ami()
+	r.images()
 	r.network()
 	r.securityGroups()
 	if err := r.keyPairs(); err != nil {
@@ -140,24 +135,6 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 	}
 	r.outputs()
 	return r.t, nil
-}
-
-// ami declares the image parameter: an SSM public parameter by default, or
-// the image id the plan names.
-func (r *renderer) ami() {
-	ami := strings.TrimPrefix(r.p.AWS.AMI, "resolve:ssm:")
-	switch {
-	case ami == "" || ami == spec.DefaultAMI:
-		ami = DefaultAMIParameter
-		fallthrough
-	case strings.HasPrefix(ami, "/"):
-		r.t.Parameters = append(r.t.Parameters, Parameter{Name: ParamImageID,
-			Type: "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", Default: ami,
-			Description: "SSM parameter holding the image of the bastion and the instances"})
-	default:
-		r.t.Parameters = append(r.t.Parameters, Parameter{Name: ParamImageID, Type: "AWS::EC2::Image::Id",
-			Default: ami, Description: "image of the bastion and the instances (aws.ami)"})
-	}
 }
 
 func (r *renderer) zone(name string) string {
@@ -375,7 +352,7 @@ func (r *renderer) bastion() {
 		groups = append(groups, groupID(g))
 	}
 	props := map[string]any{
-		"ImageId": ref(ParamImageID), "InstanceType": b.InstanceType, "KeyName": ref(keyPairID(b.KeyPair)),
+		"ImageId": imageRef(b.InstanceType), "InstanceType": b.InstanceType, "KeyName": ref(keyPairID(b.KeyPair)),
 		"NetworkInterfaces": []any{map[string]any{
 			"DeviceIndex": "0", "AssociatePublicIpAddress": true, "SubnetId": ref(subnetID(b.Subnet)), "GroupSet": groups,
 		}},
@@ -399,7 +376,7 @@ func (r *renderer) launchTemplate(lt plan.LaunchTemplate) error {
 		return err
 	}
 	data := map[string]any{
-		"ImageId": ref(ParamImageID), "InstanceType": lt.AWSInstanceType, "SecurityGroupIds": groups,
+		"ImageId": imageRef(lt.AWSInstanceType), "InstanceType": lt.AWSInstanceType, "SecurityGroupIds": groups,
 		"UserData":        ud,
 		"MetadataOptions": map[string]any{"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
 		"TagSpecifications": []any{map[string]any{"ResourceType": "instance", "Tags": []any{

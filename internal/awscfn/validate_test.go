@@ -302,7 +302,7 @@ func TestEveryListenerFeatureValidates(t *testing.T) {
 	}
 	var img Parameter
 	for _, prm := range tpl.Parameters {
-		if prm.Name == ParamImageID {
+		if prm.Name == "ImageIdX8664" {
 			img = prm
 		}
 	}

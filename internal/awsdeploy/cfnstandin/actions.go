@@ -95,12 +95,16 @@ func (s *Server) createChangeSet(w http.ResponseWriter, f url.Values) {
 		return
 	}
 	params := map[string]string{}
+	var previous []string // UsePreviousValue: the stack's current value
 	for i := 1; ; i++ {
 		k, ok := f[fmt.Sprintf("Parameters.member.%d.ParameterKey", i)]
 		if !ok {
 			break
 		}
 		params[k[0]] = f.Get(fmt.Sprintf("Parameters.member.%d.ParameterValue", i))
+		if f.Get(fmt.Sprintf("Parameters.member.%d.UsePreviousValue", i)) == "true" {
+			previous = append(previous, k[0])
+		}
 	}
 	for k := range params {
 		if _, ok := tmpl.params[k]; !ok {
@@ -118,6 +122,17 @@ func (s *Server) createChangeSet(w http.ResponseWriter, f url.Values) {
 		}
 	}
 	st := s.live(name)
+	for _, k := range previous {
+		v, ok := "", false
+		if st != nil && typ == "UPDATE" {
+			v, ok = st.params[k]
+		}
+		if !ok {
+			writeErr(w, 400, cfnNS, "ValidationError", fmt.Sprintf("Invalid input for parameter key %s. Cannot specify usePreviousValue as true for a parameter key not in the previous template", k))
+			return
+		}
+		params[k] = v
+	}
 	switch typ {
 	case "CREATE":
 		if st != nil && st.status != "REVIEW_IN_PROGRESS" {

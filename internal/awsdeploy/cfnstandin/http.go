@@ -25,6 +25,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[m[1]] = true
+	if s.ssm(w, r) {
+		return
+	}
 	if r.Method == http.MethodPost && r.URL.Path == "/" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		if err := r.ParseForm(); err != nil {
 			writeErr(w, 400, cfnNS, "MalformedQueryString", err.Error())
