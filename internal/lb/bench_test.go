@@ -4,6 +4,7 @@ package lb
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -44,7 +45,13 @@ func BenchmarkProxyGET(b *testing.B) {
 // and a raw target that answer from fixed bytes, so allocations and time
 // per request are the proxy's (Go's client and server add their own in
 // BenchmarkProxyGET).
-func BenchmarkEngineGET(b *testing.B) {
+func BenchmarkEngineGET(b *testing.B) { benchEngine(b, "HTTP") }
+
+// BenchmarkEngineGETTLS is BenchmarkEngineGET through an HTTPS listener
+// (HTTP/1.1 over TLS, one kept-alive TLS connection).
+func BenchmarkEngineGETTLS(b *testing.B) { benchEngine(b, "HTTPS") }
+
+func benchEngine(b *testing.B, protocol string) {
 	tln, err := netListen("127.0.0.2:0")
 	if err != nil {
 		b.Fatal(err)
@@ -78,9 +85,14 @@ func BenchmarkEngineGET(b *testing.B) {
 		}
 	}()
 	e, lbAddr := serveLB(b, Config{TargetGroups: []targetgroup.Config{{Name: "tg"}},
-		Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
+		Listeners: []Listener{{Name: "l", Protocol: protocol, DefaultAction: forwardTo("tg")}}}, Options{})
 	e.Register("tg", tln.Addr().String())
-	c, err := net.Dial("tcp", lbAddr)
+	var c net.Conn
+	if protocol == "HTTPS" {
+		c, err = tls.Dial("tcp", lbAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	} else {
+		c, err = net.Dial("tcp", lbAddr)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}

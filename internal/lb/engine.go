@@ -247,7 +247,9 @@ func (e *Engine) drainLoop() {
 }
 
 // Serve accepts connections on ln for the listener named name until ln is
-// closed or the engine stops.
+// closed or the engine stops (which closes ln). An HTTPS listener
+// terminates TLS in front of the same request path (tlsFront). Accept
+// errors are retried with a back-off (acceptloop) and never end it.
 func (e *Engine) Serve(ln net.Listener, name string) error {
 	cfg := e.cfg.Load()
 	var lc *Listener
