@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/albconformance"
-	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/api"
 )
 
 // TestStackALBConformance runs the ALB conformance checks against a
@@ -144,12 +144,12 @@ func (st stackTargets) Terminate(ctx context.Context, addr string) error {
 }
 
 // list runs moat targets -o json.
-func (st stackTargets) list() ([]daemon.Target, error) {
+func (st stackTargets) list() ([]api.Target, error) {
 	out, err := st.s.moat(10*time.Second, "targets", "-o", "json")
 	if err != nil {
 		return nil, fmt.Errorf("moat targets: %v: %s", err, out)
 	}
-	var list []daemon.Target
+	var list []api.Target
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, fmt.Errorf("moat targets -o json: %w: %s", err, out)
 	}
