@@ -15,6 +15,10 @@ command -v ss >/dev/null      || need+=(iproute2)
 [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
 if [ "${1:-}" = test ]; then
   command -v chromium >/dev/null || need+=(chromium)   # the browser tests
+  # sshd -t/-T check the bastion's rendered sshd configuration (awscfn).
+  [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  command -v unshare >/dev/null || need+=(util-linux)
+  command -v useradd >/dev/null || need+=(passwd)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moat-dev/moat/internal/awscfn"
+	"github.com/moat-dev/moat/internal/awscost"
 )
 
 func init() { register(newTemplateCommand) }
@@ -42,7 +43,7 @@ func (f *templateFlags) render(stderr io.Writer) (*awscfn.Template, error) {
 
 func newTemplateCommand() *cobra.Command {
 	var f templateFlags
-	var validate bool
+	var validate, cost bool
 	c := &cobra.Command{
 		Use:   "template",
 		Short: "Print the stack as an AWS CloudFormation template (--validate: check it offline)",
@@ -53,11 +54,18 @@ policies. moat deploy sends the same template.
 
 With --validate it prints no template but checks it offline against AWS's
 CloudFormation resource schemas and moat's own rules, prints each finding
-(resource.property.path: problem) and exits 1 if there is any.`,
+(resource.property.path: problem) and exits 1 if there is any.
+
+With --cost it prints no template but an estimate of what the stack costs a
+month on AWS (instances, NAT gateways, load balancers, public IPv4 addresses)
+at on-demand prices from moat's price table, with the table's date.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if validate {
 				return runTemplateValidate(c, &f, "")
+			}
+			if cost {
+				return runTemplateCost(c, &f)
 			}
 			t, err := f.render(c.ErrOrStderr())
 			if err != nil {
@@ -82,6 +90,7 @@ CloudFormation resource schemas and moat's own rules, prints each finding
 	}
 	f.add(c, "template format: yaml or json (with --validate: text or json)")
 	c.Flags().BoolVar(&validate, "validate", false, "check the template offline instead of printing it; exit 1 on findings")
+	c.Flags().BoolVar(&cost, "cost", false, "print the stack's estimated monthly cost on AWS instead of the template (-o json for JSON)")
 	c.AddCommand(newTemplateValidateCommand())
 	return c
 }
@@ -145,4 +154,25 @@ func runTemplateValidate(c *cobra.Command, f *templateFlags, templateFile string
 	fmt.Fprintf(c.ErrOrStderr(), "%s: template valid offline (%d resources checked against %d CloudFormation resource schemas and moat's rules)\n",
 		name, len(t.Resources), len(awscfn.SchemaTypes()))
 	return nil
+}
+
+// runTemplateCost prints the estimated monthly cost of the stack file's
+// stack: a table, or JSON with -o json.
+func runTemplateCost(c *cobra.Command, f *templateFlags) error {
+	p, err := loadPlan(f.file, c.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	e, err := awscost.Monthly(p)
+	if err != nil {
+		return withCode(exitInvalid, err)
+	}
+	switch f.output {
+	case "json":
+		return writeJSON(c.OutOrStdout(), e)
+	case "", "text", "yaml":
+		_, err := io.WriteString(c.OutOrStdout(), e.Table())
+		return err
+	}
+	return withCode(exitUsage, fmt.Errorf("unknown output format %q: use text or json", f.output))
 }

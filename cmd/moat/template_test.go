@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moat-dev/moat/internal/awscost"
 )
 
 func TestTemplateYAMLAndJSON(t *testing.T) {
@@ -144,5 +146,28 @@ func TestTemplateAssetBucketFromFile(t *testing.T) {
 	stdout, _, _ = run(t, "template", "-f", path, "-o", "json", "--asset-bucket", "flag-bucket")
 	if !strings.Contains(stdout, `"Default": "flag-bucket"`) {
 		t.Error("--asset-bucket does not override aws.assetBucket")
+	}
+}
+
+// TestTemplateCost: moat template --cost prints the stack's monthly cost
+// line by line, with the price table's date; -o json gives the same.
+func TestTemplateCost(t *testing.T) {
+	stdout, stderr, code := run(t, "template", "--cost", "-f", exampleFile)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"EC2 t3.micro (bastion)", "EC2 t3.micro (group web)", "NAT gateway", "application load balancer",
+		"public IPv4 address", "~$87/month in us-east-1 (prices of " + awscost.PricesOf + ", on-demand, 730 h; excludes data transfer"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--cost output lacks %q:\n%s", want, stdout)
+		}
+	}
+	jout, stderr, code := run(t, "template", "--cost", "-o", "json", "-f", exampleFile)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var e awscost.Estimate
+	if err := json.Unmarshal([]byte(jout), &e); err != nil || len(e.Lines) != 5 || e.Monthly < 86 || e.Monthly > 87 {
+		t.Errorf("-o json: %v %+v", err, e)
 	}
 }

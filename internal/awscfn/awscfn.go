@@ -1,12 +1,3 @@
-// Package awscfn renders a resolved plan as an AWS CloudFormation template
-// and validates the template offline, against AWS's own resource provider
-// schemas (vendored under schemas/) and moat's own rules (every reference
-// resolves, no cycles, subnets inside the VPC, the load balancer spans two
-// zones, the instances admit the load balancer on the target port).
-//
-// It consumes only the plan (package plan), never the stack file, so the
-// template and the local runtime cannot drift: the parity test extracts the
-// same topology from both and compares them node for node.
 package awscfn
 
 import (
