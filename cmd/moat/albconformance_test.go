@@ -12,6 +12,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/albconformance"
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestStackALBConformance runs the ALB conformance checks against a
@@ -19,7 +20,6 @@ import (
 // HTTPS (443) listeners published on loopback, two instances running
 // this test binary as the checks' backend.
 func TestStackALBConformance(t *testing.T) {
-	needRoot(t)
 	if testing.Short() {
 		t.Skip("the conformance suite waits for health checks (minutes); not in -short")
 	}
@@ -121,11 +121,12 @@ func (st stackTargets) Terminate(ctx context.Context, addr string) error {
 	if out, err := st.s.moat(30*time.Second, "terminate", id); err != nil {
 		return fmt.Errorf("moat terminate %s: %v: %s", id, err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var healthErr error // ends the wait at once
+	err = testutil.Poll(30*time.Second, func() error {
 		hs, err := st.Health(ctx, "sticky")
 		if err != nil {
-			return err
+			healthErr = err
+			return nil
 		}
 		state := ""
 		for _, h := range hs {
@@ -136,11 +137,12 @@ func (st stackTargets) Terminate(ctx context.Context, addr string) error {
 		if state == "" || state == "draining" {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("terminated instance %s is still %s in target group sticky after 30 s", id, state)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return fmt.Errorf("terminated instance %s is still %s in target group sticky after 30 s", id, state)
+	})
+	if healthErr != nil {
+		return healthErr
 	}
+	return err
 }
 
 // list runs moat targets -o json.

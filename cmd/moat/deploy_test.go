@@ -15,7 +15,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,36 +23,16 @@ import (
 
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
-// isolateAWS clears every AWS setting the environment may hold, points the
-// shared config files at an empty file and disables the instance metadata
-// service, so that nothing looks for credentials off this machine.
-func isolateAWS(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL_S3",
-		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "MOAT_FILE"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", empty)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
-
+// standinCreds starts the CloudFormation stand-in and points a fake AWS
+// environment at it.
 func standinCreds(t *testing.T) *cfnstandin.Server {
 	t.Helper()
-	isolateAWS(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASTANDINCLI")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
 	s := cfnstandin.New()
 	t.Cleanup(s.Close)
+	testutil.FakeAWS(t, s.URL)
 	return s
 }
 
@@ -158,7 +137,6 @@ func TestDeployUpdateDestroyAgainstStandIn(t *testing.T) {
 func TestDeployFailureExitCode(t *testing.T) {
 	s := standinCreds(t)
 	s.Fail["AutoScalingGroupWeb"] = "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to."
-	t.Setenv("AWS_ENDPOINT_URL", s.URL)
 	path := copyExample(t)
 	_, stderr, code := runBin(t, "deploy", "-f", path, "-y", "--poll-interval=1ms")
 	if code != exitFailure {
@@ -181,7 +159,7 @@ func TestDeployFailureExitCode(t *testing.T) {
 }
 
 func TestDeployWithoutCredentials(t *testing.T) {
-	isolateAWS(t)
+	testutil.IsolateAWS(t)
 	path := copyExample(t)
 	_, stderr, code := run(t, "deploy", "-f", path, "-y")
 	if code != exitFailure {
@@ -208,7 +186,7 @@ func TestDeployWithoutCredentials(t *testing.T) {
 }
 
 func TestDeployRegionMismatch(t *testing.T) {
-	isolateAWS(t)
+	testutil.IsolateAWS(t)
 	path := copyExample(t)
 	_, stderr, code := run(t, "deploy", "-f", path, "--region", "eu-west-1")
 	if code != exitUsage || !strings.Contains(stderr, "aws.region") {
@@ -248,14 +226,15 @@ func TestDeployInterruptAtPrompt(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "[y/N]") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("no prompt within 30s:\n%s", stderr.String())
+	if err := testutil.Poll(30*time.Second, func() error {
+		if !strings.Contains(stderr.String(), "[y/N]") {
+			return errors.New("no prompt")
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("no prompt within 30s:\n%s", stderr.String())
 	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestRequestsPerTargetScaling runs the example with a 2 s metric period
@@ -20,7 +22,6 @@ import (
 // load stops (15 datapoints, cooldown and warm-up), with each step in the
 // activity history.
 func TestRequestsPerTargetScaling(t *testing.T) {
-	needRoot(t)
 	s := newE2EStack(t, "e2escale", func(text string) string {
 		text = strings.Replace(text, "metricPeriod: 15", "metricPeriod: 2", 1)
 		text = strings.Replace(text, "defaultCooldown: 60", "defaultCooldown: 10", 1)
@@ -28,7 +29,7 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 		return strings.Replace(text, "targetValue: 1000", "targetValue: 600", 1)
 	})
 	s.mustMoat(120*time.Second, "up", "-d", "--wait")
-	s.waitFor("2 healthy targets", 30*time.Second, func() bool { return s.healthyTargets() == 2 })
+	testutil.Eventually(t, 30*time.Second, s.healthy(2))
 
 	var sent, failed atomic.Int64
 	stop := make(chan struct{})
@@ -61,9 +62,14 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 		}
 	}()
 	loadStart := time.Now()
-	s.waitFor("scale-out under load", 45*time.Second, func() bool { return len(s.instances()) > 2 })
+	testutil.Eventually(t, 45*time.Second, func() error {
+		if n := len(s.instances()); n <= 2 {
+			return fmt.Errorf("no scale-out under load: %d instances", n)
+		}
+		return nil
+	})
 	out := time.Since(loadStart)
-	s.waitFor("the new instances healthy", 30*time.Second, func() bool { return s.healthyTargets() == len(s.instances()) })
+	testutil.Eventually(t, 30*time.Second, func() error { return s.healthy(len(s.instances()))() })
 	close(stop)
 	wg.Wait()
 	t.Logf("scaled out to %d instances %v after the load started (%d requests, %d failed)", len(s.instances()), out.Round(time.Millisecond), sent.Load(), failed.Load())
@@ -78,9 +84,11 @@ func TestRequestsPerTargetScaling(t *testing.T) {
 	}
 
 	idle := time.Now()
-	s.waitFor("scale-in after the load stopped", 120*time.Second, func() bool {
-		list := s.instances()
-		return len(list) == 2 && countRunning(list) == 2
+	testutil.Eventually(t, 120*time.Second, func() error {
+		if list := s.instances(); len(list) != 2 || countRunning(list) != 2 {
+			return fmt.Errorf("no scale-in to 2 running instances after the load stopped: %+v", list)
+		}
+		return nil
 	})
 	t.Logf("scaled back in to 2 instances %v after the load stopped", time.Since(idle).Round(time.Millisecond))
 	if in := time.Since(idle); in < 15*2*time.Second {

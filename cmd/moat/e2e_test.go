@@ -23,6 +23,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/browsertest"
+	"github.com/moat-dev/moat/internal/testutil"
 	"github.com/vishvananda/netlink"
 
 	"github.com/moat-dev/moat/internal/vpc"
@@ -33,21 +34,6 @@ import (
 // bundled example: real namespaces, nftables, processes, the load balancer
 // on loopback, the bastion and the system's OpenSSH client. Only loopback
 // and the test's own stack namespaces are ever contacted.
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root and must run the end-to-end tests")
-		}
-		t.Skip("end-to-end tests need root (network namespaces, nftables); run: sudo scripts/test.sh")
-	}
-	for _, tool := range []string{"ssh", "scp", "python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing: scripts/deps.sh installs it", tool)
-		}
-	}
-}
 
 // freePort returns a loopback port that is free now.
 func freePort(t *testing.T) int {
@@ -100,6 +86,12 @@ func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack 
 // it) to dir/moat.yaml; the stack is taken down when the test ends.
 func newE2EStackFile(t *testing.T, name, dir, text string) *e2eStack {
 	t.Helper()
+	testutil.RequireRoot(t, "end-to-end: network namespaces, nftables")
+	for _, tool := range []string{"ssh", "scp", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: scripts/deps.sh installs it", tool)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +159,13 @@ func (s *e2eStack) targets() []api.Target {
 	return list
 }
 
-// waitFor polls cond every 250 ms until it holds or limit passes.
-func (s *e2eStack) waitFor(what string, limit time.Duration, cond func() bool) {
-	s.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out after %v waiting for %s", limit, what)
+// healthy is a condition for testutil.Eventually: n healthy targets.
+func (s *e2eStack) healthy(n int) func() error {
+	return func() error {
+		if got := s.healthyTargets(); got != n {
+			return fmt.Errorf("%d healthy targets, want %d", got, n)
 		}
-		time.Sleep(250 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -266,7 +256,6 @@ func get(t *testing.T, url string) (int, string) {
 // replacement; an instance refresh without one failed request; and
 // moat down leaves nothing.
 func TestStackEndToEnd(t *testing.T) {
-	needRoot(t)
 	s := newE2EStack(t, "e2e", func(text string) string {
 		return strings.Replace(text, "\nlocal:\n", "\nlocal:\n  egress: true\n", 1)
 	})
@@ -278,7 +267,7 @@ func TestStackEndToEnd(t *testing.T) {
 	if len(ins) != 2 || ins[0].Zone == ins[1].Zone {
 		t.Fatalf("want 2 instances in 2 zones, got %+v", ins)
 	}
-	s.waitFor("2 healthy targets", 30*time.Second, func() bool { return s.healthyTargets() == 2 })
+	testutil.Eventually(t, 30*time.Second, s.healthy(2))
 
 	// The load balancer spreads requests over both instances.
 	seen := map[string]bool{}
@@ -432,30 +421,46 @@ func TestStackEndToEnd(t *testing.T) {
 	t.Run("scale, terminate, health replacement", func(t *testing.T) {
 		s := s.with(t)
 		s.mustMoat(10*time.Second, "scale", "web", "3")
-		s.waitFor("3 running instances", 30*time.Second, func() bool { return countRunning(s.instances()) == 3 })
+		testutil.Eventually(t, 30*time.Second, func() error {
+			if n := countRunning(s.instances()); n != 3 {
+				return fmt.Errorf("%d running instances, want 3", n)
+			}
+			return nil
+		})
 		victim := s.instances()[0].ID
 		s.mustMoat(10*time.Second, "terminate", victim)
-		s.waitFor("the terminated instance replaced", 40*time.Second, func() bool {
-			list := s.instances()
-			return countRunning(list) == 3 && !hasInstance(list, victim)
+		testutil.Eventually(t, 40*time.Second, func() error {
+			if list := s.instances(); countRunning(list) != 3 || hasInstance(list, victim) {
+				return fmt.Errorf("the terminated instance %s not replaced: %+v", victim, list)
+			}
+			return nil
 		})
 		s.mustMoat(10*time.Second, "terminate", "--decrement-desired", s.instances()[0].ID)
-		s.waitFor("2 running instances after a decrementing terminate", 40*time.Second, func() bool { return len(s.instances()) == 2 })
+		testutil.Eventually(t, 40*time.Second, func() error {
+			if n := len(s.instances()); n != 2 {
+				return fmt.Errorf("%d instances after a decrementing terminate, want 2", n)
+			}
+			return nil
+		})
 
 		// Kill an instance's app: the group replaces it. Once zones are
 		// balanced (else AZRebalance may terminate instances of its own),
 		// the newest instance is the one rebalancing would not pick.
-		s.waitFor("2 instances in 2 zones", 60*time.Second, func() bool {
-			list := s.instances()
-			return countRunning(list) == 2 && len(list) == 2 && list[0].Zone != list[1].Zone
+		testutil.Eventually(t, 60*time.Second, func() error {
+			if list := s.instances(); countRunning(list) != 2 || len(list) != 2 || list[0].Zone == list[1].Zone {
+				return fmt.Errorf("not 2 running instances in 2 zones: %+v", list)
+			}
+			return nil
 		})
 		list := s.instances()
 		crashed := list[len(list)-1]
-		s.waitFor("the instance past its grace period", 40*time.Second, func() bool { return time.Since(crashed.Launched) > 31*time.Second })
+		time.Sleep(time.Until(crashed.Launched.Add(31 * time.Second))) // past its grace period
 		s.mustMoat(20*time.Second, "ssh", crashed.ID, "--", `kill -9 $(ss -Hltnp "sport = :8000" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)`)
-		s.waitFor("the crashed instance replaced", 40*time.Second, func() bool {
-			list := s.instances()
-			return countRunning(list) == 2 && !hasInstance(list, crashed.ID)
+		testutil.Eventually(t, 40*time.Second, func() error {
+			if list := s.instances(); countRunning(list) != 2 || hasInstance(list, crashed.ID) {
+				return fmt.Errorf("the crashed instance %s not replaced: %+v", crashed.ID, list)
+			}
+			return nil
 		})
 		events := s.mustMoat(10*time.Second, "events")
 		if !regexp.MustCompile(`Terminating EC2 instance: ` + crashed.ID + `[^\n]*status checks failure[^\n]*Status reason: [^\n]*(signal|exit)`).MatchString(events) {
@@ -474,9 +479,11 @@ func TestStackEndToEnd(t *testing.T) {
 			t.Fatalf("no instance past its grace period: %+v", s.instances())
 		}
 		s.mustMoat(20*time.Second, "ssh", sick.ID, "--", "curl -s -m 2 http://127.0.0.1:8000/health/fail")
-		s.waitFor("the instance failing /health replaced", 60*time.Second, func() bool {
-			list := s.instances()
-			return countRunning(list) == 2 && !hasInstance(list, sick.ID)
+		testutil.Eventually(t, 60*time.Second, func() error {
+			if list := s.instances(); countRunning(list) != 2 || hasInstance(list, sick.ID) {
+				return fmt.Errorf("the instance %s failing /health not replaced: %+v", sick.ID, list)
+			}
+			return nil
 		})
 		events = s.mustMoat(10*time.Second, "events")
 		if !regexp.MustCompile(`Terminating EC2 instance: ` + sick.ID + `[^\n]*ELB`).MatchString(events) {
@@ -486,7 +493,7 @@ func TestStackEndToEnd(t *testing.T) {
 
 	t.Run("instance refresh without failed requests", func(t *testing.T) {
 		s := s.with(t)
-		s.waitFor("2 healthy targets", 40*time.Second, func() bool { return s.healthyTargets() == 2 })
+		testutil.Eventually(t, 40*time.Second, s.healthy(2))
 		before := s.instances()
 		s.mustMoat(10*time.Second, "refresh", "web")
 		// A bounded load loop: at most 3000 requests, 120 s.
@@ -552,8 +559,11 @@ func TestStackEndToEnd(t *testing.T) {
 			t.Errorf("WebSocket after the apply: %q, %v", got, err)
 		}
 		// The changed launch template rolls through an instance refresh.
-		s.waitFor("every instance replaced with the new launch template", 120*time.Second, func() bool {
-			return refreshed(before, s.instances())
+		testutil.Eventually(t, 120*time.Second, func() error {
+			if list := s.instances(); !refreshed(before, list) {
+				return fmt.Errorf("not every instance replaced with the new launch template: before %+v, now %+v", before, list)
+			}
+			return nil
 		})
 		out = s.mustMoat(30*time.Second, "ssh", s.instances()[0].ID, "--", "echo greeting=$GREETING")
 		if !strings.Contains(out, "greeting=v2") {
@@ -631,7 +641,6 @@ func refreshed(before, now []api.Instance) bool {
 // TestCrashedStackIsReclaimed kills the daemon with SIGKILL and checks
 // that moat down reclaims its namespaces and processes.
 func TestCrashedStackIsReclaimed(t *testing.T) {
-	needRoot(t)
 	s := newE2EStack(t, "e2ecrash", nil)
 	s.mustMoat(120*time.Second, "up", "-d", "--wait")
 	pidText, err := os.ReadFile(filepath.Join(s.home, s.name, "daemon.pid"))
@@ -645,10 +654,13 @@ func TestCrashedStackIsReclaimed(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Wait (5 s at most) for the daemon to be gone, then go on either way.
+	_ = testutil.Poll(5*time.Second, func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("daemon %d still there", pid)
+		}
+		return nil
+	})
 	if len(stackNamespaces(s.name)) == 0 {
 		t.Fatal("a killed daemon left no namespaces: the test proves nothing")
 	}
@@ -662,7 +674,6 @@ func TestCrashedStackIsReclaimed(t *testing.T) {
 // TestFailedUpLeavesNothing: user data that fails makes moat up fail with
 // the reason, and nothing of the stack is left.
 func TestFailedUpLeavesNothing(t *testing.T) {
-	needRoot(t)
 	s := newE2EStack(t, "e2efail", func(text string) string {
 		return strings.Replace(text, `echo "booted $(date -u +%FT%TZ)" > boot.txt`, `echo "cannot boot" >&2; exit 3`, 1)
 	})
@@ -673,17 +684,20 @@ func TestFailedUpLeavesNothing(t *testing.T) {
 	if !strings.Contains(out, "user data") {
 		t.Errorf("moat up output %q does not name the failing user data", out)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(stackNamespaces(s.name)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Wait (10 s at most) for the namespaces to go; assertNoLeftovers says
+	// what is left.
+	_ = testutil.Poll(10*time.Second, func() error {
+		if ns := stackNamespaces(s.name); len(ns) > 0 {
+			return fmt.Errorf("namespaces left: %v", ns)
+		}
+		return nil
+	})
 	assertNoLeftovers(t, s.name)
 }
 
 // TestInterruptedUpLeavesNothing: Ctrl-C (SIGINT) to a foreground moat up
 // tears the whole stack down.
 func TestInterruptedUpLeavesNothing(t *testing.T) {
-	needRoot(t)
 	s := newE2EStack(t, "e2eint", nil)
 	cmd := exec.Command(moatBin, "up", "-f", s.file)
 	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
@@ -694,9 +708,11 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	s.waitFor("the stack running", 60*time.Second, func() bool {
-		o, err := s.moat(5*time.Second, "status")
-		return err == nil && strings.Contains(o, "running")
+	testutil.Eventually(t, 60*time.Second, func() error {
+		if o, err := s.moat(5*time.Second, "status"); err != nil || !strings.Contains(o, "running") {
+			return fmt.Errorf("the stack not running: moat status: %v\n%s", err, o)
+		}
+		return nil
 	})
 	if len(stackNamespaces(s.name)) == 0 {
 		t.Fatal("a running stack has no namespaces: the test proves nothing")
@@ -717,7 +733,6 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 // runs from another MOAT_HOME is refused, and a moat down there does not
 // touch the running stack (namespaces are machine-wide).
 func TestSameStackNameFromTwoHomes(t *testing.T) {
-	needRoot(t)
 	a := newE2EStack(t, "e2etwin", nil)
 	b := newE2EStack(t, "e2etwin", nil)
 	a.mustMoat(120*time.Second, "up", "-d", "--wait")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/lb"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestLBServesHTTPS runs the moat binary's lb command with an HTTP and an
@@ -119,21 +121,21 @@ func TestLBServesHTTPS(t *testing.T) {
 // turned healthy), for at most 10 s.
 func getUntil200(t *testing.T, c *http.Client, url, logFile string) *http.Response {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := c.Get(url)
-		if err == nil && resp.StatusCode == 200 {
-			return resp
+	var resp *http.Response
+	testutil.Eventually(t, 10*time.Second, func() error {
+		r, err := c.Get(url)
+		if err == nil && r.StatusCode == 200 {
+			resp = r
+			return nil
 		}
 		if err == nil {
-			resp.Body.Close()
+			r.Body.Close()
+			err = errors.New(r.Status)
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile)
-			t.Fatalf("GET %s: no 200 within 10 s (last: %v)\nmoat lb: %s", url, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		log, _ := os.ReadFile(logFile)
+		return fmt.Errorf("GET %s: no 200 (last: %v)\nmoat lb: %s", url, err, log)
+	})
+	return resp
 }
 
 func writePEM(t *testing.T, path, typ string, der []byte) {

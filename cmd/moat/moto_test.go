@@ -52,6 +52,7 @@ import (
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/lb"
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // moto is a moto_server this test started.
@@ -88,23 +89,20 @@ func startMoto(t *testing.T) *moto {
 		<-done
 	})
 	m := &moto{url: "http://127.0.0.1:" + strconv.Itoa(port)}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(m.url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return m
-		}
+	testutil.Eventually(t, 30*time.Second, func() error {
 		select {
 		case <-done:
 			t.Fatalf("moto_server exited:\n%s", log.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server not answering on %s after 30s: %v\n%s", m.url, err, log.String())
+		resp, err := http.Get(m.url + "/moto-api/")
+		if err != nil {
+			return fmt.Errorf("moto_server not answering on %s: %w\n%s", m.url, err, log.String())
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return nil
+	})
+	return m
 }
 
 // reset forgets every resource, so that each case starts from an empty account.
@@ -121,10 +119,7 @@ func (m *moto) reset(t *testing.T) {
 // fake credentials; nothing can reach AWS.
 func motoEnv(t *testing.T, m *moto) {
 	t.Helper()
-	isolateAWS(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAMOTOTESTING")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "moto-secret")
-	t.Setenv("AWS_ENDPOINT_URL", m.url)
+	testutil.FakeAWS(t, m.url)
 }
 
 func motoClients(t *testing.T, region string) *awsdeploy.Clients {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // Tests of the fixes from the black-box review (/work/notes/review.md).
@@ -104,9 +106,7 @@ func TestMissingStackFileGivenWithF(t *testing.T) {
 // down refuses to reclaim without root instead of failing on every
 // namespace.
 func TestNonRootAgainstARootStack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to play both the root daemon and the user nobody")
-	}
+	testutil.RequireRoot(t, "playing both the root daemon and the user nobody")
 	// The binary, where nobody may run it (t.TempDir's parent is root's).
 	base, err := os.MkdirTemp("", "moat-nonroot")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/moat-dev/moat/internal/browsertest"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // startApp runs the example app on a free loopback port and returns its URL.
@@ -40,20 +41,18 @@ func startApp(t testing.TB) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		resp, err := http.Get(url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return url
-			}
+		if err != nil {
+			return fmt.Errorf("app not healthy: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app did not become healthy: %v", err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("app not healthy: /health answers %s", resp.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return url
 }
 
 func TestAppServesPageHealthAndEvents(t *testing.T) {

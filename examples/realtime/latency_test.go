@@ -14,6 +14,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/lb"
 	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // The latency benchmark's load: a fixed rate, open loop, from a pool of
@@ -60,16 +61,13 @@ func startLB(tb testing.TB, target string) string {
 	}
 	tb.Cleanup(func() { ln.Close() })
 	go e.Serve(ln, "http")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if ts := e.Targets("app"); len(ts) == 1 && ts[0].State == targetgroup.StateHealthy {
-			return "http://" + ln.Addr().String()
+	testutil.Eventually(tb, 15*time.Second, func() error {
+		if ts := e.Targets("app"); len(ts) != 1 || ts[0].State != targetgroup.StateHealthy {
+			return fmt.Errorf("target %s not healthy: %+v", target, ts)
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("target %s did not become healthy: %+v", target, e.Targets("app"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // fixedRate sends b.N GET requests to url (at most latMax) at latRate per

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 func cidrs(s ...string) []netip.Prefix {
@@ -134,12 +135,7 @@ func mustString(t *testing.T, v any) string {
 // other networks, and a third with none, apply them; and OpenSSH's sshd
 // accepts each configuration.
 func TestBastionUserDataInSandbox(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root (a mount namespace); CI must run it as root")
-		}
-		t.Skip("skipping: needs root (a mount namespace); run with sudo")
-	}
+	testutil.RequireRoot(t, "a mount namespace")
 	for _, bin := range []string{"unshare", "useradd", "sshd", "ssh-keygen"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s is not installed (scripts/deps.sh installs it): %v", bin, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/moat-dev/moat/internal/awsdeploy"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // A profile that assumes a role with mfa_serial loads, asks for the code
@@ -20,7 +21,7 @@ import (
 // option not set"). STS is an httptest server on loopback: nothing leaves
 // the machine.
 func TestMFAProfileAsksForTheCode(t *testing.T) {
-	isolateAWSEnv(t)
+	testutil.IsolateAWS(t)
 	var mu sync.Mutex
 	var got []string
 	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

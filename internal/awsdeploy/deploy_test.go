@@ -25,6 +25,7 @@ import (
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/awsdeploy/cfnstandin"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // testTemplate is a small template shaped like moat's: a VPC, a subnet, an
@@ -49,37 +50,13 @@ func testTemplate(desired int, extra string) []byte {
 }`, desired, extra)
 }
 
-// standin starts the stand-in and sets a clean AWS environment: fake static
-// credentials, a region, no shared config, and the instance metadata
-// service disabled (so nothing ever looks for it off this machine).
+// standin starts the stand-in and points a fake AWS environment at it.
 func standin(t *testing.T) *cfnstandin.Server {
 	t.Helper()
 	s := cfnstandin.New()
 	t.Cleanup(s.Close)
-	isolateAWSEnv(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASTANDINTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
-	t.Setenv("AWS_REGION", "us-east-1")
+	testutil.FakeAWS(t, s.URL)
 	return s
-}
-
-func isolateAWSEnv(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL_S3",
-		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", empty)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("HOME", dir)
 }
 
 func deployer(t *testing.T, s *cfnstandin.Server, out *bytes.Buffer) *awsdeploy.Deployer {
@@ -145,7 +122,7 @@ func TestCreateUpdateNoChangesDestroy(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if keys := s.AccessKeys(); !slices.Equal(keys, []string{"AKIASTANDINTEST"}) {
+	if keys := s.AccessKeys(); !slices.Equal(keys, []string{testutil.FakeAWSAccessKey}) {
 		t.Errorf("requests signed with %v", keys)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 func TestStackAction(t *testing.T) {
@@ -202,23 +204,10 @@ func TestProgressTTYFitsTheTerminal(t *testing.T) {
 }
 
 func TestConnectErrors(t *testing.T) {
-	isolate := func(t *testing.T) {
-		dir := t.TempDir()
-		empty := filepath.Join(dir, "empty")
-		os.WriteFile(empty, nil, 0o600)
-		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-			"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-		t.Setenv("AWS_CONFIG_FILE", empty)
-		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-		t.Setenv("AWS_EC2_METADATA_DISABLED", "true") // never look for an instance role off this machine
-	}
 	ctx := context.Background()
 
 	t.Run("no credentials", func(t *testing.T) {
-		isolate(t)
+		testutil.IsolateAWS(t)
 		_, err := Connect(ctx, ClientOptions{Region: "us-east-1"})
 		var ce *CredentialsError
 		if !errors.As(err, &ce) {
@@ -231,7 +220,7 @@ func TestConnectErrors(t *testing.T) {
 		}
 	})
 	t.Run("no region", func(t *testing.T) {
-		isolate(t)
+		testutil.IsolateAWS(t)
 		t.Setenv("AWS_ACCESS_KEY_ID", "AKIA")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "x")
 		if _, err := Connect(ctx, ClientOptions{}); !errors.Is(err, ErrNoRegion) {
@@ -239,7 +228,7 @@ func TestConnectErrors(t *testing.T) {
 		}
 	})
 	t.Run("region from a profile", func(t *testing.T) {
-		isolate(t)
+		testutil.IsolateAWS(t)
 		cfg := filepath.Join(t.TempDir(), "config")
 		os.WriteFile(cfg, []byte("[profile ops]\nregion = eu-west-1\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = x\n"), 0o600)
 		t.Setenv("AWS_CONFIG_FILE", cfg)
@@ -254,7 +243,7 @@ func TestConnectErrors(t *testing.T) {
 		}
 	})
 	t.Run("unknown profile", func(t *testing.T) {
-		isolate(t)
+		testutil.IsolateAWS(t)
 		_, err := Connect(ctx, ClientOptions{Profile: "nosuch", Region: "us-east-1"})
 		if err == nil || !strings.Contains(err.Error(), `AWS profile "nosuch"`) || !strings.Contains(err.Error(), "aws configure") {
 			t.Errorf("err = %v", err)

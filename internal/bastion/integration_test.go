@@ -23,6 +23,7 @@ import (
 	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/testutil"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -62,21 +63,19 @@ func (b *syncBuffer) entries(t *testing.T) []map[string]any {
 // values are substrings) and returns it.
 func (b *syncBuffer) waitAudit(t *testing.T, want map[string]string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var found map[string]any
+	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, e := range b.entries(t) {
 			if matches(e, want) {
-				return e
+				found = e
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			b.mu.Lock()
-			log := b.buf.String()
-			b.mu.Unlock()
-			t.Fatalf("no audit entry matching %v; audit log:\n%s", want, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return fmt.Errorf("no audit entry matching %v; audit log:\n%s", want, b.buf.String())
+	})
+	return found
 }
 
 func matches(e map[string]any, want map[string]string) bool {
@@ -473,7 +472,7 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
-		waitFor(t, func() bool { _, err := os.Stat(sock); return err == nil })
+		testutil.Eventually(t, 10*time.Second, func() error { _, err := os.Stat(sock); return err })
 		run := func(args ...string) (string, string, int) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -578,17 +577,6 @@ func TestFloodOfFailedHandshakes(t *testing.T) {
 	// And after the flood, still in.
 	if out, stderr, code := e.run(t, "ssh", "-F", e.cfgFile, "web-1", "echo after"); code != 0 || out != "after\n" {
 		t.Fatalf("login after flood: exit %d, out %q, stderr %s", code, out, stderr)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

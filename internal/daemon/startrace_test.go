@@ -19,20 +19,8 @@ import (
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
+	"github.com/moat-dev/moat/internal/testutil"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root and must run the daemon's stack tests")
-		}
-		t.Skip("starting a stack needs root (network namespaces, nftables); run: sudo scripts/test.sh")
-	}
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Fatal("python3 is missing: scripts/deps.sh installs it")
-	}
-}
 
 // freeAddr is a loopback address with a port that is free now.
 func freeAddr(t *testing.T) string {
@@ -79,7 +67,10 @@ func exampleStack(t *testing.T, name string) *plan.Plan {
 // several clients while the stack starts, so that the race detector sees
 // the API read what start writes. Status must answer throughout.
 func TestControlAPIWhileStarting(t *testing.T) {
-	needRoot(t)
+	testutil.RequireRoot(t, "starting a stack: network namespaces, nftables")
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is missing: scripts/deps.sh installs it")
+	}
 	p := exampleStack(t, "startrace")
 	dir := daemon.StackDir(p.Stack)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // getInNS sends GET path to 127.0.0.1:port inside the namespace at nsPath.
@@ -92,7 +94,7 @@ func memAvailable() int64 {
 // MemAvailable). Each iteration takes about 3 s and cleans up after
 // itself; run with -benchtime 1x.
 func BenchmarkExampleAppCapacity(b *testing.B) {
-	requireRoot(b)
+	testutil.RequireRoot(b, "network namespaces, running as another user")
 	app, err := filepath.Abs("../../examples/realtime/app")
 	if err != nil {
 		b.Fatal(err)
@@ -122,16 +124,12 @@ func BenchmarkExampleAppCapacity(b *testing.B) {
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for i, ns := range nss {
-			for {
-				code, err := getInNS(ns, 8000, "/health")
-				if err == nil && code == 200 {
-					break
+			testutil.Eventually(b, time.Until(deadline), func() error {
+				if code, err := getInNS(ns, 8000, "/health"); err != nil || code != 200 {
+					return fmt.Errorf("instance %d not healthy: %v %d", i, err, code)
 				}
-				if time.Now().After(deadline) {
-					b.Fatalf("instance %d not healthy after 30s: %v %d", i, err, code)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return nil
+			})
 		}
 		healthy := time.Since(start)
 		cpu0 := 0.0

@@ -2,23 +2,39 @@ package instance
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
+// requireLimited skips a test of instance limits where this host does not
+// apply them, and says why: the host's reason, or that moat's own cgroups
+// are not writable here.
+func requireLimited(t *testing.T, in *Instance) {
+	t.Helper()
+	if in.Limited() {
+		return
+	}
+	why := "the cgroup v1 cpu and memory hierarchies are there, but moat's cgroups in them are not writable"
+	if err := LimitsApplicable(); err != nil {
+		why = err.Error()
+	}
+	t.Skipf("skipping: this host does not apply instance limits: %s", why)
+}
+
 func TestLimits(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	s := spec(t, testNS(t), `exec python3 -c "b = bytearray(256 * 1024 * 1024); print('survived')"`)
 	s.ID = "i-0000000000000c9a1"
 	s.Limits = Limits{CPUs: 0.2, MemoryBytes: 32 << 20}
 	in := start(t, s)
-	if !in.Limited() {
-		t.Skip("skipping: no writable cgroup v1 cpu and memory hierarchies here (limits not applied)")
-	}
+	requireLimited(t, in)
 	waitExit(t, in)
 	if log := readLog(t, s); strings.Contains(log, "\nsurvived\n") {
 		t.Fatalf("a 256 MiB allocation survived a 32 MiB limit:\n%s", log)
@@ -41,14 +57,12 @@ func TestLimits(t *testing.T) {
 }
 
 func TestLimitsInheritedByTheCommand(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	s := spec(t, testNS(t), "cat /proc/self/cgroup; sleep 600")
 	s.ID = "i-0000000000000c9a2"
 	s.Limits = Limits{MemoryBytes: 256 << 20}
 	in := start(t, s)
-	if !in.Limited() {
-		t.Skip("skipping: no writable cgroup v1 memory hierarchy here")
-	}
+	requireLimited(t, in)
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(in.PID()) + "/cgroup")
 	if err != nil {
 		t.Fatal(err)
@@ -66,52 +80,24 @@ func TestLimitsInheritedByTheCommand(t *testing.T) {
 // TestStopReachesSetsid: with limits, Stop also kills a process that left
 // the process group with setsid (it stays in the instance's cgroup).
 func TestStopReachesSetsid(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	s := spec(t, testNS(t), `setsid sleep 600 & echo child=$!; sleep 600`)
 	s.ID = "i-0000000000000c9a3"
 	s.Limits = Limits{MemoryBytes: 256 << 20}
 	in := start(t, s)
-	if !in.Limited() {
-		t.Skip("skipping: no writable cgroup v1 memory hierarchy here")
-	}
-	var child int
-	deadline := time.Now().Add(10 * time.Second)
-	for child == 0 && time.Now().Before(deadline) {
-		for _, line := range strings.Split(readLog(t, s), "\n") {
-			if v, ok := strings.CutPrefix(line, "child="); ok {
-				child, _ = strconv.Atoi(v)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if child == 0 {
-		t.Fatal("setsid child not reported")
-	}
+	requireLimited(t, in)
+	child := reportedChild(t, s)
 	// Wait until setsid has run (the child leads its own session).
-	for {
-		st, err := readStat(strconv.Itoa(child))
-		if err == nil && st.pgrp == child {
-			break
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st, err := readStat(strconv.Itoa(child)); err != nil || st.pgrp != child {
+			return fmt.Errorf("child %d never left the group: %+v %v", child, st, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child %d never left the group: %+v %v", child, st, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := in.Stop(context.Background(), 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		st, err := readStat(strconv.Itoa(child))
-		if err != nil || st.state == 'Z' {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("setsid child %d survived Stop", child)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() error { return gone(child) })
 }
 
 func TestCgroupPath(t *testing.T) {

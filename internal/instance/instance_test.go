@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -16,19 +18,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-)
 
-// requireRoot skips without root, except under CI where it fails.
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("this test needs root (network namespaces, other users); CI must run it as root")
-	}
-	tb.Skip("skipping: needs root (network namespaces, running as nobody); run with sudo")
-}
+	"github.com/moat-dev/moat/internal/testutil"
+)
 
 // testNS creates a throwaway named network namespace, deleted when the
 // test ends, and returns its path.
@@ -147,7 +139,7 @@ func readLog(t *testing.T, s Spec) string {
 }
 
 func TestOnlyItsNamespaceInterfaces(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	ns := testNS(t)
 	s := spec(t, ns, "cat /proc/net/dev")
 	in := start(t, s)
@@ -208,7 +200,7 @@ func TestUserDataFailureFailsLaunch(t *testing.T) {
 }
 
 func TestNotRoot(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	s := spec(t, testNS(t), "id -u; id -g; touch ./writable && echo wrote")
 	s.User = "no-such-user-moat"
 	in := start(t, s)
@@ -251,19 +243,7 @@ func TestKillDetected(t *testing.T) {
 func TestStopKillsTree(t *testing.T) {
 	s := spec(t, anyNS(t), `trap '' TERM; (trap '' TERM; sleep 600) & echo child=$!; sleep 600`)
 	in := start(t, s)
-	var child int
-	deadline := time.Now().Add(10 * time.Second)
-	for child == 0 && time.Now().Before(deadline) {
-		for _, line := range strings.Split(readLog(t, s), "\n") {
-			if v, ok := strings.CutPrefix(line, "child="); ok {
-				child, _ = strconv.Atoi(v)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if child == 0 {
-		t.Fatal("background child not reported")
-	}
+	child := reportedChild(t, s)
 	if err := in.Stop(context.Background(), 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -272,33 +252,44 @@ func TestStopKillsTree(t *testing.T) {
 	}
 	// The child's parent was the shell; once reparented it is reaped by
 	// init, so poll for its disappearance (or zombie state).
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
-		if err != nil || strings.Contains(string(b), ") Z") {
-			break
+	testutil.Eventually(t, 5*time.Second, func() error { return gone(child) })
+}
+
+// reportedChild waits for the instance's log to report "child=PID" and
+// returns PID.
+func reportedChild(t *testing.T, s Spec) int {
+	t.Helper()
+	var child int
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, line := range strings.Split(readLog(t, s), "\n") {
+			if v, ok := strings.CutPrefix(line, "child="); ok {
+				child, _ = strconv.Atoi(v)
+				return nil
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background child %d survived Stop: %s", child, b)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("the child's pid not reported in the log")
+	})
+	return child
+}
+
+// gone is nil once process pid is gone or a zombie.
+func gone(pid int) error {
+	st, err := readStat(strconv.Itoa(pid))
+	if err != nil || st.state == 'Z' {
+		return nil
 	}
+	return fmt.Errorf("process %d survived Stop: %+v", pid, st)
 }
 
 func TestUsageGrows(t *testing.T) {
 	// A bounded busy loop: at most ~10 s of CPU, stopped by the test.
 	in := start(t, spec(t, anyNS(t), `end=$(($(date +%s)+10)); while [ $(date +%s) -lt $end ]; do :; done`))
-	deadline := time.Now().Add(8 * time.Second)
-	for {
-		cpu, mem := in.Usage()
-		if cpu >= 0.3 && mem > 0 {
-			break
+	testutil.Eventually(t, 8*time.Second, func() error {
+		if cpu, mem := in.Usage(); cpu < 0.3 || mem == 0 {
+			return fmt.Errorf("usage cpu=%.2fs mem=%d in a busy loop, want cpu >= 0.3s and mem > 0", cpu, mem)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("usage cpu=%.2fs mem=%d after 8s of busy loop", cpu, mem)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestStartValidates(t *testing.T) {
@@ -311,7 +302,7 @@ func TestStartValidates(t *testing.T) {
 // running instance in its namespace (trivial command, no user data), with
 // and without cgroup limits.
 func BenchmarkLaunchToRunning(b *testing.B) {
-	requireRoot(b)
+	testutil.RequireRoot(b, "network namespaces, running as another user")
 	ns := testNS(b)
 	files := baseDir(b)
 	_ = os.WriteFile(filepath.Join(files, "app.txt"), []byte("x"), 0o644)
@@ -364,7 +355,7 @@ func TestStopAfterExit(t *testing.T) {
 }
 
 func TestUserAccount(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	// "nobody" exists on every Linux; naming it must resolve to it, and
 	// "root" must never be honoured.
 	for _, name := range []string{"nobody", "root", ""} {
@@ -392,7 +383,7 @@ func TestWithoutNamespace(t *testing.T) {
 }
 
 func TestUnsearchableWorkDirExplained(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	d := t.TempDir() // 0700, root's: nobody cannot enter
 	s := Spec{ID: "i-00000000000000002", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "true"}
 	_, err := Start(context.Background(), s)
@@ -402,7 +393,7 @@ func TestUnsearchableWorkDirExplained(t *testing.T) {
 }
 
 func TestExistingUser(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	u, err := user.Lookup("daemon")
 	if err != nil {
 		t.Skip("no local account named daemon")
@@ -417,16 +408,12 @@ func TestExistingUser(t *testing.T) {
 }
 
 func TestMemoryMeasured(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	in := start(t, spec(t, "", "sleep 600"))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, mem := in.Usage(); mem > 100<<10 {
-			return
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if _, mem := in.Usage(); mem <= 100<<10 {
+			return fmt.Errorf("resident memory of sleep measured as %d bytes, want > 100 KiB", mem)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no resident memory measured for sleep")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/metadata"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestUserDataReadsInstanceMetadata runs an EC2-style user-data script
 // (IMDSv2 with curl) against the metadata service served inside the
 // instance's namespace.
 func TestUserDataReadsInstanceMetadata(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, running as another user")
 	if _, err := exec.LookPath("curl"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("curl not installed; CI must install it (apt-get install curl)")

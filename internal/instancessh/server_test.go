@@ -18,6 +18,7 @@ import (
 	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 func need(t *testing.T, tools ...string) {
@@ -151,12 +152,7 @@ func TestLegacySCPWithoutSFTP(t *testing.T) {
 }
 
 func TestRunsAsGivenUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("running sessions as another user needs root, and CI runs as root")
-		}
-		t.Skip("running sessions as another user needs root")
-	}
+	testutil.RequireRoot(t, "running sessions as another user")
 	dir, err := os.MkdirTemp("", "moat-instancessh-")
 	if err != nil {
 		t.Fatal(err)
@@ -194,23 +190,22 @@ func TestClosedChannelHangsUpTheProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	deadline := time.Now().Add(10 * time.Second)
-	for pid == 0 && time.Now().Before(deadline) {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if b, err := os.ReadFile(pidFile); err == nil {
 			fmt.Sscan(string(b), &pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatal("remote program did not start")
-	}
+		if pid == 0 {
+			return errors.New("remote program did not start")
+		}
+		return nil
+	})
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatal("remote program survived its client")
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // if it survived
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("remote program %d survived its client", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -9,24 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
-)
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces); CI must run it as root")
-	}
-	t.Skip("skipping: needs root (network namespaces); run with sudo")
-}
+	"github.com/moat-dev/moat/internal/testutil"
+)
 
 // inNS runs fn on a thread inside the namespace.
 func inNS(t *testing.T, ns netns.NsHandle, fn func()) {
@@ -56,7 +46,7 @@ func inNS(t *testing.T, ns netns.NsHandle, fn func()) {
 }
 
 func TestListenInNamespace(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces")
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := "moat-test-" + hex.EncodeToString(b[:])

@@ -14,6 +14,7 @@ import (
 	"github.com/moat-dev/moat/internal/egress"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // egressWorld brings up the test VPC with local.egress on or off and, when
@@ -51,7 +52,7 @@ func egressWorld(t testing.TB, stack string, on bool) (world, *egress.Proxy) {
 // refused destination is turned away by the proxy before any dial, and
 // names other than host.moat.internal go to a stand-in resolver.
 func TestEgress(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "hello from the host")
 	}))
@@ -115,7 +116,7 @@ func TestEgress(t *testing.T) {
 // on the host's loopback through NAT, the internet gateway and the egress
 // proxy (b.SetBytes: MB/s per connection).
 func BenchmarkEgressThroughput(b *testing.B) {
-	requireRoot(b)
+	testutil.RequireRoot(b, "network namespaces, nftables")
 	const size = 64 << 20
 	buf := make([]byte, 1<<20)
 	addr := serveWith(b, "", "127.0.0.1:0", func(c net.Conn) {

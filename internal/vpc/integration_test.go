@@ -19,19 +19,8 @@ import (
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/spec"
+	"github.com/moat-dev/moat/internal/testutil"
 )
-
-// requireRoot skips without root, except under CI=true, where it fails.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces, nftables) and CI=true: run the suite as root")
-	}
-	t.Skip("needs root: creates network namespaces and nftables rules (run as root; CI does)")
-}
 
 // testPlan builds testdata/stack.yaml under another stack name and NAT mode.
 func testPlan(t testing.TB, stack, nat string) *plan.Plan {
@@ -255,7 +244,7 @@ func addFixed(t *testing.T, w world) {
 }
 
 func TestVPC(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	a := up(t, "mtest-nat", "single")
 	b := up(t, "mtest-nonat", "none") // side by side, no collision
 	for _, w := range []world{a, b} {
@@ -392,17 +381,16 @@ func TestVPC(t *testing.T) {
 // second after since.
 func waitReach(t *testing.T, w world, from, to string, port int, since time.Time) {
 	t.Helper()
-	deadline := since.Add(time.Second)
-	for probe(w.path(from), w.addr(to), port) == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s -> %s:%d not reachable within 1 s of joining", from, to, port)
+	testutil.Eventually(t, time.Until(since.Add(time.Second)), func() error {
+		if probe(w.path(from), w.addr(to), port) == "" {
+			return fmt.Errorf("%s -> %s:%d not reachable within 1 s of joining", from, to, port)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestFailedUpLeavesNothing(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	const stack = "mtest-fail"
 	p := testPlan(t, stack, "single")
 	Reclaim(context.Background(), stack, "") // an earlier aborted run's
@@ -424,7 +412,7 @@ func TestFailedUpLeavesNothing(t *testing.T) {
 }
 
 func TestReclaimAfterCrash(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	const stack = "mtest-crash"
 	p := testPlan(t, stack, "single")
 	Reclaim(context.Background(), stack, "") // an earlier aborted run's
@@ -456,7 +444,7 @@ func TestReclaimAfterCrash(t *testing.T) {
 }
 
 func TestLeftoversIgnoresLongerStackNames(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	// moat-mtest-x-... belongs to stack mtest-x, not mtest.
 	for _, s := range []string{"mtest-x", "mtest"} {
 		if _, err := Reclaim(context.Background(), s, ""); err != nil {
@@ -481,7 +469,7 @@ func TestLeftoversIgnoresLongerStackNames(t *testing.T) {
 }
 
 func BenchmarkAddNode(b *testing.B) {
-	requireRoot(b)
+	testutil.RequireRoot(b, "network namespaces, nftables")
 	const stack = "mtest-bench"
 	p := testPlan(b, stack, "single")
 	Reclaim(context.Background(), stack, "")

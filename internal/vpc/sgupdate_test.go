@@ -11,6 +11,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestUpdateSecurityGroups: a changed security group applies to running
@@ -18,7 +19,7 @@ import (
 // open (tracked), new ones follow the new rules, and moat reach (over the
 // new plan) agrees with the kernel.
 func TestUpdateSecurityGroups(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	w := up(t, "sgupdate", "single")
 	addFixed(t, w)
 	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
@@ -110,7 +111,7 @@ func TestUpdateSecurityGroups(t *testing.T) {
 // running nodes keep (or get back) their rules, and a node added
 // afterwards gets the rules the others enforce, not the refused ones.
 func TestUpdateSecurityGroupsFailure(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	w := up(t, "sgfail", "single")
 	addFixed(t, w)
 	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
@@ -155,7 +156,7 @@ func TestUpdateSecurityGroupsFailure(t *testing.T) {
 // address to other nodes' group sets, no set keeps the address: a node
 // that later gets it must not inherit the failed node's groups.
 func TestAddNodeSetsFailure(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	w := up(t, "setsfail", "single")
 	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
 	addNode(t, w, NodeSpec{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Groups: []string{"app"}})
@@ -181,7 +182,7 @@ func TestAddNodeSetsFailure(t *testing.T) {
 // TestAddNodeCancelled: AddNode with a cancelled context fails cleanly
 // (no panic, nothing left, the address free again).
 func TestAddNodeCancelled(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	w := up(t, "addcancel", "single")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -199,7 +200,7 @@ func TestAddNodeCancelled(t *testing.T) {
 // address out of another node's group set, the address is not handed
 // out again (the next node would inherit the removed one's groups).
 func TestRemoveNodeSetsFailure(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	w := up(t, "rmsetsfail", "single")
 	addNode(t, w, NodeSpec{Name: "i-app1", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-a", Groups: []string{"app"}})
 	lb := addNode(t, w, NodeSpec{Name: "lb-x", Kind: secgroup.KindLoadBalancer, Owner: "web", Subnet: "public-a", Groups: []string{"lb"}})

@@ -2,7 +2,6 @@ package nft
 
 import (
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/spec"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // throwawayNS creates an unnamed network namespace and returns its handle;
@@ -52,12 +52,7 @@ func throwawayNS(t *testing.T) netns.NsHandle {
 // namespace and reads it back: the kernel accepts what the compiler makes,
 // rule for rule, comments included, and sets can be replaced live.
 func TestApplyInKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (network namespaces, nftables) and CI=true")
-		}
-		t.Skip("needs root: creates network namespaces and nftables tables")
-	}
+	testutil.RequireRoot(t, "network namespaces, nftables")
 	f, err := spec.LoadFile("../testdata/stack.yaml")
 	if err != nil {
 		t.Fatal(err)
