@@ -735,7 +735,7 @@ func (v *validator) acmCertificate(lp string, c *Certificate) {
 	if c != nil && c.ARN != "" {
 		return
 	}
-	hint := "add certificate: {arn: arn:aws:acm:REGION:ACCOUNT:certificate/ID} (an ACM certificate in aws.region), or give that ARN when deploying: the template's CertificateArn parameter of this listener"
+	hint := "add certificate: {arn: arn:aws:acm:REGION:ACCOUNT:certificate/ID} (an ACM certificate in aws.region), or pass the ARN to moat deploy as the listener's template parameter: --parameter LoadBalancer<Name>Listener<Port>CertificateArn=ARN (moat template lists it)"
 	if c == nil {
 		v.warnf(lp+".protocol", hint, "on AWS an HTTPS listener needs an ACM certificate, and this one has none (locally moat serves a self-signed one)")
 		return
