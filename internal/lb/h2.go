@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moat-dev/moat/internal/targetgroup"
@@ -108,7 +109,9 @@ func (x *h2Exchange) writeBody(w *bufio.Writer) error {
 			return errors.Join(errClient, err)
 		}
 	case r.ContentLength < 0:
-		buf := make([]byte, 32<<10)
+		bp := chunkBufs.Get().(*[]byte)
+		defer chunkBufs.Put(bp)
+		buf := *bp
 		for {
 			n, err := r.Body.Read(buf)
 			if n > 0 {
@@ -127,6 +130,8 @@ func (x *h2Exchange) writeBody(w *bufio.Writer) error {
 	}
 	return nil
 }
+
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copyHeader adds a target's response headers to h, without hop-by-hop
 // ones (HTTP/2 has none).
@@ -225,8 +230,8 @@ type flushWriter struct{ rw http.ResponseWriter }
 
 func (f flushWriter) Write(p []byte) (int, error) {
 	n, err := f.rw.Write(p)
-	if err == nil {
-		err = http.NewResponseController(f.rw).Flush()
+	if fl, ok := f.rw.(http.Flusher); ok && err == nil {
+		fl.Flush()
 	}
 	return n, err
 }

@@ -393,3 +393,29 @@ func TestClientClosedIs460(t *testing.T) {
 		t.Fatalf("access log: %s", logs.String())
 	}
 }
+
+// TestRequestBodiesOnEveryListener: a body of known length and a body of
+// unknown length (chunked to the target) reach the target whole.
+func TestRequestBodiesOnEveryListener(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body) // all of it before answering, as HTTP/1.x servers need
+		if err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		w.Write(b)
+	}))
+	big := strings.Repeat("0123456789abcdef", 10000) // 160 KB: several chunks and frames
+	for _, k := range everyListener {
+		t.Run(k.name, func(t *testing.T) {
+			_, addr := startLBWith(t, k.protocol, targetgroup.Config{}, nil, a.addr)
+			c := k.client(t)
+			for _, body := range []io.Reader{strings.NewReader(big), struct{ io.Reader }{strings.NewReader(big)}} {
+				req := newRequest(t, "POST", k.scheme+"://"+addr+"/echo", body)
+				if resp, got := k.do(t, c, req); resp.StatusCode != 200 || got != big {
+					t.Fatalf("POST with content length %d: status %d, %d bytes back", req.ContentLength, resp.StatusCode, len(got))
+				}
+			}
+		})
+	}
+}
