@@ -15,6 +15,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/statedir"
 )
 
 func init() {
@@ -63,7 +64,7 @@ func sshFiles(c *cobra.Command, stack, file, identity string) (*bastion.Access, 
 		}
 		return kp.PrivateKeyPath
 	}
-	dir := filepath.Join(keypair.Home(), "ssh", acc.Stack)
+	dir := filepath.Join(statedir.Home(), "ssh", acc.Stack)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", "", err
 	}

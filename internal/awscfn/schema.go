@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/moat-dev/moat/internal/suggest"
 )
 
 //go:embed schemas/*.json
@@ -406,7 +408,7 @@ func (c *checker) checkObject(path string, m map[string]any, n *jsonNode) {
 		switch ap := n.AdditionalProperties.(type) {
 		case bool:
 			if !ap {
-				c.addf(p, "unknown property%s", suggest(k, n.Properties))
+				c.addf(p, "unknown property%s", didYouMean(k, n.Properties))
 			}
 		case map[string]any:
 			b, _ := json.Marshal(ap)
@@ -418,40 +420,12 @@ func (c *checker) checkObject(path string, m map[string]any, n *jsonNode) {
 	}
 }
 
-// suggest names the closest known property, for typos.
-func suggest(k string, props map[string]*jsonNode) string {
-	best, bestD := "", 3
-	names := sortedKeys(props)
-	for _, name := range names {
-		if d := distance(strings.ToLower(k), strings.ToLower(name)); d < bestD {
-			best, bestD = name, d
-		}
+// didYouMean names the closest known property, for typos.
+func didYouMean(k string, props map[string]*jsonNode) string {
+	if best := suggest.Closest(k, sortedKeys(props)); best != "" {
+		return fmt.Sprintf(" (did you mean %s?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-// distance is the Levenshtein distance.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return ""
 }
 
 func join2(path, k string) string {

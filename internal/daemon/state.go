@@ -8,28 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-)
 
-// Home is moat's state root: $MOAT_HOME, or ~/.local/state/moat.
-func Home() string {
-	if h := os.Getenv("MOAT_HOME"); h != "" {
-		return h
-	}
-	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
-		return filepath.Join(x, "moat")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "moat-"+strconv.Itoa(os.Getuid()))
-	}
-	return filepath.Join(home, ".local", "state", "moat")
-}
+	"github.com/moat-dev/moat/internal/statedir"
+)
 
 // Dir is one stack's state directory.
 type Dir string
 
 // StackDir returns the state directory of a stack.
-func StackDir(stack string) Dir { return Dir(filepath.Join(Home(), stack)) }
+func StackDir(stack string) Dir { return Dir(filepath.Join(statedir.Home(), stack)) }
 
 // Path joins elements under the directory.
 func (d Dir) Path(elem ...string) string {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/moat-dev/moat/internal/statedir"
 )
 
 // ErrNotFound is returned for a key pair that is not in the store.
@@ -49,28 +51,13 @@ func (k *KeyPair) SSHPublicKey() (ssh.PublicKey, error) {
 	return pub, nil
 }
 
-// Home is moat's state directory: $MOAT_HOME, or ~/.local/state/moat.
-func Home() string {
-	if h := os.Getenv("MOAT_HOME"); h != "" {
-		return h
-	}
-	if h := os.Getenv("XDG_STATE_HOME"); h != "" {
-		return filepath.Join(h, "moat")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = "."
-	}
-	return filepath.Join(home, ".local", "state", "moat")
-}
-
-// DefaultDir is where the key pair store lives: <Home>/keypairs.
-func DefaultDir() string { return filepath.Join(Home(), "keypairs") }
+// DefaultDir is where the key pair store lives: <statedir.Home>/keypairs.
+func DefaultDir() string { return filepath.Join(statedir.Home(), "keypairs") }
 
 // DefaultPrivateKeyPath is where a created key pair's private key goes
-// when no path is given: <Home>/keys/<name>.pem.
+// when no path is given: <statedir.Home>/keys/<name>.pem.
 func DefaultPrivateKeyPath(name string) string {
-	return filepath.Join(Home(), "keys", name+".pem")
+	return filepath.Join(statedir.Home(), "keys", name+".pem")
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)

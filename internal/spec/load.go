@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moat-dev/moat/internal/suggest"
 )
 
 // File is a loaded stack file: the stack, where it came from, and the
@@ -210,7 +212,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 					where = "in " + path
 				}
 				hint := didYouMean(k.Value, names, "field")
-				if closest(k.Value, names) == "" {
+				if suggest.Closest(k.Value, names) == "" {
 					hint = "remove it; the fields allowed " + where + " are: " + strings.Join(names, ", ")
 				}
 				w.add(k, sub, fmt.Sprintf("unknown field %q", k.Value), hint)

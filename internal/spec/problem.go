@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/moat-dev/moat/internal/suggest"
 )
 
 // Position is a place in a stack file.
@@ -108,30 +110,10 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// closest returns the candidate nearest to s by edit distance, if it is
-// close enough to be a likely misspelling.
-func closest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
-		if d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := len(s) / 3
-	if limit < 2 {
-		limit = 2
-	}
-	if bestD <= limit {
-		return best
-	}
-	return ""
-}
-
 // didYouMean formats a hint suggesting the closest candidate, or listing
 // the candidates when none is close.
 func didYouMean(s string, candidates []string, what string) string {
-	if c := closest(s, candidates); c != "" {
+	if c := suggest.Closest(s, candidates); c != "" {
 		return fmt.Sprintf("did you mean %q?", c)
 	}
 	if len(candidates) == 0 {
@@ -148,24 +130,4 @@ func didYouMean(s string, candidates []string, what string) string {
 		candidates = candidates[:12]
 	}
 	return fmt.Sprintf("use one of the defined %ss: %s", what, strings.Join(candidates, ", "))
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
