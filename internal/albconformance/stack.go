@@ -40,6 +40,7 @@ type StackOptions struct {
 	Name      string // stack name
 	HTTP      string // loopback address the HTTP listener is published on
 	HTTPS     string // and the HTTPS listener
+	Metrics   string // loopback address of the stack's metrics endpoint
 	Files     string // the launch template's files directory, if any
 	Command   string // the backend's command; it listens on $MOAT_ALBCONFORMANCE_BACKEND
 	BackendOn string // the value of that variable, e.g. ":8000"
@@ -142,4 +143,7 @@ local:
   publish:
     - {loadBalancer: alb, listener: 80, address: {{.HTTP}}}
     - {loadBalancer: alb, listener: 443, address: {{.HTTPS}}}
+{{- if .Metrics}}
+  metrics: {{.Metrics}}
+{{- end}}
 `))
