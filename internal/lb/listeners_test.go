@@ -392,6 +392,25 @@ func TestClientClosedIs460(t *testing.T) {
 	if !strings.Contains(logs.String(), `"target":"/upload"`) {
 		t.Fatalf("access log: %s", logs.String())
 	}
+
+	// a client that gives up on a slow target is a 460 too
+	slow := startBackend(t, "127.0.0.3", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+		io.WriteString(w, "late")
+	}))
+	e.Register("tg", slow.addr)
+	e.Deregister("tg", a.addr)
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	c.Close()
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `"target":"/slow"`) })
+	if !strings.Contains(logs.String(), `"target":"/slow","host":"x","target_group":"tg","target_addr":"`+slow.addr+`","status":460`) {
+		t.Fatalf("access log: %s", logs.String())
+	}
 }
 
 // TestRequestBodiesOnEveryListener: a body of known length and a body of

@@ -29,7 +29,8 @@ type connState struct {
 	h  *head
 	m  meta // the current request as the shared path sees it
 
-	xffBuf []byte // several X-Forwarded-For lines joined
+	xffBuf []byte    // several X-Forwarded-For lines joined
+	start  time.Time // when the current request's head was read
 }
 
 var _ exchange = (*connState)(nil)
@@ -162,7 +163,8 @@ func (cs *connState) handle() (keep, hijacked bool) {
 		m.upgrade, _ = h.get("upgrade")
 	}
 	m.status = 0
-	return cs.e.handleRequest(cs, m, cs.ls.cfg.Load(), time.Now())
+	cs.start = time.Now()
+	return cs.e.handleRequest(cs, m, cs.ls.cfg.Load(), cs.start)
 }
 
 // joinXFF joins several X-Forwarded-For lines into one list, in order.
@@ -244,6 +246,21 @@ func (cs *connState) writeBody(w *bufio.Writer) error {
 	return nil
 }
 
+// clientGone reports whether the client closed its connection while the
+// target took its time. It is asked only of slow responses: it costs two
+// deadline changes and up to a millisecond.
+func (cs *connState) clientGone() bool {
+	if cs.r.Buffered() > 0 {
+		return false // a pipelined request is waiting: the client is there
+	}
+	// a read that barely waits (an expired deadline would fail before
+	// reading): a closed connection answers EOF at once
+	cs.c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := cs.r.Peek(1)
+	cs.c.SetReadDeadline(time.Now().Add(cs.e.cfg.Load().IdleTimeout))
+	return err != nil && !isTimeout(err)
+}
+
 // interim relays a 1xx response head as it came, and flushes it; an
 // HTTP/1.0 client gets none (RFC 9110 15.2).
 func (cs *connState) interim(rh *head) error {
@@ -267,6 +284,10 @@ func (cs *connState) interim(rh *head) error {
 // relay copies the response head and body from u to the client.
 func (cs *connState) relay(g *group, t *targetgroup.Target, p *pool, u *upConn) (keep, hijacked bool, err error) {
 	rh, w := &u.hd, cs.w
+	if time.Since(cs.start) > time.Second && cs.clientGone() {
+		u.c.Close()
+		return false, false, errClient // ALB's 460
+	}
 	keep = !cs.m.closeConn
 	noBody := string(cs.h.method) == "HEAD" || rh.status == 204 || rh.status == 304
 	upstreamReusable := !rh.closeConn
