@@ -107,11 +107,13 @@ func TestReadyScriptSignals(t *testing.T) {
 		matcher string
 		arg     string
 		want    string // cfn-signal's exit code argument
+		refused bool   // CloudFormation refuses the signal (a scale-out)
 	}{
-		{"healthy", 200, "200", "20", "-e 0"},
-		{"healthy in a range", 302, "200-299,302", "20", "-e 0"},
-		{"unhealthy code", 503, "200", "3", "-e 1"},
-		{"boot failed", 200, "200", "fail", "-e 1"},
+		{"healthy", 200, "200", "20", "-e 0", false},
+		{"healthy in a range", 302, "200-299,302", "20", "-e 0", false},
+		{"unhealthy code", 503, "200", "3", "-e 1", false},
+		{"boot failed", 200, "200", "fail", "-e 1", false},
+		{"scale-out: signal refused", 200, "200", "20", "-e 0", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -142,15 +144,58 @@ func TestReadyScriptSignals(t *testing.T) {
 			script := filepath.Join(dir, "ready.sh")
 			os.WriteFile(script, []byte(ready+"\n"), 0o755)
 			log := filepath.Join(dir, "signals")
-			os.WriteFile(filepath.Join(dir, "cfn-signal"), []byte("#!/bin/sh\necho \"$@\" >> "+log+"\n"), 0o755)
+			stub := "#!/bin/sh\necho \"$@\" >> " + log + "\n"
+			if c.refused {
+				stub += "echo 'ValidationError: Signal was not accepted' >&2\nexit 1\n"
+			}
+			os.WriteFile(filepath.Join(dir, "cfn-signal"), []byte(stub), 0o755)
 			cmd := exec.Command("bash", script, c.arg)
 			cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
-			out, _ := cmd.CombinedOutput()
+			out, err := cmd.CombinedOutput()
 			got, _ := os.ReadFile(log)
 			want := c.want + " --stack realtime --resource AutoScalingGroupWeb --region us-east-1\n"
 			if string(got) != want {
 				t.Errorf("cfn-signal called with %q, want %q; script output:\n%s", got, want, out)
 			}
+			// The boot script fails exactly when the app is not ready.
+			if failed := err != nil; failed != (c.want == "-e 1") {
+				t.Errorf("script exit %v, want failure %v:\n%s", err, c.want == "-e 1", out)
+			}
 		})
+	}
+}
+
+// TestBootFailureSignals: when any step of the boot script fails before
+// the app is up (a failed download, a broken user data), its EXIT trap
+// reports failure at once instead of letting CloudFormation wait out the
+// timeout. The test runs the script's own head (through the trap) and
+// then a failing step, with the readiness script stood in.
+func TestBootFailureSignals(t *testing.T) {
+	ud := userDataScript(t, renderFile(t, stacks[0].file, Options{}), "LaunchTemplateApp")
+	i := strings.Index(ud, "\ntrap '")
+	if i < 0 {
+		t.Fatalf("no EXIT trap in the user data:\n%s", ud[:min(len(ud), 2000)])
+	}
+	head := ud[:i+1+strings.Index(ud[i+1:], "\n")+1]
+	_, head, _ = strings.Cut(head, "\nMOAT_READY\n") // skip writing the readiness script
+	dir := t.TempDir()
+	log := filepath.Join(dir, "ready.log")
+	stub := filepath.Join(dir, "ready.sh")
+	os.WriteFile(stub, []byte("#!/bin/sh\necho \"$@\" >> "+log+"\n"), 0o755)
+	head = strings.ReplaceAll(head, "/etc/moat/app-ready.sh", stub)
+	for _, c := range []struct {
+		step string
+		want string
+	}{
+		{"false # a failing step\n", "fail\n"},
+		{"true\n", ""},
+	} {
+		os.Remove(log)
+		script := "#!/bin/bash\nset -euo pipefail\n" + strings.TrimPrefix(head, "chmod 755 "+stub+"\n") + c.step
+		out, _ := exec.Command("bash", "-c", script).CombinedOutput()
+		got, _ := os.ReadFile(log)
+		if string(got) != c.want {
+			t.Errorf("after %q the readiness script got %q, want %q:\n%s\n%s", c.step, got, c.want, script, out)
+		}
 	}
 }
