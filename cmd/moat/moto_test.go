@@ -47,6 +47,8 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awsdeploy"
@@ -1012,5 +1014,79 @@ func TestDeployShipsAppThroughS3(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "s3://my-assets/"+key) {
 		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// The image is resolved from SSM once, when the stack is created, and kept
+// on updates (UsePreviousValue) even when the parameter moves on, until
+// moat deploy --update-image. The file names its own SSM path, so the test
+// can move it (moto's Amazon Linux parameters cannot be overwritten).
+func TestDeployKeepsImageAgainstMoto(t *testing.T) {
+	m := startMoto(t)
+	motoEnv(t, m)
+	cl := motoClients(t, "us-east-1")
+	imgs, err := cl.EC2.DescribeImages(motoCtx(t), &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("architecture"), Values: []string{"x86_64"}}}})
+	if err != nil || len(imgs.Images) < 2 {
+		t.Fatalf("moto's images: %v (%d)", err, len(imgs.Images))
+	}
+	first, second := aws.ToString(imgs.Images[0].ImageId), aws.ToString(imgs.Images[1].ImageId)
+	const path = "/moat-test/app-image"
+	put := func(v string) {
+		t.Helper()
+		if _, err := cl.SSM.PutParameter(motoCtx(t), &ssm.PutParameterInput{Name: aws.String(path), Value: aws.String(v), Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deployed := func() (param, lt string) {
+		t.Helper()
+		st, err := cl.CloudFormation.DescribeStacks(motoCtx(t), &cloudformation.DescribeStacksInput{StackName: aws.String("realtime")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Stacks[0].Parameters {
+			if aws.ToString(p.ParameterKey) == "ImageIdX8664" {
+				param = aws.ToString(p.ParameterValue)
+			}
+		}
+		res := stackResources(t, cl, "realtime")
+		v, err := cl.EC2.DescribeLaunchTemplateVersions(motoCtx(t), &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(one(t, res, "AWS::EC2::LaunchTemplate")), Versions: []string{"$Latest"}})
+		if err != nil || len(v.LaunchTemplateVersions) != 1 {
+			t.Fatalf("launch template: %v", err)
+		}
+		return param, aws.ToString(v.LaunchTemplateVersions[0].LaunchTemplateData.ImageId)
+	}
+
+	put(first)
+	file := copyExample(t, "aws:\n  region: us-east-1\n", "aws:\n  region: us-east-1\n  ami: "+path+"\n")
+	_, stderr := motoDeploy(t, file)
+	if !strings.Contains(stderr, "image for x86_64: "+first+" (resolved, from "+path+")") {
+		t.Errorf("create did not say which image it resolved:\n%s", stderr)
+	}
+	if p, lt := deployed(); p != first || lt != first {
+		t.Fatalf("after create: parameter %s, launch template %s, want %s", p, lt, first)
+	}
+
+	// A newer image is published; the file changes elsewhere: kept.
+	put(second)
+	edited, _ := os.ReadFile(file)
+	os.WriteFile(file, []byte(strings.Replace(string(edited), "desiredCapacity: 2", "desiredCapacity: 3", 1)), 0o644)
+	_, stderr = motoDeploy(t, file)
+	if !strings.Contains(stderr, "image for x86_64: "+first+", kept from the last deploy") || strings.Contains(stderr, "LaunchTemplateApp") {
+		t.Errorf("update did not keep the image (or touched the launch template):\n%s", stderr)
+	}
+	if p, lt := deployed(); p != first || lt != first {
+		t.Errorf("after update: parameter %s, launch template %s, want the kept %s", p, lt, first)
+	}
+
+	// --update-image takes the newer one.
+	_, stderr = motoDeploy(t, file, "--update-image")
+	if !strings.Contains(stderr, "image for x86_64: "+second+" (updated from "+first+", from "+path+")") {
+		t.Errorf("--update-image:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "Modify  LaunchTemplateApp") {
+		t.Logf("moto limit: its change set lists no resource change when only a parameter's value changes (AWS: Modify LaunchTemplateApp and BastionInstance); the update applies it all the same")
+	}
+	if p, lt := deployed(); p != second || lt != second {
+		t.Errorf("after --update-image: parameter %s, launch template %s, want %s", p, lt, second)
 	}
 }
