@@ -9,61 +9,33 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // getInNS sends GET path to 127.0.0.1:port inside the namespace at nsPath.
 func getInNS(nsPath string, port int, path string) (int, error) {
-	target, err := netns.GetFromPath(nsPath)
+	// The socket keeps the namespace it is created in.
+	var c net.Conn
+	err := nsenter.DoPath(nsPath, func() (err error) {
+		c, err = net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
+		return err
+	})
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		return 0, err
 	}
-	defer target.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- res{err: err}
-			return
-		}
-		// The socket keeps the namespace it is created in.
-		c, derr := net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
-		if err := netns.Set(orig); err != nil {
-			if c != nil {
-				c.Close()
-			}
-			ch <- res{err: err}
-			return // stay locked: thread discarded
-		}
-		runtime.UnlockOSThread()
-		ch <- res{c, derr}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return 0, r.err
-	}
-	defer r.c.Close()
-	_ = r.c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(r.c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
-	resp, err := http.ReadResponse(bufio.NewReader(r.c), nil)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, err
 	}

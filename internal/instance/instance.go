@@ -39,8 +39,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/moat-dev/moat/internal/nsenter"
 )
 
 // Spec says how to start an instance.
@@ -252,13 +253,13 @@ func runUserData(ctx context.Context, spec Spec, acct account, env []string, log
 // cgroups cg (either may be empty).
 //
 // A thread's network namespace and (cgroup v1) cgroups are inherited by
-// whatever it forks, so a fresh goroutine is locked to its OS thread, the
-// thread switches to the target namespace and cgroups, exec.Cmd.Start
-// forks there (the fork happens on the calling thread; with *os.File
-// outputs Start starts no goroutines), and the thread switches back before
-// being unlocked. If switching back fails the goroutine ends still locked,
-// so the Go runtime destroys the thread rather than reusing one in the
-// wrong namespace or cgroup.
+// whatever it forks, so the thread nsenter.DoPath locks and switches into
+// the namespace also enters the cgroups, exec.Cmd.Start forks there (the
+// fork happens on the calling thread; with *os.File outputs Start starts
+// no goroutines), and the thread leaves the cgroups and the namespace
+// before it is unlocked. If leaving fails the thread stays locked, so the
+// Go runtime destroys it rather than reusing one in the wrong namespace
+// or cgroup.
 func startIn(nsPath string, cg *cgroupSet, cmd *exec.Cmd) error {
 	if nsPath == "" && cg == nil {
 		if err := cmd.Start(); err != nil {
@@ -266,30 +267,7 @@ func startIn(nsPath string, cg *cgroupSet, cmd *exec.Cmd) error {
 		}
 		return nil
 	}
-	var target netns.NsHandle = -1
-	if nsPath != "" {
-		var err error
-		if target, err = netns.GetFromPath(nsPath); err != nil {
-			return fmt.Errorf("open network namespace %s: %w", nsPath, err)
-		}
-		defer target.Close()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		var orig netns.NsHandle = -1
-		if nsPath != "" {
-			var err error
-			if orig, err = netns.Get(); err != nil {
-				errc <- fmt.Errorf("open current network namespace: %w", err)
-				return // thread discarded
-			}
-			defer orig.Close()
-			if err := netns.Set(target); err != nil {
-				errc <- fmt.Errorf("enter network namespace %s: %w", nsPath, err)
-				return
-			}
-		}
+	return nsenter.DoPath(nsPath, func() error {
 		var startErr error
 		if cg != nil {
 			startErr = cg.enter()
@@ -299,19 +277,11 @@ func startIn(nsPath string, cg *cgroupSet, cmd *exec.Cmd) error {
 				startErr = fmt.Errorf("start process: %w", err)
 			}
 		}
-		restored := true
 		if cg != nil && cg.leave() != nil {
-			restored = false
+			runtime.LockOSThread() // still in the cgroups: the thread is discarded
 		}
-		if nsPath != "" && netns.Set(orig) != nil {
-			restored = false
-		}
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		errc <- startErr
-	}()
-	return <-errc
+		return startErr
+	})
 }
 
 // hint explains the usual cause of a permission error at start.

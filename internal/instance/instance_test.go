@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
@@ -37,21 +37,11 @@ func newNS(tb testing.TB) (path string, del func()) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := "moat-test-" + hex.EncodeToString(b[:])
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	h, err := nsenter.NewNamed(name)
 	if err != nil {
-		tb.Fatalf("get namespace: %v", err)
-	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name) // switches this thread into it
-	if err != nil {
-		tb.Fatalf("create namespace %s: %v", name, err)
+		tb.Fatal(err)
 	}
 	defer h.Close()
-	if err := netns.Set(orig); err != nil {
-		tb.Fatalf("return to the original namespace: %v", err)
-	}
 	// Bring lo up, as the integrator does for an instance namespace.
 	nh, err := netlink.NewHandleAt(h)
 	if err != nil {

@@ -6,11 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/moat-dev/moat/internal/nsenter"
 )
 
 // Address is where EC2 serves instance metadata.
@@ -48,39 +49,18 @@ func ListenInNamespace(nsPath string) (net.Listener, error) {
 		return nil, fmt.Errorf("add %s to lo in %s: %w", Address, nsPath, err)
 	}
 
-	type result struct {
-		l   net.Listener
-		err error
+	var l net.Listener
+	err = nsenter.Do(target, func() (err error) {
+		l, err = net.Listen("tcp4", net.JoinHostPort(Address.String(), "80"))
+		return err
+	})
+	if err != nil {
+		if l != nil { // made, but the thread could not go back
+			l.Close()
+		}
+		return nil, fmt.Errorf("listen on %s:80 in %s: %w", Address, nsPath, err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: fmt.Errorf("open current network namespace: %w", err)}
-			return // exits locked: the thread is discarded
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{err: fmt.Errorf("enter network namespace %s: %w", nsPath, err)}
-			return
-		}
-		l, lerr := net.Listen("tcp4", net.JoinHostPort(Address.String(), "80"))
-		if err := netns.Set(orig); err != nil {
-			if l != nil {
-				l.Close()
-			}
-			ch <- result{err: fmt.Errorf("return from network namespace %s: %w", nsPath, err)}
-			return // stay locked: the thread dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		if lerr != nil {
-			lerr = fmt.Errorf("listen on %s:80 in %s: %w", Address, nsPath, lerr)
-		}
-		ch <- result{l, lerr}
-	}()
-	r := <-ch
-	return r.l, r.err
+	return l, nil
 }
 
 // Pinned serves every request as coming from ip: for a listener inside one

@@ -9,63 +9,24 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
 
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/testutil"
 )
-
-// inNS runs fn on a thread inside the namespace.
-func inNS(t *testing.T, ns netns.NsHandle, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		fn()
-		if err := netns.Set(orig); err != nil {
-			t.Error(err)
-			return // thread discarded
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	}()
-	<-done
-}
 
 func TestListenInNamespace(t *testing.T) {
 	testutil.RequireRoot(t, "network namespaces")
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := "moat-test-" + hex.EncodeToString(b[:])
-	var ns netns.NsHandle
-	func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer orig.Close()
-		if ns, err = netns.NewNamed(name); err != nil {
-			t.Fatal(err)
-		}
-		if err := netns.Set(orig); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	ns, err := nsenter.NewNamed(name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ns.Close()
 		if err := netns.DeleteNamed(name); err != nil {
@@ -88,25 +49,24 @@ func TestListenInNamespace(t *testing.T) {
 		<-served
 	}()
 
-	var got string
-	inNS(t, ns, func() {
-		c, err := net.DialTimeout("tcp4", "169.254.169.254:80", 5*time.Second)
-		if err != nil {
-			t.Errorf("dial metadata inside the namespace: %v", err)
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprint(c, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got = string(body)
-	})
+	// Dial inside the namespace; the socket stays there.
+	var c net.Conn
+	if err := nsenter.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", "169.254.169.254:80", 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial metadata inside the namespace: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := string(body)
 	if got != "i-00000000000000abc" {
 		t.Fatalf("instance-id inside the namespace = %q", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/spec"
@@ -452,7 +453,7 @@ func TestLeftoversIgnoresLongerStackNames(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"moat-mtest-x-router", "moat-mtest-x-i-1", "moat-mtest-router"} {
-		h, err := newNamed(name)
+		h, err := nsenter.NewNamed(name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,9 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/moat-dev/moat/internal/nsenter"
 )
 
 // NetnsDir is where named network namespaces are mounted.
@@ -35,64 +36,6 @@ func linkName(stack, object, suffix string) string {
 	return "mt" + hex.EncodeToString(sum[:4]) + suffix
 }
 
-// inNS runs fn on a locked OS thread switched into the namespace. The
-// goroutine is started before the switch; fn must start none. If the
-// thread cannot be switched back it stays locked, so the runtime discards
-// it when the goroutine ends.
-func inNS(target netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("return to the original network namespace: %w", err)
-			return // thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// newNamed creates a named network namespace without moving the caller.
-func newNamed(name string) (netns.NsHandle, error) {
-	var h netns.NsHandle
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		h, err = netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			errc <- fmt.Errorf("return to the original network namespace: %w", serr)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		return 0, fmt.Errorf("create network namespace %s: %w", name, err)
-	}
-	return h, nil
-}
-
 // deleteNamed removes a named namespace's mount; the kernel frees it once
 // no process or open handle holds it.
 func deleteNamed(name string) error {
@@ -108,19 +51,9 @@ func deleteNamed(name string) error {
 // writeSysctl writes a /proc/sys value inside a namespace (net.* sysctls
 // are per namespace, chosen by the opener's namespace).
 func writeSysctl(h netns.NsHandle, key, value string) error {
-	return inNS(h, func() error {
+	return nsenter.Do(h, func() error {
 		return os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644)
 	})
-}
-
-// inNSPath is inNS for the namespace mounted at nsPath.
-func inNSPath(nsPath string, fn func() error) error {
-	h, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", nsPath, err)
-	}
-	defer h.Close()
-	return inNS(h, fn)
 }
 
 // DialFunc returns a dialer whose sockets live in the network namespace at
@@ -133,12 +66,15 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 			return nil, fmt.Errorf("dial %s in %s: need an ip:port: %w", addr, nsPath, err)
 		}
 		var c net.Conn
-		err := inNSPath(nsPath, func() (err error) {
+		err := nsenter.DoPath(nsPath, func() (err error) {
 			var d net.Dialer
 			c, err = d.DialContext(ctx, network, addr)
 			return err
 		})
 		if err != nil {
+			if c != nil { // made, but the thread could not go back
+				c.Close()
+			}
 			return nil, fmt.Errorf("dial %s from %s: %w", addr, filepath.Base(nsPath), err)
 		}
 		return c, nil
@@ -150,11 +86,14 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 // namespace); Accept works from any goroutine.
 func ListenIn(nsPath, network, addr string) (net.Listener, error) {
 	var l net.Listener
-	err := inNSPath(nsPath, func() (err error) {
+	err := nsenter.DoPath(nsPath, func() (err error) {
 		l, err = net.Listen(network, addr)
 		return err
 	})
 	if err != nil {
+		if l != nil {
+			l.Close()
+		}
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
 	}
 	return l, nil
@@ -163,11 +102,14 @@ func ListenIn(nsPath, network, addr string) (net.Listener, error) {
 // ListenPacketIn is ListenIn for datagram sockets.
 func ListenPacketIn(nsPath, network, addr string) (net.PacketConn, error) {
 	var l net.PacketConn
-	err := inNSPath(nsPath, func() (err error) {
+	err := nsenter.DoPath(nsPath, func() (err error) {
 		l, err = net.ListenPacket(network, addr)
 		return err
 	})
 	if err != nil {
+		if l != nil {
+			l.Close()
+		}
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
 	}
 	return l, nil

@@ -35,6 +35,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/secgroup/nft"
@@ -255,7 +256,7 @@ func (v *VPC) createNS(node string) (netns.NsHandle, error) {
 	if err := writeState(v.stateDir, v.state); err != nil {
 		return -1, err
 	}
-	h, err := newNamed(name)
+	h, err := nsenter.NewNamed(name)
 	if errors.Is(err, os.ErrExist) {
 		// Not ours: leave it to Reclaim.
 		v.forgetNS(name)

@@ -2,13 +2,13 @@ package nft
 
 import (
 	"net/netip"
-	"runtime"
 	"testing"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netns"
 
+	"github.com/moat-dev/moat/internal/nsenter"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/spec"
@@ -19,33 +19,12 @@ import (
 // it disappears when the handle is closed.
 func throwawayNS(t *testing.T) netns.NsHandle {
 	t.Helper()
-	type res struct {
-		h   netns.NsHandle
-		err error
+	h, err := nsenter.New()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		defer orig.Close()
-		h, err := netns.New()
-		if serr := netns.Set(orig); serr != nil {
-			ch <- res{err: serr}
-			return // thread stays locked and is discarded
-		}
-		runtime.UnlockOSThread()
-		ch <- res{h, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { r.h.Close() })
-	return r.h
+	t.Cleanup(func() { h.Close() })
+	return h
 }
 
 // TestApplyInKernel loads every compiled rule set into a throwaway
