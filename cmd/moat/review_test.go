@@ -13,7 +13,7 @@ import (
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
-// Tests of the fixes from the black-box review (/work/notes/review.md).
+// Tests of the fixes from a black-box review of the CLI.
 
 func TestLBListensOnlyOnLoopback(t *testing.T) {
 	for _, args := range [][]string{

@@ -6,7 +6,7 @@
 # keep-alive, round robin, to two stdlib Go backends (127.0.0.2:9001,
 # 127.0.0.3:9001, GOMAXPROCS=1). wrk -t2 -c64 holds 64 keep-alive client
 # connections (handshakes only at the start). As in the HTTP comparison
-# (/work/shared/bench/lb-compare.sh), wrk runs on CPU $CLIENT_CPU and the LB
+# (scripts/bench/lb-compare.sh), wrk runs on CPU $CLIENT_CPU and the LB
 # plus both backends on CPU $SERVER_CPU, so req/s measures how much of that
 # one core the LB takes, and LB CPU µs per request comes from /proc. moat's
 # plain HTTP listener is measured in the same run as a reference (moat-http).
