@@ -42,7 +42,7 @@ type exchange interface {
 	// relay sends the final response from u to the client. keep says
 	// whether the client connection may serve another request; a nil
 	// error means the response was relayed or the client went away after
-	// it started.
+	// it started; errClient, that the client left before it (460).
 	relay(g *group, t *targetgroup.Target, p *pool, u *upConn) (keep, hijacked bool, err error)
 	// reply sends a response the load balancer makes itself.
 	reply(code int, location, ctype, body string, keep bool) bool
