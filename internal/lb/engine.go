@@ -75,7 +75,7 @@ func New(cfg Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("invalid load balancer config: %w", err)
 	}
 	if opts.Dial == nil {
-		d := &net.Dialer{Timeout: 10 * time.Second}
+		d := &net.Dialer{} // bounded by Config.ConnectTimeout through the context
 		opts.Dial = d.DialContext
 	}
 	if opts.Now == nil {
