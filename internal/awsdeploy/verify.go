@@ -157,23 +157,23 @@ func (e *NotHealthyError) Error() string {
 // stack has healthy targets (TargetsReady), printing each change.
 func (d *Deployer) WaitHealthy(ctx context.Context, stack string, timeout time.Duration) ([]TargetHealth, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
+	var targets []TargetHealth
+	notReady := []string{"no answer about the targets yet"}
 	for {
-		groups, targets, err := d.Targets(ctx, stack)
-		if err != nil && ctx.Err() == nil {
+		groups, ts, err := d.Targets(wctx, stack)
+		switch {
+		case err != nil && wctx.Err() == nil:
 			return nil, err
-		}
-		if err == nil {
-			if len(groups) == 0 {
-				return nil, nil
-			}
-			ready, notReady := TargetsReady(groups, targets)
-			line := "targets: all healthy"
-			if !ready {
-				line = "targets: " + strings.Join(notReady, "; ")
-			}
+		case err == nil && len(groups) == 0:
+			return nil, nil
+		case err == nil:
+			targets = ts
+			var ready bool
+			ready, notReady = TargetsReady(groups, targets)
+			line := "targets: " + strings.Join(notReady, "; ")
 			if ready {
 				var counts []string
 				for _, g := range groups {
@@ -194,14 +194,15 @@ func (d *Deployer) WaitHealthy(ctx context.Context, stack string, timeout time.D
 			if ready {
 				return targets, nil
 			}
-			if err := sleep(ctx, d.poll()); err == nil {
+			if sleep(wctx, d.poll()) == nil {
 				continue
 			}
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return targets, &NotHealthyError{Stack: stack, Waited: time.Since(start).Round(time.Second), NotReady: notReady}
-			}
 		}
-		return nil, fmt.Errorf("stopped waiting for the targets of stack %s: %w", stack, ctx.Err())
+		// The wait ended: the time is up, or the caller stopped it.
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("stopped waiting for the targets of stack %s: %w", stack, ctx.Err())
+		}
+		return targets, &NotHealthyError{Stack: stack, Waited: time.Since(start).Round(time.Millisecond), NotReady: notReady}
 	}
 }
 
