@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moat-dev/moat/internal/awscfn"
+	"github.com/moat-dev/moat/internal/awscost"
 	"github.com/moat-dev/moat/internal/awsdeploy"
 	"github.com/moat-dev/moat/internal/plan"
 )
@@ -268,6 +269,11 @@ region is the stack file's aws.region (default us-east-1).`,
 				Parameters: given, Certificates: awsdeploy.CertificateParams(t), UpdateImage: updateImage}
 			for _, z := range p.Zones {
 				spec.Zones = append(spec.Zones, z.AWSName)
+			}
+			if e, err := awscost.Monthly(p); err == nil {
+				spec.Estimate = "estimated cost: " + e.Summary() + " (moat template --cost itemizes it)"
+			} else {
+				spec.Estimate = "estimated cost: none: " + err.Error()
 			}
 			declared := map[string]bool{}
 			for _, tp := range t.Parameters {

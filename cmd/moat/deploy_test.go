@@ -253,6 +253,10 @@ func TestDeployInterruptAtPrompt(t *testing.T) {
 	if !strings.Contains(stderr.String(), "interrupted at the prompt") || !strings.Contains(stderr.String(), "nothing was changed") {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
+	// The monthly cost is shown before the question.
+	if i, j := strings.Index(stderr.String(), "estimated cost: ~$"), strings.Index(stderr.String(), "[y/N]"); i < 0 || i > j {
+		t.Errorf("no cost estimate before the question:\n%s", stderr.String())
+	}
 	if st := s.StackStatus("realtime"); st != "" {
 		t.Errorf("interrupted deploy left a stack in %s", st)
 	}
