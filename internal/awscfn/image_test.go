@@ -96,3 +96,22 @@ func TestImageParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateImageArchitecture: the offline check refuses an instance
+// type with the other architecture's image (a hand-edited template), as
+// EC2 would.
+func TestValidateImageArchitecture(t *testing.T) {
+	tpl := renderFile(t, stacks[0].file, Options{})
+	data := props(t, tpl, "LaunchTemplateApp")["LaunchTemplateData"].(map[string]any)
+	data["InstanceType"] = "m7g.large"
+	props(t, tpl, IDBastion)["InstanceType"] = "huge"
+	got := findings(Validate(tpl))
+	for _, want := range []string{
+		"LaunchTemplateApp.Properties.LaunchTemplateData.ImageId: instance type m7g.large is arm64, but its image is ImageIdX8664, the x86_64 image",
+		`BastionInstance.Properties.InstanceType: instance type "huge" is not of EC2's form family.size`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("findings lack %q:\n%s", want, got)
+		}
+	}
+}

@@ -33,7 +33,8 @@ func (v *validator) addf(path, format string, a ...any) {
 // and names, each resource against its provider schema (schema.go), then
 // the rule families, one file each: references and cycles
 // (validate_refs.go), the network (validate_network.go), security groups
-// (validate_security.go) and scaling (validate_scaling.go).
+// (validate_security.go), images (validate_images.go) and scaling
+// (validate_scaling.go).
 func validate(t *Template) []Finding {
 	v := &validator{t: t, res: map[string]*Resource{}, params: map[string]bool{}}
 	s, err := loadSchemas()
@@ -90,6 +91,7 @@ func validate(t *Template) []Finding {
 	v.zones()
 	v.loadBalancers()
 	v.ruleDescriptions()
+	v.imageArchitectures()
 	v.targetPorts()
 	v.resourceLabels()
 	sort.SliceStable(v.findings, func(i, j int) bool { return v.findings[i].Path < v.findings[j].Path })
