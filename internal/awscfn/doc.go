@@ -36,15 +36,16 @@
 // Validate checks a template offline, without AWS: each resource against
 // AWS's own resource provider schemas, vendored under schemas/
 // (schema.go; createonly.go reads which properties force a replacement,
-// for the deploy stand-in), then moat's rules, one family per file: references and
-// dependency cycles (validate_refs.go); the network — subnets inside their
-// VPC and apart, zones with public and private subnets, load balancers
-// across two zones in public subnets of /27 or larger
-// (validate_network.go); security groups — EC2's characters in rule
-// descriptions, instances that admit the load balancers forwarding to them
-// (validate_security.go); request-count scaling policies that name a
-// connected load balancer and target group (validate_scaling.go). A
-// Finding names the logical id and property path and says what is wrong.
+// for the deploy stand-in), then moat's rules, one family per file:
+// references and dependency cycles (validate_refs.go); the network —
+// subnets inside their VPC and apart, zones with public and private
+// subnets, load balancers across two zones in public subnets of /27 or
+// larger (validate_network.go); security groups — EC2's characters in
+// rule descriptions, instances that admit the load balancers forwarding to
+// them (validate_security.go); each instance's image of its type's
+// architecture (validate_images.go); request-count scaling policies that
+// name a connected load balancer and target group (validate_scaling.go).
+// A Finding names the logical id and property path and says what is wrong.
 //
 // What only the account knows (its zones, its certificates) is checked by
 // moat deploy (package awsdeploy) before it creates a change set; the
