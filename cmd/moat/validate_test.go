@@ -92,3 +92,22 @@ func TestValidateFileLookup(t *testing.T) {
 		t.Errorf("no file: exit %d: %s", code, stderr)
 	}
 }
+
+// TestValidateBackwardsMatcher: a health check matcher whose range runs
+// from high to low ("299-200" matches no code: every target would be
+// unhealthy at run time) is refused by moat validate and moat template,
+// with file:line:column and the range turned round as the fix.
+func TestValidateBackwardsMatcher(t *testing.T) {
+	path := copyExample(t, "      unhealthyThreshold: 2\n", "      unhealthyThreshold: 2\n      matcher: \"299-200\"\n")
+	line := path + ":" + lineOf(t, path, `"299-200"`) + `: targetGroups[0].healthCheck.matcher: matcher range "299-200" runs from high to low and matches no code` +
+		"\n    " + `fix: write the range low to high: "200-299"`
+	for _, args := range [][]string{{"validate", path}, {"template", "-f", path}} {
+		_, stderr, code := runBin(t, args...)
+		if code != exitInvalid {
+			t.Errorf("moat %s: exit %d, want %d; stderr:\n%s", args[0], code, exitInvalid, stderr)
+		}
+		if !strings.Contains(stderr, line) {
+			t.Errorf("moat %s: stderr lacks\n%s\ngot:\n%s", args[0], line, stderr)
+		}
+	}
+}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/moat-dev/moat/internal/awsrules"
 )
 
-// AWS's documented defaults (and moat's where AWS has none).
+// AWS's documented defaults (and moat's where AWS has none); a target
+// group health check's are awsrules'.
 const (
 	DefaultRegion = "us-east-1"
 	// DefaultAMI is the latest Amazon Linux 2023 image of each instance's
@@ -27,13 +30,6 @@ const (
 	DefaultMinHealthyPercent  = 90
 	DefaultDeregistration     = 300
 	DefaultIdleTimeout        = 60
-	DefaultHCPath             = "/"
-	DefaultHCPort             = "traffic-port"
-	DefaultHCInterval         = 30
-	DefaultHCTimeout          = 5
-	DefaultHCHealthy          = 5
-	DefaultHCUnhealthy        = 2
-	DefaultHCMatcher          = "200"
 	DefaultAlgorithm          = "round_robin"
 	DefaultStickinessType     = "lb_cookie"
 	DefaultStickinessDuration = 86400
@@ -197,27 +193,7 @@ func defaultTargetGroup(s *Stack, tg *TargetGroup) {
 	if hc.Protocol == "" {
 		hc.Protocol = tg.Protocol
 	}
-	if hc.Path == "" {
-		hc.Path = DefaultHCPath
-	}
-	if hc.Port == "" {
-		hc.Port = DefaultHCPort
-	}
-	if hc.IntervalSeconds == 0 {
-		hc.IntervalSeconds = DefaultHCInterval
-	}
-	if hc.TimeoutSeconds == 0 {
-		hc.TimeoutSeconds = DefaultHCTimeout
-	}
-	if hc.HealthyThreshold == 0 {
-		hc.HealthyThreshold = DefaultHCHealthy
-	}
-	if hc.UnhealthyThreshold == 0 {
-		hc.UnhealthyThreshold = DefaultHCUnhealthy
-	}
-	if hc.Matcher == "" {
-		hc.Matcher = DefaultHCMatcher
-	}
+	*hc = HealthCheck(awsrules.HealthCheck(*hc).WithDefaults())
 	if tg.DeregistrationDelay == nil {
 		tg.DeregistrationDelay = ptr(DefaultDeregistration)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moat-dev/moat/internal/awsrules"
 	"github.com/moat-dev/moat/internal/ec2facts"
 )
 
@@ -47,7 +48,6 @@ var (
 	stackNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
 	resourceRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	userRE      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	matcherRE   = regexp.MustCompile(`^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$`)
 	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 	zoneRE      = regexp.MustCompile(`^([a-z]|[a-z0-9-]{2,})$`) // a letter, or a full name (checked against the region)
 	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -461,30 +461,8 @@ func (v *validator) targetGroups() {
 		if hc.Protocol != "HTTP" && hc.Protocol != "HTTPS" {
 			v.errf(hp+".protocol", "use HTTP or HTTPS", "health check protocol %q is not supported", hc.Protocol)
 		}
-		if !strings.HasPrefix(hc.Path, "/") || len(hc.Path) > 1024 {
-			v.errf(hp+".path", "start the path with /, e.g. /health", "health check path %q is not valid", hc.Path)
-		}
-		if hc.Port != "traffic-port" {
-			if n, err := strconv.Atoi(hc.Port); err != nil || n < 1 || n > 65535 {
-				v.errf(hp+".port", "use traffic-port or a port 1-65535", "health check port %q is not valid", hc.Port)
-			}
-		}
-		v.between(hp+".intervalSeconds", hc.IntervalSeconds, 5, 300, "health check interval")
-		v.between(hp+".timeoutSeconds", hc.TimeoutSeconds, 2, 120, "health check timeout")
-		if hc.TimeoutSeconds >= hc.IntervalSeconds {
-			v.errf(hp+".timeoutSeconds", fmt.Sprintf("make the timeout shorter than the interval (%ds)", hc.IntervalSeconds),
-				"health check timeout %ds is not less than the interval %ds", hc.TimeoutSeconds, hc.IntervalSeconds)
-		}
-		v.between(hp+".healthyThreshold", hc.HealthyThreshold, 2, 10, "healthy threshold")
-		v.between(hp+".unhealthyThreshold", hc.UnhealthyThreshold, 2, 10, "unhealthy threshold")
-		if !matcherRE.MatchString(hc.Matcher) {
-			v.errf(hp+".matcher", `write codes like "200", "200,202" or "200-299"`, "matcher %q is not valid", hc.Matcher)
-		} else {
-			for _, part := range strings.FieldsFunc(hc.Matcher, func(r rune) bool { return r == ',' || r == '-' }) {
-				if n, _ := strconv.Atoi(part); n < 200 || n > 499 {
-					v.errf(hp+".matcher", "ALB accepts codes from 200 to 499", "matcher code %d is out of range", n)
-				}
-			}
+		for _, pr := range awsrules.HealthCheck(hc).Problems() {
+			v.errf(hp+"."+pr.Field, pr.Fix, "%s", pr.Problem)
 		}
 		v.between(p+".deregistrationDelay", *tg.DeregistrationDelay, 0, 3600, "deregistration delay")
 		if tg.SlowStart != 0 && (tg.SlowStart < 30 || tg.SlowStart > 900) {

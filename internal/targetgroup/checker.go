@@ -51,7 +51,7 @@ func Probe(ctx context.Context, dial DialFunc, addr string, hc HealthCheck) Resu
 		return failFromErr(err)
 	}
 	resp.Body.Close()
-	if !Matches(hc.Matcher, resp.StatusCode) {
+	if !hc.accepts(resp.StatusCode) {
 		return Result{Reason: ReasonResponseCodeMismatch,
 			Detail: fmt.Sprintf("Health checks failed with these codes: [%d]", resp.StatusCode)}
 	}
