@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moat-dev/moat/internal/awsrules"
 	"github.com/moat-dev/moat/internal/ec2facts"
 )
 
@@ -38,17 +39,10 @@ func (v *validator) ruleDescriptions() {
 	}
 }
 
-// ingressRule is a rule admitting a source group into a group.
-type ingressRule struct {
-	group, source string
-	proto         string
-	from, to      int
-}
-
-// groupIngress collects the group-referencing ingress rules, inline and
-// separate.
-func (v *validator) groupIngress() []ingressRule {
-	var out []ingressRule
+// groupIngress collects each group's group-referencing ingress rules,
+// inline and separate, by the group's logical id.
+func (v *validator) groupIngress() map[string][]awsrules.Ingress {
+	out := map[string][]awsrules.Ingress{}
 	rule := func(group string, m map[string]any) {
 		src := refTarget(m["SourceSecurityGroupId"])
 		if src == "" {
@@ -56,7 +50,7 @@ func (v *validator) groupIngress() []ingressRule {
 		}
 		from, _ := strconv.Atoi(fmt.Sprint(m["FromPort"]))
 		to, _ := strconv.Atoi(fmt.Sprint(m["ToPort"]))
-		out = append(out, ingressRule{group: group, source: src, proto: fmt.Sprint(m["IpProtocol"]), from: from, to: to})
+		out[group] = append(out[group], awsrules.Ingress{Protocol: fmt.Sprint(m["IpProtocol"]), FromPort: from, ToPort: to, SourceGroup: src})
 	}
 	for _, sg := range v.ofType("AWS::EC2::SecurityGroup") {
 		for _, in := range list(sg.Properties["SecurityGroupIngress"]) {
@@ -69,16 +63,6 @@ func (v *validator) groupIngress() []ingressRule {
 		rule(refTarget(in.Properties["GroupId"]), in.Properties)
 	}
 	return out
-}
-
-func (r ingressRule) admits(port int) bool {
-	switch r.proto {
-	case "-1", "all":
-		return true
-	case "tcp", "6":
-		return r.from <= port && port <= r.to
-	}
-	return false
 }
 
 // targetPorts checks that the instances of every auto scaling group behind
@@ -125,8 +109,10 @@ func (v *validator) targetPorts() {
 		}
 		data, _ := lt.Properties["LaunchTemplateData"].(map[string]any)
 		var instGroups []string
+		var instIngress []awsrules.Ingress
 		for _, g := range list(data["SecurityGroupIds"]) {
 			instGroups = append(instGroups, refTarget(g))
+			instIngress = append(instIngress, rules[refTarget(g)]...)
 		}
 		for i, tgv := range list(asg.Properties["TargetGroupARNs"]) {
 			tgID := refTarget(tgv)
@@ -155,13 +141,7 @@ func (v *validator) targetPorts() {
 				for _, lbg := range list(lb.Properties["SecurityGroups"]) {
 					lbGroup := refTarget(lbg)
 					for _, port := range ports {
-						admitted := false
-						for _, r := range rules {
-							if r.source == lbGroup && r.admits(port) && contains(instGroups, r.group) {
-								admitted = true
-							}
-						}
-						if !admitted {
+						if !awsrules.Admits(instIngress, awsrules.Source{Groups: []string{lbGroup}}, port) {
 							v.addf(fmt.Sprintf("%s.Properties.TargetGroupARNs[%d]", asg.ID, i),
 								"the instances' security groups (%s) do not admit load balancer %s's group %s on tcp/%d (target group %s)",
 								strings.Join(instGroups, ", "), lbID, lbGroup, port, tgID)

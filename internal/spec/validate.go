@@ -365,7 +365,7 @@ func (v *validator) bastion() {
 			v.errf(p, "write an IPv4 block like 203.0.113.0/24", "%q is not an IPv4 CIDR block", c)
 			continue
 		}
-		if !v.groupsAdmitCIDR(b.SecurityGroups, cidr, 22) {
+		if !awsrules.Admits(v.ingress(b.SecurityGroups), awsrules.Source{Blocks: []netip.Prefix{cidr}}, 22) {
 			v.warnf(p, fmt.Sprintf("add to one of %s an ingress rule: {protocol: tcp, port: 22, cidr: %s}", strings.Join(b.SecurityGroups, ", "), c),
 				"the bastion's security groups do not admit %s on tcp/22", c)
 		}
@@ -405,7 +405,7 @@ func (v *validator) bastionWiderThanAllowed(b *Bastion) {
 			continue
 		}
 		for ri, r := range g.Ingress {
-			if !ruleCoversTCP(r, 22) || r.CIDR == "" {
+			if !r.ingress().CoversTCP(22) || r.CIDR == "" {
 				continue
 			}
 			if c, err := netip.ParsePrefix(r.CIDR); err == nil && !within(c.Masked()) {
@@ -915,30 +915,30 @@ func (v *validator) images() {
 	}
 }
 
-// groupsAdmitCIDR reports whether any of the groups has an ingress rule that
-// admits the whole block on the tcp port.
-func (v *validator) groupsAdmitCIDR(groups []string, src netip.Prefix, port int) bool {
+// ingress is the ingress rules of the groups, in awsrules' terms.
+func (v *validator) ingress(groups []string) []awsrules.Ingress {
+	var out []awsrules.Ingress
 	for _, g := range v.s.SecurityGroups {
-		if !contains(groups, g.Name) {
-			continue
-		}
-		for _, r := range g.Ingress {
-			if !ruleCoversTCP(r, port) || r.CIDR == "" {
-				continue
-			}
-			if c, err := netip.ParsePrefix(r.CIDR); err == nil && c.Bits() <= src.Bits() && c.Contains(src.Addr()) {
-				return true
+		if contains(groups, g.Name) {
+			for _, r := range g.Ingress {
+				out = append(out, r.ingress())
 			}
 		}
 	}
-	return false
+	return out
 }
 
-func ruleCoversTCP(r Rule, port int) bool {
-	if r.Protocol != "tcp" && r.Protocol != "all" {
-		return false
+// ingress is the rule in awsrules' terms: every port is 0-65535, and a
+// block that does not parse (an error of its own) admits nothing.
+func (r Rule) ingress() awsrules.Ingress {
+	in := awsrules.Ingress{Protocol: r.Protocol, FromPort: r.Port.From, ToPort: r.Port.To, SourceGroup: r.Group}
+	if r.Port.IsZero() {
+		in.FromPort, in.ToPort = 0, 65535
 	}
-	return r.Port.IsZero() || (r.Port.From <= port && port <= r.Port.To)
+	if c, err := netip.ParsePrefix(r.CIDR); err == nil {
+		in.SourceCIDR = c
+	}
+	return in
 }
 
 // reachability warns when a load balancer forwards to a target group whose
@@ -993,7 +993,7 @@ func (v *validator) reachability() {
 						continue
 					}
 					for _, port := range ports {
-						if !v.admits(lt.SecurityGroups, lb.SecurityGroups, subnets, port) {
+						if !awsrules.Admits(v.ingress(lt.SecurityGroups), awsrules.Source{Groups: lb.SecurityGroups, Blocks: subnets}, port) {
 							v.warnf(fmt.Sprintf("loadBalancers[%d].listeners[%d]", i, j),
 								fmt.Sprintf("add to security group %s an ingress rule: {protocol: tcp, port: %d, group: %s}", first(lt.SecurityGroups), port, first(lb.SecurityGroups)),
 								"target group %s is unreachable: the security groups of auto scaling group %s (%s) do not admit load balancer %s on tcp/%d",
@@ -1019,34 +1019,4 @@ func ruleActions(rules []ListenerRule) []Action {
 		out = append(out, r.Action)
 	}
 	return out
-}
-
-// admits reports whether the destination groups admit a source that is a
-// member of srcGroups with an address in one of srcSubnets, on tcp/port.
-func (v *validator) admits(dstGroups, srcGroups []string, srcSubnets []netip.Prefix, port int) bool {
-	for _, g := range v.s.SecurityGroups {
-		if !contains(dstGroups, g.Name) {
-			continue
-		}
-		for _, r := range g.Ingress {
-			if !ruleCoversTCP(r, port) {
-				continue
-			}
-			if r.Group != "" && (contains(srcGroups, r.Group) || !contains(v.groupNames(), r.Group)) {
-				// An undefined group is already an error; do not pile a
-				// warning on top of the misspelling.
-				return true
-			}
-			if c, err := netip.ParsePrefix(r.CIDR); err == nil && len(srcSubnets) > 0 {
-				all := true
-				for _, sn := range srcSubnets {
-					all = all && c.Bits() <= sn.Bits() && c.Contains(sn.Addr())
-				}
-				if all {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
