@@ -308,7 +308,9 @@ region is the stack file's aws.region (default us-east-1).`,
 			if verr != nil {
 				return awsErr(verr)
 			}
-			fmt.Fprintf(c.ErrOrStderr(), "ssh: moat ssh-config --aws -f %s >> ~/.ssh/config, then ssh %s-bastion (or an instance: moat ssh-config --aws lists them)\n", stackFile(f.file), name)
+			if p.Bastion != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "ssh: moat ssh-config --aws -f %s >> ~/.ssh/config, then ssh %s-bastion (or an instance: moat ssh-config --aws lists them)\n", stackFile(f.file), name)
+			}
 			return nil
 		},
 	}

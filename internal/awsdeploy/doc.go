@@ -10,8 +10,12 @@
 // stack's status (StackAction), which change set failures mean "no
 // changes" (NoChanges), which event is the cause of a failure
 // (FirstFailure), what the progress view shows (Progress). The effects are
-// the few CloudFormation, S3 and STS calls behind the small interfaces in
-// api.go, implemented by the aws-sdk-go-v2 clients (Connect). Tests drive
-// the real SDK clients against a local stand-in of those APIs (package
-// cfnstandin), never against AWS.
+// the few CloudFormation, S3, STS, EC2, ACM, SSM, ELBv2 and Auto Scaling
+// calls behind the small interfaces in api.go, implemented by the
+// aws-sdk-go-v2 clients (Connect). Before a change set it checks what only
+// the account knows (preflight.go: zones, certificates; the image resolved
+// once); after one, what it deployed (verify.go: healthy targets, one
+// request, the instances to SSH to). Tests drive the real SDK clients
+// against moto (cmd/moat/moto_test.go) and against a local stand-in for
+// failures and rollbacks (package cfnstandin), never against AWS.
 package awsdeploy
