@@ -275,15 +275,7 @@ region is the stack file's aws.region (default us-east-1).`,
 			} else {
 				spec.Estimate = "estimated cost: none: " + err.Error()
 			}
-			declared := map[string]bool{}
-			for _, tp := range t.Parameters {
-				declared[tp.Name] = true
-			}
-			for _, ip := range awsdeploy.ImageParams(awscfn.ImageParameters(p)) {
-				if declared[ip.Name] {
-					spec.Images = append(spec.Images, ip)
-				}
-			}
+			spec.Images = awscfn.ImageParameters(p)
 			for _, a := range t.Assets {
 				spec.Assets = append(spec.Assets, awsdeploy.Asset{Name: a.Name, Dir: a.Dir, ParamBucket: a.ParamBucket, ParamKey: a.ParamKey})
 			}

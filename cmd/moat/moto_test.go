@@ -930,14 +930,7 @@ func deployBypassingChecks(t *testing.T, cl *awsdeploy.Clients, path string, par
 		body = []byte(rewrite.Replace(string(body)))
 	}
 	d := &awsdeploy.Deployer{CloudFormation: cl.CloudFormation, S3: cl.S3, STS: cl.STS, SSM: cl.SSM, Region: cl.Region, Poll: 50 * time.Millisecond}
-	spec := awsdeploy.Spec{StackName: p.Stack, Template: body, Parameters: params}
-	for _, ip := range awsdeploy.ImageParams(awscfn.ImageParameters(p)) {
-		for _, tp := range tmpl.Parameters {
-			if tp.Name == ip.Name {
-				spec.Images = append(spec.Images, ip)
-			}
-		}
-	}
+	spec := awsdeploy.Spec{StackName: p.Stack, Template: body, Parameters: params, Images: awscfn.ImageParameters(p)}
 	_, err = d.Deploy(motoCtx(t), spec)
 	return err
 }

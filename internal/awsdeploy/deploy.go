@@ -87,7 +87,7 @@ type Spec struct {
 	Certificates []CertificateParam
 	// Images are resolved from SSM when the stack is created and kept on
 	// updates, unless UpdateImage.
-	Images      []ImageParam
+	Images      []awscfn.ImageParameter
 	UpdateImage bool
 	// Estimate is printed before the question (the monthly cost).
 	Estimate string
@@ -612,4 +612,11 @@ func (d *Deployer) Destroy(ctx context.Context, name string) (*Result, error) {
 			StatusReason: aws.ToString(final.StackStatusReason), First: FirstFailure(events, name)}
 	}
 	return res, nil
+}
+
+// writeEstimate prints the cost estimate, if any, before the question.
+func writeEstimate(w io.Writer, estimate string) {
+	if estimate != "" {
+		fmt.Fprintln(w, estimate)
+	}
 }

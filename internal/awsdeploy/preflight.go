@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -171,28 +170,10 @@ func (d *Deployer) preflight(ctx context.Context, spec Spec, params, previous ma
 	return nil
 }
 
-// ImageParam is a template parameter holding an image id: resolved from
-// SSM once, when the stack is created, and then kept.
-type ImageParam struct {
-	Name    string // the template parameter
-	Arch    string // x86_64, arm64
-	SSMPath string // resolved with GetParameter; empty when ImageID is set
-	ImageID string // a fixed image (aws.ami)
-}
-
-// ImageParams are the image parameters of a plan's template.
-func ImageParams(ips []awscfn.ImageParameter) []ImageParam {
-	var out []ImageParam
-	for _, ip := range ips {
-		out = append(out, ImageParam{Name: ip.Name, Arch: ip.Arch, SSMPath: ip.SSMPath, ImageID: ip.ImageID})
-	}
-	return out
-}
-
 // KeepImage decides whether an image parameter keeps the stack's current
 // value: on an update, when the file still names the same source (an SSM
 // path, whose latest image may have moved on), unless --update-image.
-func KeepImage(ip ImageParam, previous map[string]string, updateImage bool) bool {
+func KeepImage(ip awscfn.ImageParameter, previous map[string]string, updateImage bool) bool {
 	if updateImage || ip.SSMPath == "" {
 		return false
 	}
@@ -244,11 +225,4 @@ func parametersOf(st *types.Stack) map[string]string {
 		out[aws.ToString(p.ParameterKey)] = aws.ToString(p.ParameterValue)
 	}
 	return out
-}
-
-// writeEstimate prints the cost estimate, if any, before the question.
-func writeEstimate(w io.Writer, estimate string) {
-	if estimate != "" {
-		fmt.Fprintln(w, estimate)
-	}
 }

@@ -76,12 +76,12 @@ func TestCertificateParams(t *testing.T) {
 }
 
 func TestKeepImage(t *testing.T) {
-	al := awsdeploy.ImageParam{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}
-	fixed := awsdeploy.ImageParam{Name: "ImageIdX8664", Arch: "x86_64", ImageID: "ami-0123456789abcdef0"}
+	al := awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}
+	fixed := awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", ImageID: "ami-0123456789abcdef0"}
 	deployed := map[string]string{"ImageIdX8664": "ami-0aaaaaaaaaaaaaaaa"}
 	for _, tc := range []struct {
 		name     string
-		ip       awsdeploy.ImageParam
+		ip       awscfn.ImageParameter
 		previous map[string]string
 		update   bool
 		keep     bool
