@@ -4,7 +4,8 @@
 // # Rendering
 //
 // Render turns the plan into a Template: the VPC, subnets, internet and
-// NAT gateways, route tables, security groups (group-to-group rules as
+// NAT gateways, route tables, network ACLs (one entry resource per rule,
+// and the subnets' associations), security groups (group-to-group rules as
 // separate ingress and egress resources, so groups that reference each
 // other form no cycle), key pairs, the bastion, launch templates, target
 // groups, load balancers with listeners and rules, auto scaling groups and

@@ -25,6 +25,9 @@ type topology struct {
 	Subnets     []string // "name zone public|private cidr"
 	RouteTables []string // "name [subnets] default=igw|nat:<name>|none"
 	NATs        []string // "name subnet"
+	// NetworkACLs are the entries each subnet's custom network ACL
+	// enforces: "subnet in|out rule allow|deny proto from-to cidr".
+	NetworkACLs []string
 	// Nodes are what has a network interface: each load balancer node,
 	// the bastion, and an instance of each group in each of its subnets,
 	// with the firewall the node gets.
@@ -51,6 +54,10 @@ func ruleString(proto string, from, to int, peer string) string {
 		return fmt.Sprintf("%s %d-%d %s", proto, from, to, peer)
 	}
 	return fmt.Sprintf("%s %s", proto, peer)
+}
+
+func aclString(subnet, dir string, n int, action, proto string, from, to int, cidr string) string {
+	return fmt.Sprintf("%s %s %d %s %s", subnet, dir, n, action, ruleString(proto, from, to, cidr))
 }
 
 func dur(d time.Duration) string { return fmt.Sprintf("%ds", int(d/time.Second)) }
@@ -86,6 +93,20 @@ func localTopology(t *testing.T, p *plan.Plan) topology {
 	}
 	for _, n := range p.NATGateways {
 		top.NATs = append(top.NATs, n.Name+" "+n.Subnet)
+	}
+	for _, sn := range p.Subnets {
+		acl, ok := p.NetworkACL(sn.NetworkACL)
+		if !ok {
+			continue
+		}
+		for _, d := range []struct {
+			dir     string
+			entries []plan.ACLEntry
+		}{{"in", acl.Inbound}, {"out", acl.Outbound}} {
+			for _, e := range d.entries {
+				top.NetworkACLs = append(top.NetworkACLs, aclString(sn.Name, d.dir, e.RuleNumber, e.Action(), e.Protocol, e.FromPort, e.ToPort, e.CIDR.String()))
+			}
+		}
 	}
 	m := secgroup.OfflineMembership(p)
 	compile := func(name string, groups []string) {
@@ -254,7 +275,7 @@ func pubPriv(public bool) string {
 }
 
 func (top *topology) sort() {
-	for _, l := range [][]string{top.Subnets, top.RouteTables, top.NATs, top.Endpoints, top.Listeners, top.TargetGroups, top.Groups, top.Policies} {
+	for _, l := range [][]string{top.Subnets, top.RouteTables, top.NATs, top.NetworkACLs, top.Endpoints, top.Listeners, top.TargetGroups, top.Groups, top.Policies} {
 		sort.Strings(l)
 	}
 	sort.Slice(top.Nodes, func(i, j int) bool { return top.Nodes[i].Name < top.Nodes[j].Name })
@@ -329,6 +350,28 @@ func templateTopology(t *testing.T, tpl *Template) topology {
 	}
 	for _, n := range byType("AWS::EC2::NatGateway") {
 		top.NATs = append(top.NATs, name[n.ID]+" "+nameOf(n.Properties["SubnetId"]))
+	}
+
+	// Network ACLs: entries, as enforced on each associated subnet.
+	protoName := map[int]string{6: "tcp", 17: "udp", 1: "icmp", -1: "all"}
+	aclSubnets := map[string][]string{}
+	for _, a := range byType("AWS::EC2::SubnetNetworkAclAssociation") {
+		acl := refTarget(a.Properties["NetworkAclId"])
+		aclSubnets[acl] = append(aclSubnets[acl], name[refTarget(a.Properties["SubnetId"])])
+	}
+	for _, e := range byType("AWS::EC2::NetworkAclEntry") {
+		dir := "in"
+		if e.Properties["Egress"] == true {
+			dir = "out"
+		}
+		proto := protoName[atoi(e.Properties["Protocol"])]
+		from, to := 0, 0
+		if pr, ok := e.Properties["PortRange"].(map[string]any); ok {
+			from, to = atoi(pr["From"]), atoi(pr["To"])
+		}
+		for _, sn := range aclSubnets[refTarget(e.Properties["NetworkAclId"])] {
+			top.NetworkACLs = append(top.NetworkACLs, aclString(sn, dir, atoi(e.Properties["RuleNumber"]), str(e.Properties["RuleAction"]), proto, from, to, str(e.Properties["CidrBlock"])))
+		}
 	}
 
 	// Security groups: inline CIDR rules plus separate rule resources.
@@ -611,8 +654,8 @@ func TestParity(t *testing.T) {
 			if testing.Verbose() {
 				t.Logf("topology: %+v", local)
 			}
-			t.Logf("%d subnets, %d route tables, %d NAT gateways, %d nodes, %d endpoints, %d listeners, %d target groups, %d groups, %d policies",
-				len(local.Subnets), len(local.RouteTables), len(local.NATs), len(local.Nodes), len(local.Endpoints), len(local.Listeners),
+			t.Logf("%d subnets, %d route tables, %d NAT gateways, %d network ACL entries, %d nodes, %d endpoints, %d listeners, %d target groups, %d groups, %d policies",
+				len(local.Subnets), len(local.RouteTables), len(local.NATs), len(local.NetworkACLs), len(local.Nodes), len(local.Endpoints), len(local.Listeners),
 				len(local.TargetGroups), len(local.Groups), len(local.Policies))
 		})
 	}
@@ -645,12 +688,27 @@ func diffTopology(local, aws topology) []string {
 // TestParityCatchesDrift: the parity check is not vacuous. A template
 // edited after rendering (a rule's port, a subnet's block, the desired
 // capacity) no longer matches the plan.
+// drift is an edit of a rendered template that the parity check must see.
+type drift struct {
+	name  string
+	drift func(tpl *Template)
+}
+
 func TestParityCatchesDrift(t *testing.T) {
-	p := loadPlan(t, stacks[0].file)
-	for _, c := range []struct {
-		name  string
-		drift func(tpl *Template)
-	}{
+	// three-zones has the network ACLs.
+	checkDrift(t, loadPlan(t, stacks[1].file), []drift{
+		{"network ACL entry port", func(tpl *Template) {
+			props(t, tpl, "NetworkAclPrivateInbound100")["PortRange"] = map[string]any{"From": 8000, "To": 8001}
+		}},
+		{"network ACL entry action", func(tpl *Template) { props(t, tpl, "NetworkAclPublicOutbound100")["RuleAction"] = "deny" }},
+		{"network ACL association", func(tpl *Template) {
+			props(t, tpl, "SubnetPrivateCNetworkAclAssociation")["NetworkAclId"] = ref(naclID("public"))
+		}},
+		{"network ACL entry dropped", func(tpl *Template) {
+			tpl.Resources = slices.DeleteFunc(tpl.Resources, func(r Resource) bool { return r.ID == "NetworkAclPrivateOutbound90" })
+		}},
+	})
+	checkDrift(t, loadPlan(t, stacks[0].file), []drift{
 		{"rule port", func(tpl *Template) {
 			props(t, tpl, "SecurityGroupAppIngressFromLbTcp8000")["ToPort"] = 8001
 		}},
@@ -671,7 +729,14 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"refresh warm-up", func(tpl *Template) {
 			editUserData(t, tpl, "LaunchTemplateApp", "sleep 10 # the instance refresh warm-up", "sleep 1 # the instance refresh warm-up")
 		}},
-	} {
+	})
+}
+
+// checkDrift applies each drift to a fresh template of p and wants the
+// parity check to see it.
+func checkDrift(t *testing.T, p *plan.Plan, drifts []drift) {
+	t.Helper()
+	for _, c := range drifts {
 		tpl, err := Render(p, Options{})
 		if err != nil {
 			t.Fatal(err)

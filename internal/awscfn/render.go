@@ -33,6 +33,7 @@ func subnetID(name string) string      { return "Subnet" + camel(name) }
 func routeTableID(name string) string  { return "RouteTable" + camel(name) }
 func natID(name string) string         { return camel(name) + "Gateway" } // nat-a -> NatAGateway
 func sgID(name string) string          { return "SecurityGroup" + camel(name) }
+func naclID(name string) string        { return "NetworkAcl" + camel(name) }
 func keyPairID(name string) string     { return "KeyPair" + camel(name) }
 func launchTplID(name string) string   { return "LaunchTemplate" + camel(name) }
 func targetGroupID(name string) string { return "TargetGroup" + camel(name) }
@@ -111,6 +112,7 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 	r := &renderer{p: p, opts: opts, t: &Template{Description: desc}}
 	r.images()
 	r.network()
+	r.networkACLs()
 	r.securityGroups()
 	if err := r.keyPairs(); err != nil {
 		return nil, err
@@ -199,6 +201,43 @@ func (r *renderer) network() {
 		for _, sn := range rt.Subnets {
 			r.add(Resource{ID: subnetID(sn) + "RouteTableAssociation", Type: "AWS::EC2::SubnetRouteTableAssociation",
 				Properties: map[string]any{"SubnetId": ref(subnetID(sn)), "RouteTableId": ref(id)}})
+		}
+	}
+}
+
+// aclProtocol is a network ACL entry's protocol as EC2 numbers it.
+var aclProtocol = map[string]int{plan.ProtoTCP: 6, plan.ProtoUDP: 17, plan.ProtoICMP: 1, plan.ProtoAll: -1}
+
+// networkACLs renders each custom network ACL, one entry resource per
+// rule (Egress false inbound, true outbound) and the subnets'
+// associations. Subnets without one keep the VPC's default network ACL,
+// which allows everything, as locally.
+func (r *renderer) networkACLs() {
+	for _, a := range r.p.NetworkACLs {
+		id := naclID(a.Name)
+		r.add(Resource{ID: id, Type: "AWS::EC2::NetworkAcl", Properties: map[string]any{"VpcId": ref(IDVPC), "Tags": tags(a.Name)}})
+		for _, dir := range []struct {
+			name    string
+			egress  bool
+			entries []plan.ACLEntry
+		}{{"Inbound", false, a.Inbound}, {"Outbound", true, a.Outbound}} {
+			for _, e := range dir.entries {
+				props := map[string]any{
+					"NetworkAclId": ref(id), "RuleNumber": e.RuleNumber, "Protocol": aclProtocol[e.Protocol],
+					"RuleAction": e.Action(), "Egress": dir.egress, "CidrBlock": e.CIDR.String(),
+				}
+				switch e.Protocol {
+				case plan.ProtoTCP, plan.ProtoUDP:
+					props["PortRange"] = map[string]any{"From": e.FromPort, "To": e.ToPort}
+				case plan.ProtoICMP:
+					props["Icmp"] = map[string]any{"Type": -1, "Code": -1} // every type and code
+				}
+				r.add(Resource{ID: fmt.Sprintf("%s%s%d", id, dir.name, e.RuleNumber), Type: "AWS::EC2::NetworkAclEntry", Properties: props})
+			}
+		}
+		for _, sn := range a.Subnets {
+			r.add(Resource{ID: subnetID(sn) + "NetworkAclAssociation", Type: "AWS::EC2::SubnetNetworkAclAssociation",
+				Properties: map[string]any{"SubnetId": ref(subnetID(sn)), "NetworkAclId": ref(id)}})
 		}
 	}
 }

@@ -121,6 +121,13 @@ func resolve(dir string, s spec.Stack) *Plan {
 		}
 		p.SecurityGroups = append(p.SecurityGroups, sg)
 	}
+	for _, a := range s.NetworkACLs {
+		acl := NetworkACL{Name: a.Name, Subnets: a.Subnets, Inbound: resolveACLEntries(a.Inbound), Outbound: resolveACLEntries(a.Outbound)}
+		for _, sn := range a.Subnets {
+			p.Subnets[subnetIdx[sn]].NetworkACL = a.Name
+		}
+		p.NetworkACLs = append(p.NetworkACLs, acl)
+	}
 	for _, kp := range s.KeyPairs {
 		k := KeyPair{Name: kp.Name, Type: kp.Type}
 		if kp.PublicKeyFile != "" {
@@ -276,6 +283,27 @@ func resolveRule(r spec.Rule) Rule {
 		out.CIDR = netip.MustParsePrefix(r.CIDR).Masked()
 	}
 	return out
+}
+
+// resolveACLEntries resolves entries and sorts them by rule number.
+func resolveACLEntries(in []spec.NetworkACLEntry) []ACLEntry {
+	out := []ACLEntry{}
+	for _, e := range in {
+		r := resolveRule(spec.Rule{Protocol: e.Protocol, Port: e.PortRange, CIDR: e.CIDR})
+		out = append(out, ACLEntry{RuleNumber: e.RuleNumber, Rule: r, Allow: e.RuleAction == "allow"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RuleNumber < out[j].RuleNumber })
+	return out
+}
+
+// NetworkACL returns the named network ACL.
+func (p *Plan) NetworkACL(name string) (NetworkACL, bool) {
+	for _, a := range p.NetworkACLs {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return NetworkACL{}, false
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

@@ -404,3 +404,82 @@ func TestTooManyLoadBalancersForSubnet(t *testing.T) {
 		t.Errorf("problems: %v", ps)
 	}
 }
+
+// naclStack adds a custom network ACL on the private subnets to base, its
+// entries written out of order.
+var naclStack = []string{"launchTemplates:\n", `networkAcls:
+  - name: private
+    subnets: [private-a, private-b]
+    inbound:
+      - {ruleNumber: 200, protocol: all, cidr: 0.0.0.0/0, ruleAction: allow}
+      - {ruleNumber: 100, protocol: tcp, portRange: 22, cidr: 0.0.0.0/0, ruleAction: deny}
+      - {ruleNumber: 110, protocol: udp, portRange: 1024-65535, cidr: 10.0.0.0/16, ruleAction: allow}
+      - {ruleNumber: 120, protocol: icmp, cidr: 10.0.0.0/24, ruleAction: deny}
+      - {ruleNumber: 130, protocol: "-1", cidr: 192.168.0.0/16, ruleAction: DENY}
+    outbound:
+      - {ruleNumber: 100, portRange: 8000, cidr: 10.0.0.0/16, ruleAction: allow}
+launchTemplates:
+`}
+
+func TestNetworkACLResolution(t *testing.T) {
+	p := build(t, base, naclStack...)
+	acl, ok := p.NetworkACL("private")
+	if !ok {
+		t.Fatal("no network ACL private")
+	}
+	var in []string
+	for _, e := range acl.Inbound {
+		in = append(in, e.String())
+	}
+	want := []string{"100 deny tcp 22 0.0.0.0/0", "110 allow udp 1024-65535 10.0.0.0/16", "120 deny icmp all 10.0.0.0/24",
+		"130 deny all all 192.168.0.0/16", "200 allow all all 0.0.0.0/0"}
+	if !reflect.DeepEqual(in, want) {
+		t.Errorf("inbound, sorted by rule number:\n got %q\nwant %q", in, want)
+	}
+	if got := acl.Outbound[0].String(); got != "100 allow tcp 8000 10.0.0.0/16" {
+		t.Errorf("outbound: %s (protocol defaults to tcp)", got)
+	}
+	for _, sn := range p.Subnets {
+		want := map[bool]string{false: "private", true: ""}[sn.Public]
+		if sn.NetworkACL != want {
+			t.Errorf("subnet %s: network ACL %q, want %q", sn.Name, sn.NetworkACL, want)
+		}
+	}
+}
+
+// TestNetworkACLDecide: lowest rule number first, first match wins, the
+// implicit rule * denies what nothing matches, ports are destination ports.
+func TestNetworkACLDecide(t *testing.T) {
+	acl, _ := build(t, base, naclStack...).NetworkACL("private")
+	for _, c := range []struct {
+		outbound bool
+		proto    string
+		peer     string
+		port     int
+		rule     int // 0: the implicit deny
+		allow    bool
+	}{
+		{false, ProtoTCP, "203.0.113.9", 22, 100, false},  // deny 100 before allow 200
+		{false, ProtoTCP, "10.0.0.7", 22, 100, false},     // whatever the source
+		{false, ProtoTCP, "203.0.113.9", 23, 200, true},   // falls through to 200
+		{false, ProtoUDP, "10.0.1.7", 5353, 110, true},    // in the range
+		{false, ProtoUDP, "10.0.1.7", 1023, 200, true},    // below it: 200
+		{false, ProtoICMP, "10.0.0.9", 0, 120, false},     // icmp from 10.0.0.0/24 denied
+		{false, ProtoICMP, "10.0.1.9", 0, 200, true},      // from elsewhere allowed
+		{false, ProtoTCP, "192.168.3.4", 80, 130, false},  // all protocols denied
+		{true, ProtoTCP, "10.0.128.5", 8000, 100, true},   // outbound allow
+		{true, ProtoTCP, "10.0.128.5", 8001, 0, false},    // implicit deny
+		{true, ProtoTCP, "198.51.100.1", 8000, 0, false},  // outside the block
+		{true, ProtoUDP, "10.0.128.5", 8000, 0, false},    // other protocol
+		{true, ProtoICMP, "10.0.128.5", 0, 0, false},      // no icmp out
+		{false, ProtoUDP, "10.0.200.1", 65535, 110, true}, // upper bound
+		{false, ProtoTCP, "10.0.200.1", 65535, 200, true}, // tcp is not udp
+		{false, ProtoAll, "192.168.0.1", 0, 130, false},   // any protocol
+	} {
+		e, ok := acl.Decide(c.outbound, c.proto, addr(c.peer), c.port)
+		if e.RuleNumber != c.rule || (ok && e.Allow) != c.allow || ok != (c.rule != 0) {
+			t.Errorf("Decide(outbound=%v, %s, %s, %d) = rule %d allow %v (matched %v), want rule %d allow %v",
+				c.outbound, c.proto, c.peer, c.port, e.RuleNumber, e.Allow, ok, c.rule, c.allow)
+		}
+	}
+}

@@ -6,7 +6,9 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/moat-dev/moat/internal/spec"
@@ -22,7 +24,9 @@ type Plan struct {
 	RouteTables []RouteTable `json:"routeTables"`
 	NATGateways []NATGateway `json:"natGateways"`
 	// SecurityGroups with their rules resolved.
-	SecurityGroups    []SecurityGroup    `json:"securityGroups"`
+	SecurityGroups []SecurityGroup `json:"securityGroups"`
+	// NetworkACLs are the custom network ACLs, entries sorted by rule number.
+	NetworkACLs       []NetworkACL       `json:"networkAcls,omitempty"`
 	KeyPairs          []KeyPair          `json:"keyPairs"`
 	Bastion           *Bastion           `json:"bastion,omitempty"`
 	LaunchTemplates   []LaunchTemplate   `json:"launchTemplates"`
@@ -63,6 +67,9 @@ type Subnet struct {
 	FirstHost  netip.Addr   `json:"firstHost"` // first assignable address
 	LastHost   netip.Addr   `json:"lastHost"`  // last assignable address
 	RouteTable string       `json:"routeTable"`
+	// NetworkACL names the subnet's custom network ACL; empty means the
+	// VPC's default one, which allows everything.
+	NetworkACL string `json:"networkAcl,omitempty"`
 	// Static are addresses the plan assigns to fixed nodes in this subnet
 	// (load balancer nodes, bastion, NAT gateway); instances get addresses
 	// from the rest of the range at run time.
@@ -152,6 +159,63 @@ func (r Rule) Covers(proto string, port int) bool {
 		return true
 	}
 	return r.FromPort <= port && port <= r.ToPort
+}
+
+// NetworkACL is a stateless firewall at the boundary of its subnets.
+type NetworkACL struct {
+	Name    string   `json:"name"`
+	Subnets []string `json:"subnets"`
+	// Inbound and Outbound are sorted by rule number, the order AWS
+	// evaluates them in.
+	Inbound  []ACLEntry `json:"inbound"`
+	Outbound []ACLEntry `json:"outbound"`
+}
+
+// ACLEntry is one numbered network ACL rule. Its Rule gives protocol,
+// destination ports and the peer block (source inbound, destination
+// outbound); Group and Description are unused.
+type ACLEntry struct {
+	RuleNumber int `json:"ruleNumber"`
+	Rule
+	Allow bool `json:"allow"`
+}
+
+// Action is "allow" or "deny".
+func (e ACLEntry) Action() string {
+	if e.Allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// String is the entry as AWS's console lists it: "120 deny tcp 22 0.0.0.0/0".
+func (e ACLEntry) String() string {
+	ports := "all"
+	switch {
+	case e.Protocol != ProtoTCP && e.Protocol != ProtoUDP:
+	case e.FromPort == e.ToPort:
+		ports = strconv.Itoa(e.FromPort)
+	case e.FromPort != 0 || e.ToPort != 65535:
+		ports = fmt.Sprintf("%d-%d", e.FromPort, e.ToPort)
+	}
+	return fmt.Sprintf("%d %s %s %s %s", e.RuleNumber, e.Action(), e.Protocol, ports, e.CIDR)
+}
+
+// Decide evaluates the ACL as AWS does for a packet of proto to port whose
+// peer (source when inbound, destination when outbound) is addr: the entry
+// with the lowest rule number that matches decides. ok is false when none
+// matches: the implicit rule * denies it.
+func (a NetworkACL) Decide(outbound bool, proto string, addr netip.Addr, port int) (e ACLEntry, ok bool) {
+	entries := a.Inbound
+	if outbound {
+		entries = a.Outbound
+	}
+	for _, e := range entries {
+		if e.CIDR.Contains(addr) && e.Covers(proto, port) {
+			return e, true
+		}
+	}
+	return ACLEntry{}, false
 }
 
 // KeyPair is an SSH key pair to generate or import.

@@ -67,6 +67,11 @@ func WithDefaults(in Stack) Stack {
 			g.Description = g.Name
 		}
 	}
+	s.NetworkACLs = append([]NetworkACL(nil), s.NetworkACLs...)
+	for i := range s.NetworkACLs {
+		a := &s.NetworkACLs[i]
+		a.Inbound, a.Outbound = defaultACLEntries(a.Inbound), defaultACLEntries(a.Outbound)
+	}
 	if s.Bastion != nil {
 		b := *s.Bastion
 		if len(b.AllowedCIDRs) == 0 {
@@ -130,17 +135,30 @@ func WithDefaults(in Stack) Stack {
 func defaultRules(in []Rule) []Rule {
 	out := append([]Rule(nil), in...)
 	for i := range out {
-		r := &out[i]
-		switch strings.ToLower(r.Protocol) {
-		case "":
-			r.Protocol = "tcp"
-		case "-1":
-			r.Protocol = "all"
-		default:
-			r.Protocol = strings.ToLower(r.Protocol)
-		}
+		out[i].Protocol = defaultProtocol(out[i].Protocol)
 	}
 	return out
+}
+
+func defaultACLEntries(in []NetworkACLEntry) []NetworkACLEntry {
+	out := append([]NetworkACLEntry(nil), in...)
+	for i := range out {
+		out[i].Protocol = defaultProtocol(out[i].Protocol)
+		out[i].RuleAction = strings.ToLower(out[i].RuleAction)
+	}
+	return out
+}
+
+// defaultProtocol is a rule's protocol in lower case: tcp when unset, all
+// for EC2's "-1".
+func defaultProtocol(p string) string {
+	switch p = strings.ToLower(p); p {
+	case "":
+		return "tcp"
+	case "-1":
+		return "all"
+	}
+	return p
 }
 
 func defaultAction(a *Action) {

@@ -11,10 +11,13 @@ type Stack struct {
 	// Name of the stack; names kernel objects, the state directory and the CloudFormation stack.
 	Name string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z][a-z0-9-]{0,23}$"`
 	// Description is free text.
-	Description       string             `yaml:"description,omitempty" json:"description,omitempty"`
-	VPC               VPC                `yaml:"vpc" json:"vpc"`
-	KeyPairs          []KeyPair          `yaml:"keyPairs,omitempty" json:"keyPairs,omitempty"`
-	SecurityGroups    []SecurityGroup    `yaml:"securityGroups,omitempty" json:"securityGroups,omitempty"`
+	Description    string          `yaml:"description,omitempty" json:"description,omitempty"`
+	VPC            VPC             `yaml:"vpc" json:"vpc"`
+	KeyPairs       []KeyPair       `yaml:"keyPairs,omitempty" json:"keyPairs,omitempty"`
+	SecurityGroups []SecurityGroup `yaml:"securityGroups,omitempty" json:"securityGroups,omitempty"`
+	// NetworkACLs are stateless firewalls at subnet boundaries; a subnet
+	// not named by any uses the VPC's default network ACL (allow all).
+	NetworkACLs       []NetworkACL       `yaml:"networkAcls,omitempty" json:"networkAcls,omitempty"`
 	Bastion           *Bastion           `yaml:"bastion,omitempty" json:"bastion,omitempty"`
 	LaunchTemplates   []LaunchTemplate   `yaml:"launchTemplates,omitempty" json:"launchTemplates,omitempty"`
 	AutoScalingGroups []AutoScalingGroup `yaml:"autoScalingGroups,omitempty" json:"autoScalingGroups,omitempty"`
@@ -79,6 +82,39 @@ type Rule struct {
 	// Group is the peer security group's name.
 	Group       string `yaml:"group,omitempty" json:"group,omitempty"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+}
+
+// NetworkACL is a stateless firewall at the boundary of its subnets, as on
+// AWS: entries are evaluated lowest rule number first and the first match
+// decides; what no entry allows is denied (the implicit rule *). It
+// filters traffic entering or leaving a subnet, never traffic within one,
+// and not traffic to the VPC's DNS resolver or instance metadata.
+type NetworkACL struct {
+	Name string `yaml:"name" json:"name"`
+	// Subnets associated with this network ACL; a subnet has at most one.
+	Subnets []string `yaml:"subnets" json:"subnets"`
+	// Inbound entries filter traffic entering the subnets (cidr is the source).
+	Inbound []NetworkACLEntry `yaml:"inbound,omitempty" json:"inbound,omitempty"`
+	// Outbound entries filter traffic leaving the subnets (cidr is the
+	// destination). Being stateless, replies need their own entries, e.g.
+	// tcp 1024-65535 for the ephemeral ports of clients.
+	Outbound []NetworkACLEntry `yaml:"outbound,omitempty" json:"outbound,omitempty"`
+}
+
+// NetworkACLEntry is one numbered rule of a network ACL.
+type NetworkACLEntry struct {
+	// RuleNumber 1-32766, unique per direction; lower numbers are evaluated first.
+	RuleNumber int `yaml:"ruleNumber" json:"ruleNumber"`
+	// Protocol is tcp (default), udp, icmp or all ("-1" is accepted too).
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"`
+	// PortRange is the destination port (22) or range ("1024-65535") of
+	// tcp and udp traffic; omitted means all.
+	PortRange PortRange `yaml:"portRange,omitempty" json:"portRange,omitempty"`
+	// CIDR is the peer address block: the source of inbound traffic, the
+	// destination of outbound traffic.
+	CIDR string `yaml:"cidr" json:"cidr"`
+	// RuleAction is allow or deny.
+	RuleAction string `yaml:"ruleAction" json:"ruleAction" jsonschema:"enum=allow,enum=deny"`
 }
 
 // Bastion is the SSH jump host in a public subnet.

@@ -65,6 +65,7 @@ func (v *validator) run() {
 	vpc := v.vpc()
 	v.keyPairs()
 	v.securityGroups()
+	v.networkACLs()
 	v.bastion()
 	v.launchTemplates()
 	v.targetGroups()
@@ -298,19 +299,7 @@ func (v *validator) description(p, d string) {
 
 func (v *validator) rule(p string, r Rule, groups []string, dir string) {
 	v.description(p+".description", r.Description)
-	switch r.Protocol {
-	case "tcp", "udp", "icmp", "all":
-	default:
-		v.errf(p+".protocol", didYouMean(r.Protocol, []string{"tcp", "udp", "icmp", "all"}, "protocol"), "protocol %q is not known", r.Protocol)
-	}
-	if !r.Port.IsZero() {
-		if r.Port.From < 0 || r.Port.To > 65535 || r.Port.From > r.Port.To {
-			v.errf(p+".port", "ports are 0-65535 and a range goes low-high, e.g. 8000-8010", "port %s is out of range", r.Port)
-		}
-		if r.Protocol == "all" || r.Protocol == "icmp" {
-			v.errf(p+".port", "remove port, or use protocol tcp or udp", "protocol %s has no ports", r.Protocol)
-		}
-	}
+	v.protocolPorts(p, "port", r.Protocol, r.Port)
 	peer := "source"
 	if dir == "egress" {
 		peer = "destination"
@@ -326,6 +315,69 @@ func (v *validator) rule(p string, r Rule, groups []string, dir string) {
 		}
 	default:
 		v.ref(p+".group", r.Group, groups, "security group")
+	}
+}
+
+// protocolPorts checks a rule's protocol and its ports (field portField).
+func (v *validator) protocolPorts(p, portField, proto string, port PortRange) {
+	switch proto {
+	case "tcp", "udp", "icmp", "all":
+	default:
+		v.errf(p+".protocol", didYouMean(proto, []string{"tcp", "udp", "icmp", "all"}, "protocol"), "protocol %q is not known", proto)
+	}
+	if !port.IsZero() {
+		if port.From < 0 || port.To > 65535 || port.From > port.To {
+			v.errf(p+"."+portField, "ports are 0-65535 and a range goes low-high, e.g. 8000-8010", "port %s is out of range", port)
+		}
+		if proto == "all" || proto == "icmp" {
+			v.errf(p+"."+portField, fmt.Sprintf("remove %s, or use protocol tcp or udp", portField), "protocol %s has no ports", proto)
+		}
+	}
+}
+
+// networkACLs checks names, subnet associations (each subnet at most
+// once) and entries: rule numbers 1-32766, unique per direction.
+func (v *validator) networkACLs() {
+	names(v, v.s.NetworkACLs, "networkAcls", "network ACL", func(a NetworkACL) string { return a.Name })
+	owner := map[string]string{}
+	for i, a := range v.s.NetworkACLs {
+		p := fmt.Sprintf("networkAcls[%d]", i)
+		for j, sn := range a.Subnets {
+			sp := fmt.Sprintf("%s.subnets[%d]", p, j)
+			if !v.ref(sp, sn, v.subnetNames(), "subnet") {
+				continue
+			}
+			if other, dup := owner[sn]; dup {
+				v.errf(sp, "a subnet has one network ACL: remove it from one of them",
+					"subnet %s is already associated with network ACL %s", sn, other)
+			}
+			owner[sn] = a.Name
+		}
+		for dir, entries := range map[string][]NetworkACLEntry{"inbound": a.Inbound, "outbound": a.Outbound} {
+			numbers := map[int]bool{}
+			for j, e := range entries {
+				ep := fmt.Sprintf("%s.%s[%d]", p, dir, j)
+				if e.RuleNumber < 1 || e.RuleNumber > 32766 {
+					v.errf(ep+".ruleNumber", "use a rule number 1-32766 (AWS's range; leave gaps, e.g. 100, 110, 120, to insert rules later)",
+						"rule number %d is out of range", e.RuleNumber)
+				} else if numbers[e.RuleNumber] {
+					v.errf(ep+".ruleNumber", fmt.Sprintf("give each %s entry its own rule number", dir),
+						"rule number %d is used twice in %s", e.RuleNumber, dir)
+				}
+				numbers[e.RuleNumber] = true
+				v.protocolPorts(ep, "portRange", e.Protocol, e.PortRange)
+				if e.CIDR == "" {
+					v.errf(ep, "add cidr: 0.0.0.0/0 or a narrower block", "the entry has no cidr")
+				} else if c, err := netip.ParsePrefix(e.CIDR); err != nil || !c.Addr().Is4() {
+					v.errf(ep+".cidr", "write an IPv4 block like 0.0.0.0/0 or 10.0.0.0/16", "%q is not an IPv4 CIDR block", e.CIDR)
+				}
+				if e.RuleAction == "" {
+					v.errf(ep, "add ruleAction: allow or ruleAction: deny", "the entry has no ruleAction")
+				} else if e.RuleAction != "allow" && e.RuleAction != "deny" {
+					v.errf(ep+".ruleAction", didYouMean(e.RuleAction, []string{"allow", "deny"}, "rule action"), "rule action %q is not allow or deny", e.RuleAction)
+				}
+			}
+		}
 	}
 }
 

@@ -29,6 +29,24 @@ const explicitSubnets = `  nat: single
     - {name: private-b, zone: b, type: private, cidr: 10.0.129.0/24}
 `
 
+// naclBlock adds a custom network ACL on the private subnets to the example.
+var naclBlock = []string{"\nbastion:\n", `
+networkAcls:
+  - name: private
+    subnets: [private-a, private-b]
+    inbound:
+      - {ruleNumber: 100, protocol: tcp, portRange: 8000, cidr: 10.0.0.0/16, ruleAction: allow}
+      - {ruleNumber: 110, protocol: tcp, portRange: 22, cidr: 10.0.0.0/16, ruleAction: allow}
+      - {ruleNumber: 120, protocol: tcp, portRange: 1024-65535, cidr: 0.0.0.0/0, ruleAction: allow}
+    outbound:
+      - {ruleNumber: 100, protocol: all, cidr: 0.0.0.0/0, ruleAction: allow}
+
+bastion:
+`}
+
+// withNACL returns edits that add naclBlock and then apply more.
+func withNACL(more ...string) []string { return append(append([]string(nil), naclBlock...), more...) }
+
 // edit applies old→new replacements (each old must occur) to src.
 func edit(t testing.TB, src string, pairs ...string) string {
 	t.Helper()
@@ -70,7 +88,7 @@ func posOf(t testing.TB, src, needle string) (int, int) {
 }
 
 func TestExampleIsValid(t *testing.T) {
-	for _, src := range []string{example(t), edit(t, example(t), "  nat: single\n", explicitSubnets)} {
+	for _, src := range []string{example(t), edit(t, example(t), "  nat: single\n", explicitSubnets), edit(t, example(t), naclBlock...)} {
 		if ps := check(t, src); len(ps) != 0 {
 			t.Errorf("example has problems:\n%v", ps)
 		}
@@ -133,6 +151,28 @@ func TestValidate(t *testing.T) {
 			path: "loadBalancers[0].subnets[1]", msg: "subnet public-b (10.0.1.0/28) is smaller than /27", hint: "/27 or larger", at: "public-b]"},
 		{name: "no NAT: no health-gated rollout on AWS", edits: []string{"nat: single", "nat: none"},
 			path: "vpc.nat", msg: "cannot reach CloudFormation", hint: "nat: single", warning: true, at: "none"},
+		{name: "nacl duplicate rule number", edits: withNACL("ruleNumber: 110", "ruleNumber: 100"),
+			path: "networkAcls[0].inbound[1].ruleNumber", msg: "rule number 100 is used twice in inbound", hint: "its own rule number", at: "100, protocol: tcp, portRange: 22"},
+		{name: "nacl rule number too high", edits: withNACL("ruleNumber: 120", "ruleNumber: 32767"),
+			path: "networkAcls[0].inbound[2].ruleNumber", msg: "rule number 32767 is out of range", hint: "1-32766", at: "32767"},
+		{name: "nacl rule number zero", edits: withNACL("ruleNumber: 120", "ruleNumber: 0"),
+			path: "networkAcls[0].inbound[2].ruleNumber", msg: "rule number 0 is out of range", at: "0, protocol: tcp, portRange: 1024"},
+		{name: "nacl unknown subnet", edits: withNACL("subnets: [private-a, private-b]", "subnets: [private-a, privat-b]"),
+			path: "networkAcls[0].subnets[1]", msg: `subnet "privat-b" is not defined`, hint: `did you mean "private-b"?`, at: "privat-b]"},
+		{name: "nacl subnet twice", edits: withNACL("    outbound:\n", "    outbound:\n      - {ruleNumber: 100, cidr: 0.0.0.0/0, ruleAction: allow}\n  - name: other\n    subnets: [private-b]\n    outbound:\n"),
+			path: "networkAcls[1].subnets[0]", msg: "subnet private-b is already associated with network ACL private", hint: "one network ACL", at: "private-b]\n    outbound"},
+		{name: "nacl icmp with ports", edits: withNACL("protocol: all, cidr", "protocol: icmp, portRange: 8, cidr"),
+			path: "networkAcls[0].outbound[0].portRange", msg: "protocol icmp has no ports", hint: "remove portRange", at: "8, cidr"},
+		{name: "nacl port range backwards", edits: withNACL("portRange: 1024-65535", "portRange: 65535-1024"),
+			path: "networkAcls[0].inbound[2].portRange", msg: "port 65535-1024 is out of range", at: "65535-1024"},
+		{name: "nacl rule action", edits: withNACL("protocol: all, cidr: 0.0.0.0/0, ruleAction: allow", "protocol: all, cidr: 0.0.0.0/0, ruleAction: alow"),
+			path: "networkAcls[0].outbound[0].ruleAction", msg: `rule action "alow" is not allow or deny`, hint: `did you mean "allow"?`, at: "alow"},
+		{name: "nacl no cidr", edits: withNACL("protocol: all, cidr: 0.0.0.0/0, ruleAction", "protocol: all, ruleAction"),
+			path: "networkAcls[0].outbound[0]", msg: "the entry has no cidr", hint: "0.0.0.0/0"},
+		{name: "nacl bad cidr", edits: withNACL("portRange: 22, cidr: 10.0.0.0/16", "portRange: 22, cidr: 10.0.0/16"),
+			path: "networkAcls[0].inbound[1].cidr", msg: `"10.0.0/16" is not an IPv4 CIDR block`, at: "10.0.0/16"},
+		{name: "nacl unknown protocol", edits: withNACL("protocol: tcp, portRange: 22", "protocol: tpc, portRange: 22"),
+			path: "networkAcls[0].inbound[1].protocol", msg: `protocol "tpc" is not known`, hint: `did you mean "tcp"?`, at: "tpc"},
 		{name: "zone digit", edits: []string{"zones: [a, b]", "zones: [a, 1]"},
 			path: "vpc.zones[1]", msg: `zone "1" is not valid`, hint: "use a zone letter (a)"},
 		{name: "unknown zone", edits: []string{"  nat: single\n", explicitSubnets, "zone: b, type: private", "zone: c, type: private"},
