@@ -10,14 +10,12 @@ package main
 // post-deploy verification is off (--verify-timeout=0).
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -219,7 +217,7 @@ func TestDeployInterruptAtPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -263,22 +261,4 @@ func TestDeployInterruptAtPrompt(t *testing.T) {
 	if slices.Contains(s.Calls(), "ExecuteChangeSet") {
 		t.Error("the change set was executed")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

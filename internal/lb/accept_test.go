@@ -3,36 +3,18 @@
 package lb
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestListenerSurvivesEMFILE runs the process out of file descriptors
 // (a low RLIMIT_NOFILE, then every free descriptor taken), so that accept
@@ -40,7 +22,7 @@ func (s *syncBuffer) String() string {
 // are free again the same listener serves that client and new ones.
 func TestListenerSurvivesEMFILE(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", nameHandler("a"))
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	e, err := New(quietGroup("HTTP"), Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

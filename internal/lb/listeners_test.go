@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // listenerKind is one way a client reaches a listener.
@@ -359,7 +360,7 @@ func TestAccessLogOnEveryListener(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", headerEcho("a"))
 	for _, k := range everyListener {
 		t.Run(k.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testutil.Buffer{}
 			e, addr := serveLB(t, quietGroup(k.protocol), Options{AccessLog: logs})
 			e.Register("tg", a.addr)
 			_, body := k.do(t, k.client(t), newRequest(t, "GET", k.scheme+"://"+addr+"/logged", nil))
@@ -379,7 +380,7 @@ func TestAccessLogOnEveryListener(t *testing.T) {
 // complete leaves ALB's 460 in the access log (it gets no response).
 func TestClientClosedIs460(t *testing.T) {
 	a := startBackend(t, "127.0.0.2", headerEcho("a"))
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	e, addr := serveLB(t, quietGroup("HTTP"), Options{AccessLog: logs})
 	e.Register("tg", a.addr)
 	c, err := net.Dial("tcp", addr)

@@ -4,8 +4,10 @@
 package testutil
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -115,4 +117,24 @@ func FakeAWS(tb testing.TB, endpoint string) {
 	tb.Setenv("AWS_SECRET_ACCESS_KEY", "moat-test-fake-secret")
 	tb.Setenv("AWS_REGION", "us-east-1")
 	setEndpoint(tb, endpoint)
+}
+
+// Buffer is a bytes.Buffer that one goroutine may write (a process's
+// output, a server's log) while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
