@@ -813,8 +813,8 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 		tokyo := motoClients(t, "ap-northeast-1")
 		err := deployBypassingChecks(t, tokyo, copyExample(t), nil, strings.NewReplacer("us-east-1", "ap-northeast-1"))
 		const refusal = "for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones:"
-		if err == nil || !strings.Contains(err.Error(), "Value (ap-northeast-1b) "+refusal) {
-			t.Fatalf("moto's refusal of ap-northeast-1b: %v", err)
+		if err == nil || !strings.HasPrefix(err.Error(), "execute change set for stack realtime: InvalidParameterValue: Value (ap-northeast-1b) "+refusal) {
+			t.Fatalf("moto's refusal of ap-northeast-1b, as moat reports it: %v", err)
 		}
 		t.Logf("moto refuses at ExecuteChangeSet (AWS: the subnet's CREATE_FAILED, then a rollback): %.240s...", err)
 		noStack(t, tokyo, "realtime")
@@ -857,7 +857,7 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 		}
 		noStack(t, cl, "realtime")
 		err := deployBypassingChecks(t, cl, path, nil, nil)
-		if err == nil || !strings.Contains(err.Error(), "Missing parameter "+param) {
+		if err == nil || err.Error() != "execute change set for stack realtime: ValidationError: Missing parameter "+param {
 			t.Fatalf("moto's refusal of a missing certificate parameter: %v", err)
 		}
 		t.Logf("moto refuses at ExecuteChangeSet (AWS at CreateChangeSet, \"Parameters: [%s] must have values\"): %v", param, err)
@@ -872,7 +872,7 @@ func TestDeployRefusalsAgainstMoto(t *testing.T) {
 		}
 		noStack(t, cl, "realtime")
 		err = deployBypassingChecks(t, cl, path, map[string]string{param: missing}, nil)
-		if err == nil || !strings.Contains(err.Error(), "CertificateNotFound") {
+		if err == nil || err.Error() != "execute change set for stack realtime: CertificateNotFound: Supplied certificate was not found" {
 			t.Fatalf("moto's refusal of an unknown certificate: %v", err)
 		}
 		t.Logf("moto refuses at ExecuteChangeSet (AWS: the listener's CREATE_FAILED): %v", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 )
 
 // CloudFormation is the part of the CloudFormation API moat uses.
@@ -224,3 +225,23 @@ func credentialsTrouble(err error) error {
 	}
 	return err
 }
+
+// apiError shortens an error AWS answered to its code and message
+// ("InvalidParameterValue: Value (ap-northeast-1b) for parameter ..."),
+// without the SDK's operation, status and request id; errors.As and
+// errors.Is still reach the SDK's error through it.
+func apiError(err error) error {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	return &shortAPIError{err: err, code: ae.ErrorCode(), msg: ae.ErrorMessage()}
+}
+
+type shortAPIError struct {
+	err       error
+	code, msg string
+}
+
+func (e *shortAPIError) Error() string { return e.code + ": " + e.msg }
+func (e *shortAPIError) Unwrap() error { return e.err }

@@ -49,7 +49,7 @@ func (d *Deployer) bucket(ctx context.Context, given string) (string, error) {
 	}
 	if given != "" {
 		if _, err := d.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(given)}); err != nil {
-			return "", credentialsTrouble(fmt.Errorf("bucket %s is not usable: %w (create it, or leave --bucket out to use moat's own bucket)", given, err))
+			return "", credentialsTrouble(fmt.Errorf("bucket %s is not usable: %w (create it, or leave --bucket out to use moat's own bucket)", given, apiError(err)))
 		}
 		d.resolvedBucket = given
 		return given, nil
@@ -59,7 +59,7 @@ func (d *Deployer) bucket(ctx context.Context, given string) (string, error) {
 	}
 	id, err := d.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", credentialsTrouble(fmt.Errorf("find the account id for moat's asset bucket: %w", err))
+		return "", credentialsTrouble(fmt.Errorf("find the account id for moat's asset bucket: %w", apiError(err)))
 	}
 	name := ManagedBucket(aws.ToString(id.Account), d.Region)
 	_, err = d.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: id.Account})
@@ -71,13 +71,13 @@ func (d *Deployer) bucket(ctx context.Context, given string) (string, error) {
 			in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(d.Region)}
 		}
 		if _, err := d.S3.CreateBucket(ctx, in); err != nil {
-			return "", credentialsTrouble(fmt.Errorf("create moat's asset bucket %s: %w", name, err))
+			return "", credentialsTrouble(fmt.Errorf("create moat's asset bucket %s: %w", name, apiError(err)))
 		}
 		fmt.Fprintf(d.out(), "created bucket %s for moat's assets (moat destroy keeps it; remove it with `aws s3 rb s3://%s --force`)\n", name, name)
 	case status == http.StatusForbidden:
 		return "", fmt.Errorf("bucket %s belongs to another account or denies access: pass --bucket with a bucket of yours", name)
 	default:
-		return "", credentialsTrouble(fmt.Errorf("check moat's asset bucket %s: %w", name, err))
+		return "", credentialsTrouble(fmt.Errorf("check moat's asset bucket %s: %w", name, apiError(err)))
 	}
 	d.resolvedBucket = name
 	return name, nil
@@ -98,7 +98,7 @@ func (d *Deployer) upload(ctx context.Context, bucket, key string, body []byte, 
 		ContentType: aws.String(contentType), ContentLength: aws.Int64(int64(len(body))),
 	})
 	if err != nil {
-		return credentialsTrouble(fmt.Errorf("upload s3://%s/%s: %w", bucket, key, err))
+		return credentialsTrouble(fmt.Errorf("upload s3://%s/%s: %w", bucket, key, apiError(err)))
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ func (d *Deployer) describe(ctx context.Context, nameOrID string) (*types.Stack,
 		if errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" && strings.Contains(ae.ErrorMessage(), "does not exist") {
 			return nil, nil
 		}
-		return nil, credentialsTrouble(fmt.Errorf("describe stack %s: %w", nameOrID, err))
+		return nil, credentialsTrouble(fmt.Errorf("describe stack %s: %w", nameOrID, apiError(err)))
 	}
 	if len(out.Stacks) == 0 {
 		return nil, nil
@@ -262,7 +262,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	cs, err := d.CloudFormation.CreateChangeSet(ctx, in)
 	if err != nil {
-		return nil, credentialsTrouble(fmt.Errorf("create change set for stack %s: %w", name, err))
+		return nil, credentialsTrouble(fmt.Errorf("create change set for stack %s: %w", name, apiError(err)))
 	}
 	csID, stackID := aws.ToString(cs.Id), aws.ToString(cs.StackId)
 	res.StackID = stackID
@@ -320,7 +320,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	if _, err := d.CloudFormation.ExecuteChangeSet(ctx, &cloudformation.ExecuteChangeSetInput{ChangeSetName: aws.String(csID), StackName: aws.String(stackID)}); err != nil {
 		discard()
-		return nil, credentialsTrouble(fmt.Errorf("execute change set for stack %s: %w", name, err))
+		return nil, credentialsTrouble(fmt.Errorf("execute change set for stack %s: %w", name, apiError(err)))
 	}
 	var ids []string
 	for _, c := range changes {
@@ -361,7 +361,7 @@ func (d *Deployer) waitChangeSet(ctx context.Context, csID, stackID string) ([]C
 	for {
 		out, err := d.CloudFormation.DescribeChangeSet(ctx, &cloudformation.DescribeChangeSetInput{ChangeSetName: aws.String(csID), StackName: aws.String(stackID)})
 		if err != nil {
-			return nil, "", "", credentialsTrouble(fmt.Errorf("describe change set: %w", err))
+			return nil, "", "", credentialsTrouble(fmt.Errorf("describe change set: %w", apiError(err)))
 		}
 		switch out.Status {
 		case types.ChangeSetStatusCreateComplete:
@@ -369,7 +369,7 @@ func (d *Deployer) waitChangeSet(ctx context.Context, csID, stackID string) ([]C
 			for token := out.NextToken; token != nil; {
 				page, err := d.CloudFormation.DescribeChangeSet(ctx, &cloudformation.DescribeChangeSetInput{ChangeSetName: aws.String(csID), StackName: aws.String(stackID), NextToken: token})
 				if err != nil {
-					return nil, "", "", credentialsTrouble(fmt.Errorf("describe change set: %w", err))
+					return nil, "", "", credentialsTrouble(fmt.Errorf("describe change set: %w", apiError(err)))
 				}
 				changes = append(changes, changesOf(page.Changes)...)
 				token = page.NextToken
@@ -435,7 +435,7 @@ func WriteChanges(w io.Writer, stack string, a Action, changes []Change) {
 func (d *Deployer) latestEvent(ctx context.Context, stackID string) (string, error) {
 	out, err := d.CloudFormation.DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID)})
 	if err != nil {
-		return "", credentialsTrouble(fmt.Errorf("describe stack events: %w", err))
+		return "", credentialsTrouble(fmt.Errorf("describe stack events: %w", apiError(err)))
 	}
 	if len(out.StackEvents) == 0 {
 		return "", nil
@@ -450,7 +450,7 @@ func (d *Deployer) newEvents(ctx context.Context, stackID, marker string) ([]Eve
 	for {
 		out, err := d.CloudFormation.DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID), NextToken: token})
 		if err != nil {
-			return nil, credentialsTrouble(fmt.Errorf("describe stack events: %w", err))
+			return nil, credentialsTrouble(fmt.Errorf("describe stack events: %w", apiError(err)))
 		}
 		for _, e := range out.StackEvents {
 			if aws.ToString(e.EventId) == marker {
@@ -598,7 +598,7 @@ func (d *Deployer) Destroy(ctx context.Context, name string) (*Result, error) {
 	}
 	if st.StackStatus != types.StackStatusDeleteInProgress {
 		if _, err := d.CloudFormation.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(stackID)}); err != nil {
-			return nil, credentialsTrouble(fmt.Errorf("delete stack %s: %w", name, err))
+			return nil, credentialsTrouble(fmt.Errorf("delete stack %s: %w", name, apiError(err)))
 		}
 	}
 	final, events, err := d.watch(ctx, name, stackID, marker, nil)

@@ -127,7 +127,7 @@ func (d *Deployer) preflight(ctx context.Context, spec Spec, params, previous ma
 		}
 		out, err := d.EC2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{})
 		if err != nil {
-			return credentialsTrouble(fmt.Errorf("list the availability zones of %s: %w", d.Region, err))
+			return credentialsTrouble(fmt.Errorf("list the availability zones of %s: %w", d.Region, apiError(err)))
 		}
 		var have []string
 		for _, z := range out.AvailabilityZones {
@@ -161,7 +161,7 @@ func (d *Deployer) preflight(ctx context.Context, spec Spec, params, previous ma
 			return fmt.Errorf("HTTPS listener %s: certificate %s does not exist in ACM in %s (CertificateNotFound): request or import it in ACM in %s, or pass the right ARN with --parameter %s=ARN",
 				c.Listener, value, d.Region, d.Region, c.Parameter)
 		case err != nil:
-			return credentialsTrouble(fmt.Errorf("HTTPS listener %s: check certificate %s: %w", c.Listener, value, err))
+			return credentialsTrouble(fmt.Errorf("HTTPS listener %s: check certificate %s: %w", c.Listener, value, apiError(err)))
 		}
 		if st := out.Certificate.Status; st != acmtypes.CertificateStatusIssued {
 			return fmt.Errorf("HTTPS listener %s: certificate %s is %s, and a listener needs an ISSUED certificate: finish its validation in ACM first", c.Listener, value, st)
@@ -197,7 +197,7 @@ func (d *Deployer) images(ctx context.Context, spec Spec, params map[string]stri
 			}
 			out, err := d.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(ip.SSMPath)})
 			if err != nil {
-				return credentialsTrouble(fmt.Errorf("resolve the %s image from SSM parameter %s: %w", ip.Arch, ip.SSMPath, err))
+				return credentialsTrouble(fmt.Errorf("resolve the %s image from SSM parameter %s: %w", ip.Arch, ip.SSMPath, apiError(err)))
 			}
 			v := aws.ToString(out.Parameter.Value)
 			params[ip.Name] = v

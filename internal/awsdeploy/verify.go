@@ -87,7 +87,7 @@ func (d *Deployer) stackResources(ctx context.Context, stack, typ string) (map[s
 	for {
 		page, err := d.CloudFormation.ListStackResources(ctx, &cloudformation.ListStackResourcesInput{StackName: aws.String(stack), NextToken: token})
 		if err != nil {
-			return nil, credentialsTrouble(fmt.Errorf("list the resources of stack %s: %w", stack, err))
+			return nil, credentialsTrouble(fmt.Errorf("list the resources of stack %s: %w", stack, apiError(err)))
 		}
 		for _, r := range page.StackResourceSummaries {
 			if aws.ToString(r.ResourceType) == typ && aws.ToString(r.PhysicalResourceId) != "" {
@@ -119,7 +119,7 @@ func (d *Deployer) Targets(ctx context.Context, stack string) ([]string, []Targe
 	for _, g := range groups {
 		out, err := d.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tgs[g])})
 		if err != nil {
-			return nil, nil, credentialsTrouble(fmt.Errorf("target health of %s: %w", g, err))
+			return nil, nil, credentialsTrouble(fmt.Errorf("target health of %s: %w", g, apiError(err)))
 		}
 		for _, h := range out.TargetHealthDescriptions {
 			th := TargetHealth{TargetGroup: g}
@@ -268,7 +268,7 @@ func (d *Deployer) SSHHosts(ctx context.Context, stack string) (*SSHHost, []SSHH
 	for logical, name := range groups {
 		out, err := d.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
 		if err != nil {
-			return nil, nil, credentialsTrouble(fmt.Errorf("describe auto scaling group %s: %w", name, err))
+			return nil, nil, credentialsTrouble(fmt.Errorf("describe auto scaling group %s: %w", name, apiError(err)))
 		}
 		for _, g := range out.AutoScalingGroups {
 			for _, in := range g.Instances {
@@ -282,7 +282,7 @@ func (d *Deployer) SSHHosts(ctx context.Context, stack string) (*SSHHost, []SSHH
 	}
 	out, err := d.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
 	if err != nil {
-		return nil, nil, credentialsTrouble(fmt.Errorf("describe the stack's instances: %w", err))
+		return nil, nil, credentialsTrouble(fmt.Errorf("describe the stack's instances: %w", apiError(err)))
 	}
 	var bastion *SSHHost
 	var hosts []SSHHost
