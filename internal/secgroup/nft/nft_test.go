@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/google/nftables"
@@ -9,9 +8,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/moat-dev/moat/internal/nsenter"
-	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
-	"github.com/moat-dev/moat/internal/spec"
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
@@ -32,21 +29,7 @@ func throwawayNS(t *testing.T) netns.NsHandle {
 // rule for rule, comments included, and sets can be replaced live.
 func TestApplyInKernel(t *testing.T) {
 	testutil.RequireRoot(t, "network namespaces, nftables")
-	f, err := spec.LoadFile("../testdata/stack.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, problems := plan.Build(f)
-	if p == nil {
-		t.Fatalf("build plan: %v", problems)
-	}
-	// The offline membership plus a second app instance and an instance
-	// of the "locked" group.
-	m := secgroup.OfflineMembership(p)
-	m.Members = append(m.Members,
-		secgroup.Member{Name: "i-app2", Kind: secgroup.KindInstance, Owner: "web", Subnet: "private-b", Addr: netip.MustParseAddr("10.42.129.10"), Groups: []string{"app"}},
-		secgroup.Member{Name: "i-locked", Kind: secgroup.KindInstance, Subnet: "private-b", Addr: netip.MustParseAddr("10.42.129.11"), Groups: []string{"locked"}},
-	)
+	p, m := testMembership(t)
 	for _, n := range m.Members {
 		t.Run(n.Name, func(t *testing.T) {
 			rs, err := secgroup.Compile(p, n.Name, n.Groups, m)
