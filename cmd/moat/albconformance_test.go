@@ -152,3 +152,7 @@ func (st stackTargets) list() ([]api.Target, error) {
 	}
 	return list, nil
 }
+
+func (st stackTargets) AccessLog(context.Context) ([]byte, error) {
+	return os.ReadFile(filepath.Join(st.s.home, st.s.name, "lb-alb-access.jsonl"))
+}

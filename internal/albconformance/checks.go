@@ -54,6 +54,8 @@ var Checks = []Check{
 		Doc: docs + "load-balancer-troubleshooting.html#http-502-issues", Run: closed502},
 	{Name: "HTTP 502: the target sent a malformed response",
 		Doc: docs + "load-balancer-troubleshooting.html#http-502-issues", Run: malformed502},
+	{Name: "HTTP 460: the client closed the connection before the load balancer could respond (access log)",
+		Doc: docs + "load-balancer-troubleshooting.html#http-460-issues", Run: clientClosed460},
 	{Name: "HTTP 400: the client sent a malformed request",
 		Doc: docs + "load-balancer-troubleshooting.html#http-400-issues", Run: malformed400},
 	{Name: "HTTP 504: the target did not respond before the idle timeout elapsed",
@@ -370,6 +372,39 @@ func (l *Listener) raw(ctx context.Context, req string) (*http.Response, error) 
 	}
 	resp.Body.Close()
 	return resp, nil
+}
+
+func clientClosed460(ctx context.Context, l *Listener) error {
+	c, err := l.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	target := fmt.Sprintf("/gone?sleep=1000&id=%d", time.Now().UnixNano())
+	if _, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		c.Close()
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // the request reaches the target
+	c.Close()
+	return poll(ctx, 10*time.Second, func() error {
+		b, err := l.Target.Targets.AccessLog(ctx)
+		if err != nil {
+			return err
+		}
+		for line := range strings.Lines(string(b)) {
+			var e struct {
+				Target string `json:"target"`
+				Status int    `json:"status"`
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Target == target {
+				if e.Status != 460 {
+					return fmt.Errorf("access log: %s with status %d, want 460", target, e.Status)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("access log: no line for %s", target)
+	})
 }
 
 func malformed400(ctx context.Context, l *Listener) error {

@@ -1,6 +1,7 @@
 package albconformance_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -38,6 +39,8 @@ type standalone struct {
 	httpAddr, httpsAddr string
 	groups              []string
 
+	access lockedBuffer
+
 	mu       sync.Mutex
 	backends map[string]*backend
 	next     int // last octet of the next backend's 127.0.0.x
@@ -66,7 +69,7 @@ func newStandalone(t *testing.T) *standalone {
 	if !ok {
 		t.Fatal("the suite's stack file has no load balancer alb")
 	}
-	s.e, err = lb.New(cfg, lb.Options{DrainTick: 100 * time.Millisecond})
+	s.e, err = lb.New(cfg, lb.Options{DrainTick: 100 * time.Millisecond, AccessLog: &s.access})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +168,24 @@ func (s *standalone) Terminate(_ context.Context, addr string) error {
 	time.AfterFunc(albconformance.DeregistrationDelay+time.Second, func() { b.srv.Close() })
 	s.launch()
 	return nil
+}
+
+func (s *standalone) AccessLog(context.Context) ([]byte, error) { return s.access.Bytes(), nil }
+
+// lockedBuffer is the engine's access log.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }

@@ -58,6 +58,9 @@ type Targets interface {
 	// auto scaling group replaces a terminated instance, a new target
 	// then registers on its own.
 	Terminate(ctx context.Context, addr string) error
+	// AccessLog returns the load balancer's access log so far: JSON
+	// lines with at least "target" (the request target) and "status".
+	AccessLog(ctx context.Context) ([]byte, error)
 }
 
 // TargetHealth is one target of a target group.
