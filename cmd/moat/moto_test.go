@@ -1083,4 +1083,19 @@ func TestDeployKeepsImageAgainstMoto(t *testing.T) {
 	if p, lt := deployed(); p != second || lt != second {
 		t.Errorf("after --update-image: parameter %s, launch template %s, want %s", p, lt, second)
 	}
+
+	// The file names another image source: resolved, not kept.
+	const other = "/moat-test/other-image"
+	if _, err := cl.SSM.PutParameter(motoCtx(t), &ssm.PutParameterInput{Name: aws.String(other), Value: aws.String(first), Type: ssmtypes.ParameterTypeString}); err != nil {
+		t.Fatal(err)
+	}
+	edited, _ = os.ReadFile(file)
+	os.WriteFile(file, []byte(strings.Replace(string(edited), "ami: "+path, "ami: "+other, 1)), 0o644)
+	_, stderr = motoDeploy(t, file)
+	if !strings.Contains(stderr, "image for x86_64: "+first+" (updated from "+second+", from "+other+")") {
+		t.Errorf("a new aws.ami was not resolved:\n%s", stderr)
+	}
+	if p, lt := deployed(); p != first || lt != first {
+		t.Errorf("after changing aws.ami: parameter %s, launch template %s, want %s", p, lt, first)
+	}
 }

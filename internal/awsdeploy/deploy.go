@@ -203,7 +203,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (*Result, error) {
 	if err := d.preflight(ctx, spec, params, previous, keep); err != nil {
 		return nil, err
 	}
-	if err := d.images(ctx, spec, params, keep, previous); err != nil {
+	stackRef := name
+	if existing != nil {
+		stackRef = aws.ToString(existing.StackId)
+	}
+	if err := d.images(ctx, spec, stackRef, params, keep, previous); err != nil {
 		return nil, err
 	}
 	for _, a := range spec.Assets {

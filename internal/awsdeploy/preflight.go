@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -171,24 +172,50 @@ func (d *Deployer) preflight(ctx context.Context, spec Spec, params, previous ma
 }
 
 // KeepImage decides whether an image parameter keeps the stack's current
-// value: on an update, when the file still names the same source (an SSM
-// path, whose latest image may have moved on), unless --update-image.
-func KeepImage(ip awscfn.ImageParameter, previous map[string]string, updateImage bool) bool {
+// value: on an update, unless --update-image, when the stack has the
+// parameter and the deployed template resolved it from the same SSM path
+// (previousDescription, the deployed parameter's description, names the
+// path it was resolved from). A file that now names another path, or an
+// image id, gets it.
+func KeepImage(ip awscfn.ImageParameter, previous map[string]string, previousDescription string, updateImage bool) bool {
 	if updateImage || ip.SSMPath == "" {
 		return false
 	}
-	_, had := previous[ip.Name]
-	return had
+	if _, had := previous[ip.Name]; !had {
+		return false
+	}
+	return strings.Contains(previousDescription+" ", " "+ip.SSMPath+" ")
+}
+
+// parameterDescriptions returns the descriptions of the deployed
+// template's parameters.
+func (d *Deployer) parameterDescriptions(ctx context.Context, stackID string) (map[string]string, error) {
+	out, err := d.CloudFormation.GetTemplateSummary(ctx, &cloudformation.GetTemplateSummaryInput{StackName: aws.String(stackID)})
+	if err != nil {
+		return nil, credentialsTrouble(fmt.Errorf("read the deployed template's parameters: %w", apiError(err)))
+	}
+	descs := map[string]string{}
+	for _, p := range out.Parameters {
+		descs[aws.ToString(p.ParameterKey)] = aws.ToString(p.Description)
+	}
+	return descs, nil
 }
 
 // images sets the image parameters: kept (UsePreviousValue) or resolved.
-func (d *Deployer) images(ctx context.Context, spec Spec, params map[string]string, keep map[string]bool, previous map[string]string) error {
+func (d *Deployer) images(ctx context.Context, spec Spec, stackID string, params map[string]string, keep map[string]bool, previous map[string]string) error {
+	var descs map[string]string
+	if len(previous) > 0 && len(spec.Images) > 0 && !spec.UpdateImage {
+		var err error
+		if descs, err = d.parameterDescriptions(ctx, stackID); err != nil {
+			return err
+		}
+	}
 	for _, ip := range spec.Images {
 		if _, given := params[ip.Name]; given {
 			continue
 		}
 		switch {
-		case KeepImage(ip, previous, spec.UpdateImage):
+		case KeepImage(ip, previous, descs[ip.Name], spec.UpdateImage):
 			keep[ip.Name] = true
 			fmt.Fprintf(d.out(), "image for %s: %s, kept from the last deploy (moat deploy --update-image takes the latest %s)\n", ip.Arch, previous[ip.Name], ip.SSMPath)
 		case ip.SSMPath != "":

@@ -76,23 +76,29 @@ func TestCertificateParams(t *testing.T) {
 }
 
 func TestKeepImage(t *testing.T) {
-	al := awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}
+	const al = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+	latest := awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: al}
 	fixed := awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", ImageID: "ami-0123456789abcdef0"}
 	deployed := map[string]string{"ImageIdX8664": "ami-0aaaaaaaaaaaaaaaa"}
+	desc := "Image (AMI id) of the x86_64 instances. moat deploy resolves the SSM parameter " + al + " once, when it creates the stack"
 	for _, tc := range []struct {
 		name     string
 		ip       awscfn.ImageParameter
 		previous map[string]string
+		desc     string
 		update   bool
 		keep     bool
 	}{
-		{"create resolves", al, nil, false, false},
-		{"update keeps", al, deployed, false, true},
-		{"--update-image resolves", al, deployed, true, false},
-		{"a new architecture resolves", al, map[string]string{"ImageIdArm64": "ami-1"}, false, false},
-		{"a fixed image is passed as given", fixed, deployed, false, false},
+		{"create resolves", latest, nil, "", false, false},
+		{"update keeps", latest, deployed, desc, false, true},
+		{"--update-image resolves", latest, deployed, desc, true, false},
+		{"a new architecture resolves", latest, map[string]string{"ImageIdArm64": "ami-1"}, "", false, false},
+		{"a fixed image is passed as given", fixed, deployed, desc, false, false},
+		{"another SSM path resolves", awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: "/my/images/app"}, deployed, desc, false, false},
+		{"a longer path is another path", awscfn.ImageParameter{Name: "ImageIdX8664", Arch: "x86_64", SSMPath: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default"}, deployed, desc, false, false},
+		{"a stack from before the image parameters resolves", latest, deployed, "", false, false},
 	} {
-		if got := awsdeploy.KeepImage(tc.ip, tc.previous, tc.update); got != tc.keep {
+		if got := awsdeploy.KeepImage(tc.ip, tc.previous, tc.desc, tc.update); got != tc.keep {
 			t.Errorf("%s: keep %v, want %v", tc.name, got, tc.keep)
 		}
 	}

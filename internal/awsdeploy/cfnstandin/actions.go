@@ -372,3 +372,25 @@ func (s *Server) listStackResources(w http.ResponseWriter, f url.Values) {
 	b.WriteString("</StackResourceSummaries>")
 	writeXML(w, cfnNS, "ListStackResources", b.String())
 }
+
+// getTemplateSummary answers for a deployed stack (StackName): its
+// template's parameters with their descriptions.
+func (s *Server) getTemplateSummary(w http.ResponseWriter, f url.Values) {
+	st := s.live(f.Get("StackName"))
+	if st == nil || st.tmpl == nil {
+		writeErr(w, 400, cfnNS, "ValidationError", fmt.Sprintf("Stack with id %s does not exist", f.Get("StackName")))
+		return
+	}
+	var b strings.Builder
+	b.WriteString("<Parameters>")
+	for _, k := range sortedKeys(st.tmpl.params) {
+		p := st.tmpl.params[k]
+		fmt.Fprintf(&b, "<member><ParameterKey>%s</ParameterKey><Description>%s</Description>", esc(k), esc(p.desc))
+		if p.hasDefault {
+			fmt.Fprintf(&b, "<DefaultValue>%s</DefaultValue>", esc(p.def))
+		}
+		b.WriteString("</member>")
+	}
+	b.WriteString("</Parameters>")
+	writeXML(w, cfnNS, "GetTemplateSummary", b.String())
+}

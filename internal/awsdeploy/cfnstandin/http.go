@@ -60,6 +60,8 @@ func (s *Server) query(w http.ResponseWriter, f url.Values) {
 		s.describeStackEvents(w, f)
 	case "ListStackResources":
 		s.listStackResources(w, f)
+	case "GetTemplateSummary":
+		s.getTemplateSummary(w, f)
 	case "DeleteStack":
 		s.deleteStack(w, f)
 	case "DescribeAvailabilityZones":

@@ -253,7 +253,7 @@ type resource struct {
 
 type param struct {
 	hasDefault bool
-	def        string
+	def, desc  string
 }
 
 type outputDef struct {

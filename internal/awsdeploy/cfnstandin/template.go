@@ -47,12 +47,13 @@ func parseTemplate(body []byte) (*template, error) {
 		case "Parameters":
 			for j := 0; j+1 < len(val.Content); j += 2 {
 				var p struct {
-					Default *string `yaml:"Default"`
+					Default     *string `yaml:"Default"`
+					Description string  `yaml:"Description"`
 				}
 				if err := val.Content[j+1].Decode(&p); err != nil {
 					return nil, fmt.Errorf("parameter %s: %v", val.Content[j].Value, err)
 				}
-				pp := param{hasDefault: p.Default != nil}
+				pp := param{hasDefault: p.Default != nil, desc: p.Description}
 				if p.Default != nil {
 					pp.def = *p.Default
 				}
