@@ -226,6 +226,13 @@ stack's zones exist in the region for this account, and that each HTTPS listener
 ACM certificate (certificate.arn, or --parameter NAME=ARN) exists and is issued.
 The instances' image is resolved from SSM when the stack is created and kept on
 every update, so an unchanged file changes nothing; --update-image takes the latest.
+The change set comes with the stack's estimated monthly cost; Ctrl-C at the question
+deletes the change set and changes nothing.
+
+After CloudFormation finishes, deploy verifies the stack: it waits (--verify-timeout)
+until the load balancer's targets are healthy, showing each unhealthy target's reason,
+requests the load balancer's URL once, and prints the outputs and how to SSH in
+(moat ssh-config --aws).
 
 Credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 AWS_PROFILE or --profile (~/.aws/config and ~/.aws/credentials; a profile with
