@@ -6,18 +6,27 @@ package main
 // these tests check through the AWS API (aws-sdk-go-v2 clients against
 // moto, never the template) that what the stack file says is what exists.
 //
-// moto is not AWS. Where it differs, the test says so (t.Log) instead of
-// weakening what it checks:
+// moto is not AWS. Where it differs, the test says so (t.Log, "moto
+// limit: ...") instead of weakening what it checks:
 //   - it places an auto scaling group's instances in one subnet;
-//   - it drops the stack outputs it cannot resolve;
+//   - it drops the stack outputs it cannot resolve (the load balancer's
+//     URL, the bastion's address);
 //   - it emits no per-resource events (only the stack's own);
+//   - its CloudFormation subnets ignore MapPublicIpOnLaunch, its route
+//     tables do not show CloudFormation's subnet associations, and it does
+//     not implement AWS::EC2::KeyPair (the launch template's KeyName is "");
+//   - it reports every registered target healthy at once, and recreates an
+//     auto scaling group on any update;
+//   - its change set lists no resource change when only a parameter's
+//     value changes;
 //   - its DeleteStack answers DependencyViolation for the VPC and leaves the
-//     NAT gateways and network interfaces behind;
+//     NAT gateways, network interfaces and VPC behind;
 //   - it refuses a bad zone, a missing parameter or an unknown certificate
 //     at ExecuteChangeSet (AWS: at CreateChangeSet, or as a resource's
 //     CREATE_FAILED and a rollback);
 //   - its load balancers' DNS names do not resolve, so the post-deploy
-//     request to the load balancer cannot be made.
+//     request to the load balancer cannot be made (moat deploy makes none
+//     when the calls go to a custom endpoint).
 
 import (
 	"bytes"
