@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/sshconfig"
 	"github.com/moat-dev/moat/internal/statedir"
 )
 
@@ -26,7 +26,7 @@ func init() {
 // sshFiles fetches the stack's SSH access from the daemon and writes its
 // known_hosts and ssh_config under $MOAT_HOME/ssh/STACK; it returns the
 // access description and the ssh_config path.
-func sshFiles(c *cobra.Command, stack, file, identity string) (*bastion.Access, string, string, error) {
+func sshFiles(c *cobra.Command, stack, file, identity string) (*sshconfig.Access, string, string, error) {
 	cl, _, err := connect(c.Context(), stack, file)
 	if err != nil {
 		return nil, "", "", err
@@ -120,7 +120,7 @@ bastion's and instances' host keys. INDEX counts from 1 in moat ps order.`,
 				}
 				return withCode(exitNotFound, err)
 			}
-			argv := bastion.SSHArgs(cfgPath, acc.Alias(in), args[1:])
+			argv := sshconfig.SSHArgs(cfgPath, acc.Alias(in), args[1:])
 			path, err := exec.LookPath("ssh")
 			if err != nil {
 				return fmt.Errorf("run ssh: %w (install openssh-client)", err)
@@ -204,11 +204,11 @@ func awsSSHConfig(c *cobra.Command, af *awsFlags, identity string) error {
 		}
 		return "~/.ssh/" + keyPair
 	}
-	cc := bastion.ClientConfig{BastionAlias: name + "-bastion", BastionAddr: netip.AddrPortFrom(b.PublicIP, 22),
+	cc := sshconfig.ClientConfig{BastionAlias: name + "-bastion", BastionAddr: netip.AddrPortFrom(b.PublicIP, 22),
 		BastionUser: p.Bastion.User, IdentityFile: keyFile(p.Bastion.KeyPair)}
-	var ins []bastion.Instance
+	var ins []sshconfig.Instance
 	for _, h := range hosts {
-		in := bastion.Instance{Alias: name + "-" + h.ID, Addr: h.PrivateIP, User: "ec2-user", Comment: h.ID}
+		in := sshconfig.Instance{Alias: name + "-" + h.ID, Addr: h.PrivateIP, User: "ec2-user", Comment: h.ID}
 		for _, g := range p.AutoScalingGroups {
 			if !strings.EqualFold(h.Group, "AutoScalingGroup"+strings.ReplaceAll(g.Name, "-", "")) {
 				continue
@@ -224,6 +224,6 @@ func awsSSHConfig(c *cobra.Command, af *awsFlags, identity string) error {
 			ins = append(ins, in)
 		}
 	}
-	_, err = fmt.Fprint(c.OutOrStdout(), bastion.RenderSSHConfig(cc, ins))
+	_, err = fmt.Fprint(c.OutOrStdout(), sshconfig.Render(cc, ins))
 	return err
 }

@@ -50,7 +50,7 @@ var (
 	// GetMembership: GET, returns secgroup.Membership: which node holds
 	// which address, in which security groups.
 	GetMembership = Route{"GET", "/v1/membership"}
-	// GetSSHAccess: GET, returns bastion.Access: what OpenSSH needs to reach
+	// GetSSHAccess: GET, returns sshconfig.Access: what OpenSSH needs to reach
 	// the instances through the bastion.
 	GetSSHAccess = Route{"GET", "/v1/ssh"}
 )

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -23,7 +24,7 @@ func benchBastion(b *testing.B) (string, *ssh.ClientConfig) {
 	user, _ := ssh.NewSignerFromKey(userPriv)
 	var d net.Dialer
 	srv, err := bastion.New(bastion.Config{
-		HostKey: host, AuthorizedKeys: bastion.NewKeySet(user.PublicKey()),
+		HostKey: host, AuthorizedKeys: sshpolicy.NewKeySet(user.PublicKey()),
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, network, addr)
 		},

@@ -11,6 +11,8 @@ import (
 	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/sshconfig"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 )
 
 // Example shows how `moat up` wires the bastion and an instance's SSH
@@ -28,7 +30,7 @@ func Example() {
 	audit, _ := os.OpenFile(filepath.Join(stateDir, "bastion", "audit.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	b, _ := bastion.New(bastion.Config{
 		HostKey:        hostKey,
-		AuthorizedKeys: bastion.NewKeySet(keys...),
+		AuthorizedKeys: sshpolicy.NewKeySet(keys...),
 		User:           "ec2-user",
 		// Dial from the bastion's namespace, so the destination's
 		// security groups decide.
@@ -48,7 +50,7 @@ func Example() {
 	instHost, _ := keypair.LoadOrCreateHostKey(filepath.Join(stateDir, "i-0abc", "ssh_host_ed25519_key"))
 	srv, _ := instancessh.New(instancessh.Config{
 		HostKey:        instHost,
-		AuthorizedKeys: bastion.NewKeySet(keys...), // the launch template's key pair
+		AuthorizedKeys: sshpolicy.NewKeySet(keys...), // the launch template's key pair
 		User:           "ec2-user",
 		Dir:            filepath.Join(stateDir, "i-0abc"),
 		Env:            []string{"PORT=8080"},
@@ -57,12 +59,12 @@ func Example() {
 	go srv.Serve(ctx, ln22)
 
 	// The daemon serves this (api.GetSSHAccess) for moat ssh / ssh-config.
-	_ = bastion.Access{
+	_ = sshconfig.Access{
 		Stack: "demo", Bastion: published.Addr().(*net.TCPAddr).AddrPort(), BastionUser: "ec2-user", KeyPair: "ops",
 		KnownHosts: []string{
 			b.KnownHostsLine(published.Addr().String()),
-			bastion.KnownHostsLine("10.0.1.10:22", instHost.PublicKey()),
+			sshpolicy.KnownHostsLine("10.0.1.10:22", instHost.PublicKey()),
 		},
-		Instances: []bastion.AccessInstance{{ID: "i-0abc", IP: netip.MustParseAddr("10.0.1.10"), User: "ec2-user", KeyPair: "ops"}},
+		Instances: []sshconfig.AccessInstance{{ID: "i-0abc", IP: netip.MustParseAddr("10.0.1.10"), User: "ec2-user", KeyPair: "ops"}},
 	}
 }

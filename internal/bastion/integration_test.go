@@ -23,6 +23,8 @@ import (
 	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/sshconfig"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"github.com/moat-dev/moat/internal/testutil"
 	"golang.org/x/crypto/ssh"
 )
@@ -90,7 +92,7 @@ func matches(e map[string]any, want map[string]string) bool {
 
 type env struct {
 	dir          string
-	cfgFile      string // ssh -F file from RenderSSHConfig
+	cfgFile      string // ssh -F file from sshconfig.Render
 	knownHosts   string
 	key          string // authorized private key
 	wrongKey     string
@@ -174,7 +176,7 @@ func start(t *testing.T, maxFailures ...int) *env {
 	var d net.Dialer
 	b, err := bastion.New(bastion.Config{
 		HostKey:        bastionHost,
-		AuthorizedKeys: bastion.NewKeySet(keys...),
+		AuthorizedKeys: sshpolicy.NewKeySet(keys...),
 		User:           "ec2-user",
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			ap, err := netip.ParseAddrPort(addr)
@@ -199,7 +201,7 @@ func start(t *testing.T, maxFailures ...int) *env {
 	}
 	is, err := instancessh.New(instancessh.Config{
 		HostKey:        instanceHost,
-		AuthorizedKeys: bastion.NewKeySet(keys...),
+		AuthorizedKeys: sshpolicy.NewKeySet(keys...),
 		User:           "ec2-user",
 		Dir:            e.instanceDir,
 		Env:            []string{"APP_ENV=moat-test"},
@@ -220,14 +222,14 @@ func start(t *testing.T, maxFailures ...int) *env {
 
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
 	kh := b.KnownHostsLine(e.bastionAddr.String()) + "\n" +
-		bastion.KnownHostsLine(e.instanceAddr.String(), instanceHost.PublicKey()) + "\n"
+		sshpolicy.KnownHostsLine(e.instanceAddr.String(), instanceHost.PublicKey()) + "\n"
 	if err := os.WriteFile(e.knownHosts, []byte(kh), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := bastion.RenderSSHConfig(bastion.ClientConfig{
+	cfg := sshconfig.Render(sshconfig.ClientConfig{
 		BastionAlias: "bastion", BastionAddr: e.bastionAddr, BastionUser: "ec2-user",
 		IdentityFile: e.key, KnownHostsFile: e.knownHosts,
-	}, []bastion.Instance{{Alias: "web-1", Addr: e.instanceAddr.Addr(), Port: int(e.instanceAddr.Port()), User: "ec2-user", Comment: "i-0test"}})
+	}, []sshconfig.Instance{{Alias: "web-1", Addr: e.instanceAddr.Addr(), Port: int(e.instanceAddr.Port()), User: "ec2-user", Comment: "i-0test"}})
 	cfg += "\nHost *\n  BatchMode yes\n  ConnectTimeout 10\n"
 	e.cfgFile = filepath.Join(e.dir, "ssh_config")
 	if err := os.WriteFile(e.cfgFile, []byte(cfg), 0o600); err != nil {
@@ -268,7 +270,7 @@ func (e *env) jumpArgs(key string) []string {
 
 func TestJumpRunsCommandOnInstance(t *testing.T) {
 	e := start(t)
-	// The configuration from RenderSSHConfig: ProxyJump via the bastion block.
+	// The configuration from sshconfig.Render: ProxyJump via the bastion block.
 	out, stderr, code := e.run(t, "ssh", "-F", e.cfgFile, "web-1", "echo hello-$((6*7)); pwd; echo $APP_ENV; echo user=$USER")
 	if code != 0 {
 		t.Fatalf("ssh exit %d: %s", code, stderr)
@@ -278,7 +280,7 @@ func TestJumpRunsCommandOnInstance(t *testing.T) {
 		t.Errorf("output %q, want %q", out, want)
 	}
 	// Exit codes come back.
-	args := bastion.SSHArgs(e.cfgFile, "web-1", []string{"echo", "argv-ok;", "exit", "7"})
+	args := sshconfig.SSHArgs(e.cfgFile, "web-1", []string{"echo", "argv-ok;", "exit", "7"})
 	if out, _, code := e.run(t, args[0], args[1:]...); code != 7 || out != "argv-ok\n" {
 		t.Errorf("SSHArgs: exit code %d, output %q; want 7, argv-ok", code, out)
 	}

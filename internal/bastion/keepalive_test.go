@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -25,7 +26,7 @@ func TestKeepaliveClosesDeadClients(t *testing.T) {
 	user, _ := ssh.NewSignerFromKey(userPriv)
 	audit := &syncBuffer{}
 	b, err := bastion.New(bastion.Config{
-		HostKey: host, AuthorizedKeys: bastion.NewKeySet(user.PublicKey()),
+		HostKey: host, AuthorizedKeys: sshpolicy.NewKeySet(user.PublicKey()),
 		Dial:              func(context.Context, string, string) (net.Conn, error) { return nil, io.EOF },
 		Audit:             audit,
 		KeepAliveInterval: 50 * time.Millisecond, KeepAliveCountMax: 2,
@@ -95,7 +96,7 @@ func TestAllowedSources(t *testing.T) {
 	user, _ := ssh.NewSignerFromKey(userPriv)
 	audit := &syncBuffer{}
 	b, err := bastion.New(bastion.Config{
-		HostKey: host, AuthorizedKeys: bastion.NewKeySet(user.PublicKey()),
+		HostKey: host, AuthorizedKeys: sshpolicy.NewKeySet(user.PublicKey()),
 		Dial:           func(context.Context, string, string) (net.Conn, error) { return nil, io.EOF },
 		Audit:          audit,
 		AllowedSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/moat-dev/moat/internal/sshpolicy"
 )
 
 // DialFunc opens a connection to a forwarding destination. In `moat up` it
@@ -52,7 +54,7 @@ type Config struct {
 	// HostKey is the server's identity; see keypair.LoadOrCreateHostKey.
 	HostKey ssh.Signer
 	// AuthorizedKeys are the public keys that may log in.
-	AuthorizedKeys *KeySet
+	AuthorizedKeys *sshpolicy.KeySet
 	// User, when set, is the only login name accepted (e.g. ec2-user).
 	User string
 	// Dial opens forwarded connections.
@@ -101,13 +103,6 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
-
-// Permissions.Extensions keys set by the bastion.
-const (
-	// ExtFingerprint holds the SHA256 fingerprint of the key the client
-	// proved it holds.
-	ExtFingerprint = "moat-verified-key-fingerprint"
-)
 
 // New checks cfg and returns a Server.
 func New(cfg Config) (*Server, error) {
@@ -168,7 +163,7 @@ func (s *Server) HostKey() ssh.PublicKey { return s.cfg.HostKey.PublicKey() }
 // KnownHostsLine is the known_hosts line for this server reached at
 // address (host:port), for clients' UserKnownHostsFile.
 func (s *Server) KnownHostsLine(address string) string {
-	return KnownHostsLine(address, s.HostKey())
+	return sshpolicy.KnownHostsLine(address, s.HostKey())
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then closes ln
@@ -334,7 +329,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	// callback, and still authorized now.
 	fp := ""
 	if sconn.Permissions != nil {
-		fp = sconn.Permissions.Extensions[ExtFingerprint]
+		fp = sconn.Permissions.Extensions[sshpolicy.ExtFingerprint]
 	}
 	st.mu.Lock()
 	verified := st.verified
@@ -386,8 +381,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 func (s *Server) serverConfig(st *connState) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                  Modern(),
-		PublicKeyAuthAlgorithms: ClientKeyAlgorithms,
+		Config:                  sshpolicy.Modern(),
+		PublicKeyAuthAlgorithms: sshpolicy.ClientKeyAlgorithms,
 		MaxAuthTries:            s.cfg.MaxAuthTries,
 		ServerVersion:           "SSH-2.0-moat_bastion",
 		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -422,7 +417,7 @@ func (s *Server) serverConfig(st *connState) *ssh.ServerConfig {
 			if p.Extensions == nil {
 				p.Extensions = map[string]string{}
 			}
-			p.Extensions[ExtFingerprint] = fp
+			p.Extensions[sshpolicy.ExtFingerprint] = fp
 			st.mu.Lock()
 			st.verified = fp
 			st.mu.Unlock()

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
-	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/sshconfig"
 )
 
 // ErrNotRunning means no daemon answers on the stack's socket.
@@ -141,8 +141,8 @@ func (c *Client) Membership(ctx context.Context) (secgroup.Membership, error) {
 
 // SSHAccess is what OpenSSH needs to reach the stack's instances through
 // its bastion.
-func (c *Client) SSHAccess(ctx context.Context) (bastion.Access, error) {
-	var a bastion.Access
+func (c *Client) SSHAccess(ctx context.Context) (sshconfig.Access, error) {
+	var a sshconfig.Access
 	err := c.call(ctx, api.GetSSHAccess, nil, "", nil, &a)
 	return a, err
 }

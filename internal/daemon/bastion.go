@@ -8,6 +8,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"github.com/moat-dev/moat/internal/vpc"
 
 	"github.com/moat-dev/moat/internal/bastion"
@@ -37,7 +38,7 @@ func (s *stack) startBastion(ctx context.Context) error {
 		return err
 	}
 	srv, err := bastion.New(bastion.Config{
-		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: b.User,
+		HostKey: hk, AuthorizedKeys: sshpolicy.NewKeySet(keys...), User: b.User,
 		Dial: n.Dial(), Policy: s.bastionPolicy, Audit: s.audit, Logger: s.log.With("component", "bastion"),
 	})
 	if err != nil {
@@ -62,7 +63,7 @@ func (s *stack) startBastion(ctx context.Context) error {
 		return nil
 	})
 	s.mu.Lock()
-	s.bastionHostKey = bastion.KnownHostsLine(b.Publish.String(), hk.PublicKey())
+	s.bastionHostKey = sshpolicy.KnownHostsLine(b.Publish.String(), hk.PublicKey())
 	s.mu.Unlock()
 	s.event("bastion", "bastion.start", "Bastion %s listening on %s (ssh -p %d %s@%s)", b.Address, b.Publish, b.Publish.Port(), b.User, b.Publish.Addr())
 	return nil

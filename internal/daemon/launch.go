@@ -12,13 +12,13 @@ import (
 	"sort"
 	"time"
 
-	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
 	"github.com/moat-dev/moat/internal/metadata"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"github.com/moat-dev/moat/internal/vpc"
 	"golang.org/x/crypto/ssh"
 )
@@ -191,7 +191,7 @@ func (s *stack) serveInstanceSSH(lt plan.LaunchTemplate, rec *instanceRec, n *vp
 	env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+workDir)
 	nsPath := n.NSPath
 	srv, err := instancessh.New(instancessh.Config{
-		HostKey: hk, AuthorizedKeys: bastion.NewKeySet(keys...), User: lt.User, Credential: cred,
+		HostKey: hk, AuthorizedKeys: sshpolicy.NewKeySet(keys...), User: lt.User, Credential: cred,
 		Dir: workDir, Home: workDir, Env: env, Logger: s.sshLog.With("instance", rec.id),
 		Start: func(c *exec.Cmd) error { return instance.StartInNamespace(nsPath, c) },
 	})
@@ -226,5 +226,5 @@ func (s *stack) setHostKey(name string, at netip.AddrPort, key ssh.PublicKey) {
 		delete(s.hostKeys, name)
 		return
 	}
-	s.hostKeys[name] = bastion.KnownHostsLine(at.String(), key)
+	s.hostKeys[name] = sshpolicy.KnownHostsLine(at.String(), key)
 }

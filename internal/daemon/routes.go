@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
-	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/sshconfig"
 )
 
 func netipParseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
@@ -202,8 +202,8 @@ func (s *stack) handleLogs(w http.ResponseWriter, r *http.Request) {
 
 // sshAccess is what moat ssh needs: the bastion, its user and key pair,
 // known_hosts lines, and every instance with an SSH endpoint.
-func (s *stack) sshAccess() bastion.Access {
-	a := bastion.Access{Stack: s.plan.Stack, KnownHosts: []string{}, Instances: []bastion.AccessInstance{}}
+func (s *stack) sshAccess() sshconfig.Access {
+	a := sshconfig.Access{Stack: s.plan.Stack, KnownHosts: []string{}, Instances: []sshconfig.AccessInstance{}}
 	if b := s.plan.Bastion; b != nil {
 		a.Bastion, a.BastionUser, a.KeyPair = b.Publish, b.User, b.KeyPair
 	}
@@ -229,7 +229,7 @@ func (s *stack) sshAccess() bastion.Access {
 		if err != nil {
 			continue
 		}
-		a.Instances = append(a.Instances, bastion.AccessInstance{ID: inst.ID, Group: inst.Group, IP: ip, User: lt.User, KeyPair: lt.KeyPair})
+		a.Instances = append(a.Instances, sshconfig.AccessInstance{ID: inst.ID, Group: inst.Group, IP: ip, User: lt.User, KeyPair: lt.KeyPair})
 	}
 	return a
 }

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/moat-dev/moat/internal/bastion"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -38,7 +38,7 @@ type Config struct {
 	// HostKey is the instance's SSH identity (keypair.LoadOrCreateHostKey).
 	HostKey ssh.Signer
 	// AuthorizedKeys: the launch template's key pair.
-	AuthorizedKeys *bastion.KeySet
+	AuthorizedKeys *sshpolicy.KeySet
 	// User, when set, is the only login name accepted (e.g. ec2-user).
 	User string
 	// Credential runs sessions as this uid/gid (needs root); nil runs them
@@ -158,8 +158,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) serverConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                  bastion.Modern(),
-		PublicKeyAuthAlgorithms: bastion.ClientKeyAlgorithms,
+		Config:                  sshpolicy.Modern(),
+		PublicKeyAuthAlgorithms: sshpolicy.ClientKeyAlgorithms,
 		MaxAuthTries:            s.cfg.MaxAuthTries,
 		ServerVersion:           "SSH-2.0-moat_instance",
 		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -182,7 +182,7 @@ func (s *Server) serverConfig() *ssh.ServerConfig {
 			if p.Extensions == nil {
 				p.Extensions = map[string]string{}
 			}
-			p.Extensions[bastion.ExtFingerprint] = ssh.FingerprintSHA256(key)
+			p.Extensions[sshpolicy.ExtFingerprint] = ssh.FingerprintSHA256(key)
 			return p, nil
 		},
 		AuthLogCallback: func(c ssh.ConnMetadata, method string, err error) {
@@ -212,7 +212,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer sconn.Close()
 	fp := ""
 	if sconn.Permissions != nil {
-		fp = sconn.Permissions.Extensions[bastion.ExtFingerprint]
+		fp = sconn.Permissions.Extensions[sshpolicy.ExtFingerprint]
 	}
 	if fp == "" || !s.cfg.AuthorizedKeys.ContainsFingerprint(fp) {
 		s.log.Error("auth", "source", nc.RemoteAddr().String(), "result", "failure", "reason", "no verified authorized key")

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/instancessh"
 	"github.com/moat-dev/moat/internal/keypair"
+	"github.com/moat-dev/moat/internal/sshpolicy"
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
@@ -62,7 +62,7 @@ func serve(t *testing.T, cfg instancessh.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HostKey, cfg.AuthorizedKeys = host, bastion.NewKeySet(keys...)
+	cfg.HostKey, cfg.AuthorizedKeys = host, sshpolicy.NewKeySet(keys...)
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
@@ -77,7 +77,7 @@ func serve(t *testing.T, cfg instancessh.Config) *fixture {
 	}
 	f.addr, f.port, _ = net.SplitHostPort(ln.Addr().String())
 	f.knownHosts = filepath.Join(f.home, "known_hosts")
-	if err := os.WriteFile(f.knownHosts, []byte(bastion.KnownHostsLine(ln.Addr().String(), host.PublicKey())+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(f.knownHosts, []byte(sshpolicy.KnownHostsLine(ln.Addr().String(), host.PublicKey())+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,9 +1,14 @@
-package bastion
+// Package sshpolicy is what moat's SSH servers (the bastion and each
+// instance's endpoint) share: the algorithms they accept, the set of
+// authorized keys, the permission extension that carries the verified
+// key's fingerprint, and the known_hosts line of a host key.
+package sshpolicy
 
 import (
 	"slices"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Modern returns the algorithm settings moat's SSH servers use: post-quantum
@@ -30,3 +35,13 @@ func Modern() ssh.Config {
 // user authentication: ed25519 and RSA with SHA-2 (no ssh-rsa/SHA-1, no
 // NIST ECDSA).
 var ClientKeyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+
+// KnownHostsLine is a known_hosts line for key at address (host:port);
+// port 22 is written as the bare host, as OpenSSH does.
+func KnownHostsLine(address string, key ssh.PublicKey) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(address)}, key)
+}
+
+// ExtFingerprint is the ssh.Permissions.Extensions key holding the SHA256
+// fingerprint of the key the client proved it holds.
+const ExtFingerprint = "moat-verified-key-fingerprint"

@@ -1,4 +1,4 @@
-package bastion
+package sshconfig
 
 import (
 	"fmt"
@@ -74,7 +74,7 @@ func (a *Access) Render(keyFile func(keyPair string) string, knownHostsFile stri
 		ins = append(ins, Instance{Alias: a.Alias(in), Addr: in.IP, Port: in.Port, User: in.User,
 			IdentityFile: keyFile(in.KeyPair), Comment: comment})
 	}
-	return RenderSSHConfig(cc, ins)
+	return Render(cc, ins)
 }
 
 // KnownHostsFile is the content of a known_hosts file for a.

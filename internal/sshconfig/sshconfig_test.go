@@ -1,4 +1,4 @@
-package bastion
+package sshconfig
 
 import (
 	"net/netip"
@@ -9,15 +9,15 @@ import (
 // With a known_hosts file (a local stack, whose host keys moat knows) the
 // configuration pins it; without one (instances on AWS, whose keys nobody
 // knows ahead) a new host is accepted once and a changed key refused.
-func TestRenderSSHConfigHostKeys(t *testing.T) {
+func TestRenderHostKeys(t *testing.T) {
 	ins := []Instance{{Alias: "s-i-1", Addr: netip.MustParseAddr("10.0.128.5"), User: "ec2-user"}}
 	cc := ClientConfig{BastionAlias: "s-bastion", BastionAddr: netip.MustParseAddrPort("198.51.100.7:22"), BastionUser: "ec2-user", IdentityFile: "~/.ssh/ops", KnownHostsFile: "/tmp/kh"}
-	local := RenderSSHConfig(cc, ins)
+	local := Render(cc, ins)
 	if strings.Count(local, "StrictHostKeyChecking yes\n") != 2 || strings.Count(local, "UserKnownHostsFile /tmp/kh\n") != 2 || strings.Contains(local, "accept-new") {
 		t.Errorf("with a known_hosts file:\n%s", local)
 	}
 	cc.KnownHostsFile = ""
-	aws := RenderSSHConfig(cc, ins)
+	aws := Render(cc, ins)
 	if strings.Count(aws, "StrictHostKeyChecking accept-new\n") != 2 || strings.Contains(aws, "UserKnownHostsFile") {
 		t.Errorf("without one:\n%s", aws)
 	}

@@ -1,4 +1,9 @@
-package bastion
+// Package sshconfig renders what an OpenSSH client needs to reach a
+// stack's instances through its bastion: ssh_config Host blocks with
+// ProxyJump, known_hosts content and the ssh command line. It is the client
+// side (moat ssh, moat ssh-config); the servers are bastion and
+// instancessh.
+package sshconfig
 
 import (
 	"fmt"
@@ -6,16 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
-
-// KnownHostsLine is a known_hosts line for key at address (host:port);
-// port 22 is written as the bare host, as OpenSSH does.
-func KnownHostsLine(address string, key ssh.PublicKey) string {
-	return knownhosts.Line([]string{knownhosts.Normalize(address)}, key)
-}
 
 // ClientConfig is what an OpenSSH client needs to reach a stack's
 // instances through its bastion.
@@ -63,11 +59,11 @@ func quote(v string) string {
 	return v
 }
 
-// RenderSSHConfig renders OpenSSH client configuration: one Host block
+// Render renders OpenSSH client configuration: one Host block
 // for the bastion and one per instance that jumps through it (ProxyJump),
 // with the key, known_hosts file and strict host key checking set, for
 // ~/.ssh/config or for `ssh -F FILE`.
-func RenderSSHConfig(c ClientConfig, instances []Instance) string {
+func Render(c ClientConfig, instances []Instance) string {
 	var b strings.Builder
 	common := func(identity string) {
 		fmt.Fprintf(&b, "  IdentityFile %s\n", quote(identity))
@@ -115,7 +111,7 @@ func RenderSSHConfig(c ClientConfig, instances []Instance) string {
 
 // SSHArgs is the argv (starting with "ssh") that runs command on the
 // instance with Host alias, using configuration written by
-// RenderSSHConfig to configPath. -F is passed on to the jump, so the
+// Render to configPath. -F is passed on to the jump, so the
 // bastion's key and known_hosts apply there too. An empty command opens
 // an interactive shell.
 func SSHArgs(configPath, alias string, command []string) []string {

@@ -1,4 +1,4 @@
-package bastion
+package sshconfig
 
 import (
 	"net/netip"
