@@ -325,9 +325,26 @@ region is the stack file's aws.region (default us-east-1).`,
 // verifyDeployed checks what deploy made: the target groups' targets turn
 // healthy (within timeout), and the load balancer answers one request.
 func verifyDeployed(ctx context.Context, w io.Writer, d *awsdeploy.Deployer, p *plan.Plan, stack string, outs []awsdeploy.Output, timeout time.Duration) error {
-	if len(p.TargetGroups) > 0 {
+	// The target groups some group with instances registers in.
+	expect := map[string]bool{}
+	for _, g := range p.AutoScalingGroups {
+		if g.DesiredCapacity > 0 {
+			for _, tg := range g.TargetGroups {
+				expect[tg] = true
+			}
+		}
+	}
+	if len(expect) > 0 {
 		fmt.Fprintf(w, "verifying: waiting up to %s for the targets to be healthy\n", timeout)
-		if _, err := d.WaitHealthy(ctx, stack, timeout); err != nil {
+		registered := func(logicalID string) bool {
+			for name := range expect {
+				if logicalIs(logicalID, "TargetGroup", name) {
+					return true
+				}
+			}
+			return false
+		}
+		if _, err := d.WaitHealthy(ctx, stack, registered, timeout); err != nil {
 			return err
 		}
 	}
@@ -354,6 +371,13 @@ func verifyDeployed(ctx context.Context, w io.Writer, d *awsdeploy.Deployer, p *
 		}
 	}
 	return nil
+}
+
+// logicalIs reports whether a logical id is the renderer's for a resource
+// of the file: prefix + the name in camel case ("TargetGroup", "web" ->
+// TargetGroupWeb).
+func logicalIs(logicalID, prefix, name string) bool {
+	return strings.EqualFold(logicalID, prefix+strings.ReplaceAll(name, "-", ""))
 }
 
 // templateParameters parses --parameter NAME=VALUE flags against the

@@ -210,7 +210,7 @@ func awsSSHConfig(c *cobra.Command, af *awsFlags, identity string) error {
 	for _, h := range hosts {
 		in := sshconfig.Instance{Alias: name + "-" + h.ID, Addr: h.PrivateIP, User: "ec2-user", Comment: h.ID}
 		for _, g := range p.AutoScalingGroups {
-			if !strings.EqualFold(h.Group, "AutoScalingGroup"+strings.ReplaceAll(g.Name, "-", "")) {
+			if !logicalIs(h.Group, "AutoScalingGroup", g.Name) {
 				continue
 			}
 			in.Comment += " (group " + g.Name + ")"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -154,8 +155,10 @@ func (e *NotHealthyError) Error() string {
 }
 
 // WaitHealthy waits, at most timeout, until every target group of the
-// stack has healthy targets (TargetsReady), printing each change.
-func (d *Deployer) WaitHealthy(ctx context.Context, stack string, timeout time.Duration) ([]TargetHealth, error) {
+// stack that expect accepts (by logical id; nil: all) has healthy targets
+// (TargetsReady), printing each change. A target group that no running
+// group registers in would never be ready: leave it out.
+func (d *Deployer) WaitHealthy(ctx context.Context, stack string, expect func(logicalID string) bool, timeout time.Duration) ([]TargetHealth, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -164,6 +167,9 @@ func (d *Deployer) WaitHealthy(ctx context.Context, stack string, timeout time.D
 	notReady := []string{"no answer about the targets yet"}
 	for {
 		groups, ts, err := d.Targets(wctx, stack)
+		if expect != nil {
+			groups = slices.DeleteFunc(groups, func(g string) bool { return !expect(g) })
+		}
 		switch {
 		case err != nil && wctx.Err() == nil:
 			return nil, err

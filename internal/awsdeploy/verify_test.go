@@ -92,7 +92,7 @@ func TestWaitHealthy(t *testing.T) {
 	}}
 	d.ELBv2 = elb
 	out.Reset()
-	targets, err := d.WaitHealthy(ctx(t), "web", 10*time.Second)
+	targets, err := d.WaitHealthy(ctx(t), "web", nil, 10*time.Second)
 	if err != nil || len(targets) != 2 {
 		t.Fatalf("wait: %v %+v", err, targets)
 	}
@@ -109,10 +109,16 @@ func TestWaitHealthy(t *testing.T) {
 
 	// Unhealthy for good: an error after the timeout, with the reason.
 	elb.answers = [][]elbtypes.TargetHealthDescription{{target("i-1", "unhealthy", "Target.Timeout", "Request timed out")}}
-	_, err = d.WaitHealthy(ctx(t), "web", 50*time.Millisecond)
+	_, err = d.WaitHealthy(ctx(t), "web", nil, 50*time.Millisecond)
 	var nh *awsdeploy.NotHealthyError
 	if !errors.As(err, &nh) || !strings.Contains(err.Error(), "TargetGroupWeb: 0 of 1 healthy; i-1 unhealthy (Target.Timeout: Request timed out)") {
 		t.Errorf("unhealthy: %v", err)
+	}
+
+	// A target group no group registers in is not waited for.
+	out.Reset()
+	if _, err := d.WaitHealthy(ctx(t), "web", func(string) bool { return false }, 50*time.Millisecond); err != nil || out.Len() != 0 {
+		t.Errorf("nothing to wait for: %v %q", err, out.String())
 	}
 }
 
