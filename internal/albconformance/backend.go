@@ -114,6 +114,9 @@ func ServeBackendFromEnv() {
 	if addr == "" {
 		return
 	}
+	// An application takes a moment to boot: the target is seen in its
+	// initial state, failing its first health check.
+	time.Sleep(time.Second)
 	b := &Backend{Healthy: func() bool { _, err := os.Stat(UnhealthyFile); return err != nil }}
 	srv := &http.Server{Addr: addr, Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	err := srv.ListenAndServe()

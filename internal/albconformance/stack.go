@@ -14,14 +14,14 @@ import (
 // same rules.
 const (
 	// IdleTimeout is the load balancer's idle timeout.
-	IdleTimeout = 5 * time.Second
+	IdleTimeout = 8 * time.Second
 	// HealthInterval, HealthyThreshold and UnhealthyThreshold are the
 	// target groups' health check settings (AWS's minimums).
 	HealthInterval     = 5 * time.Second
 	HealthyThreshold   = 2
 	UnhealthyThreshold = 2
 	// DeregistrationDelay is every target group's.
-	DeregistrationDelay = 8 * time.Second
+	DeregistrationDelay = 10 * time.Second
 	// SlowStart is target group slowstart's slow start duration (AWS's
 	// minimum).
 	SlowStart = 30 * time.Second
