@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -294,6 +295,23 @@ func resolveACLEntries(in []spec.NetworkACLEntry) []ACLEntry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RuleNumber < out[j].RuleNumber })
 	return out
+}
+
+// WithNetworkACLs returns a copy of the plan with other network ACLs, the
+// subnets' associations following them (a live update).
+func (p *Plan) WithNetworkACLs(acls []NetworkACL) *Plan {
+	np := *p
+	np.NetworkACLs = acls
+	np.Subnets = slices.Clone(p.Subnets)
+	for i := range np.Subnets {
+		np.Subnets[i].NetworkACL = ""
+		for _, a := range acls {
+			if slices.Contains(a.Subnets, np.Subnets[i].Name) {
+				np.Subnets[i].NetworkACL = a.Name
+			}
+		}
+	}
+	return &np
 }
 
 // NetworkACL returns the named network ACL.

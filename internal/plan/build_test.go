@@ -476,10 +476,10 @@ func TestNetworkACLDecide(t *testing.T) {
 		{false, ProtoTCP, "10.0.200.1", 65535, 200, true}, // tcp is not udp
 		{false, ProtoAll, "192.168.0.1", 0, 130, false},   // any protocol
 	} {
-		e, ok := acl.Decide(c.outbound, c.proto, addr(c.peer), c.port)
-		if e.RuleNumber != c.rule || (ok && e.Allow) != c.allow || ok != (c.rule != 0) {
-			t.Errorf("Decide(outbound=%v, %s, %s, %d) = rule %d allow %v (matched %v), want rule %d allow %v",
-				c.outbound, c.proto, c.peer, c.port, e.RuleNumber, e.Allow, ok, c.rule, c.allow)
+		d := acl.Decide(c.outbound, c.proto, addr(c.peer), c.port, c.port)
+		if d.Entry.RuleNumber != c.rule || d.Allowed != c.allow || d.Implicit != (c.rule == 0) {
+			t.Errorf("Decide(outbound=%v, %s, %s, %d) = %+v, want rule %d allow %v",
+				c.outbound, c.proto, c.peer, c.port, d, c.rule, c.allow)
 		}
 	}
 }

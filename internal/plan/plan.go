@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/moat-dev/moat/internal/awsrules"
 	"github.com/moat-dev/moat/internal/spec"
 )
 
@@ -201,17 +202,34 @@ func (e ACLEntry) String() string {
 	return fmt.Sprintf("%d %s %s %s %s", e.RuleNumber, e.Action(), e.Protocol, ports, e.CIDR)
 }
 
-// Decide evaluates the ACL as AWS does for a packet of proto to port whose
-// peer (source when inbound, destination when outbound) is addr: the entry
-// with the lowest rule number that matches decides. ok is false when none
-// matches: the implicit rule * denies it.
-func (a NetworkACL) Decide(outbound bool, proto string, addr netip.Addr, port int) (e ACLEntry, ok bool) {
+// Decide evaluates the ACL as AWS does (awsrules.DecideACL) for packets
+// of proto to destination ports lo-hi (0, 0 for icmp and all) whose peer
+// (source when inbound, destination when outbound) is addr.
+func (a NetworkACL) Decide(outbound bool, proto string, addr netip.Addr, lo, hi int) awsrules.ACLDecision {
+	entries := a.Inbound
+	if outbound {
+		entries = a.Outbound
+	}
+	return awsrules.DecideACL(ACLEntries(entries), proto, addr, lo, hi)
+}
+
+// ACLEntries converts entries to awsrules' form.
+func ACLEntries(entries []ACLEntry) []awsrules.ACLEntry {
+	out := make([]awsrules.ACLEntry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, awsrules.ACLEntry{RuleNumber: e.RuleNumber, Protocol: e.Protocol, FromPort: e.FromPort, ToPort: e.ToPort, CIDR: e.CIDR, Allow: e.Allow})
+	}
+	return out
+}
+
+// Entry returns the entry with that rule number in one direction.
+func (a NetworkACL) Entry(outbound bool, n int) (ACLEntry, bool) {
 	entries := a.Inbound
 	if outbound {
 		entries = a.Outbound
 	}
 	for _, e := range entries {
-		if e.CIDR.Contains(addr) && e.Covers(proto, port) {
+		if e.RuleNumber == n {
 			return e, true
 		}
 	}
