@@ -99,6 +99,9 @@ func writeVerdict(w io.Writer, v secgroup.Verdict, proto string, port int, live 
 	}
 	fmt.Fprintf(w, "%s  %s -> %s %s/%d\n", word, v.From, v.To, proto, port)
 	fmt.Fprintf(w, "  route:   %s\n", dash(v.Route))
+	for _, n := range v.NetworkACLs {
+		fmt.Fprintf(w, "  nacl:    %s\n", n)
+	}
 	if v.Egress != "" {
 		fmt.Fprintf(w, "  egress:  %s\n", v.Egress)
 	}

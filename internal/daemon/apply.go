@@ -18,9 +18,10 @@ import (
 
 // planDiff is what differs between the running plan and a new one.
 type planDiff struct {
-	// live are changes applied without a restart: load balancer listeners'
-	// rules and actions, target group settings, launch templates (an
-	// instance refresh) and auto scaling group settings.
+	// live are changes applied without a restart: security group rules,
+	// network ACLs, load balancer listeners' rules and actions, target
+	// group settings, launch templates (an instance refresh) and auto
+	// scaling group settings.
 	live []string
 	// restart are changes that need moat down and up: the network, key
 	// pairs, the bastion, published addresses, which security groups a
@@ -29,6 +30,9 @@ type planDiff struct {
 	// securityGroups says whether security group rules changed (applied
 	// live to every node, as AWS does).
 	securityGroups bool
+	// networkACLs says whether network ACLs or their subnets changed
+	// (applied live in the router, as AWS does).
+	networkACLs bool
 }
 
 // diffPlans compares the running plan with a new one. Pure.
@@ -42,7 +46,7 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	same("the stack name", old.Stack, new.Stack)
 	same("the VPC", old.VPC, new.VPC)
 	same("the zones", old.Zones, new.Zones)
-	same("the subnets", old.Subnets, new.Subnets)
+	same("the subnets", withoutACL(old.Subnets), withoutACL(new.Subnets))
 	same("the route tables", old.RouteTables, new.RouteTables)
 	same("the NAT gateways", old.NATGateways, new.NATGateways)
 	same("the key pairs", old.KeyPairs, new.KeyPairs)
@@ -76,6 +80,29 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	}
 	for _, name := range slices.Sorted(maps.Keys(oldGroups)) {
 		groupChange(name, "removed")
+	}
+	oldACLs := map[string]plan.NetworkACL{}
+	for _, a := range old.NetworkACLs {
+		oldACLs[a.Name] = a
+	}
+	aclChange := func(name, what string) {
+		d.live = append(d.live, "network ACL "+name+": "+what)
+		d.networkACLs = true
+	}
+	for _, a := range new.NetworkACLs {
+		o, ok := oldACLs[a.Name]
+		switch {
+		case !ok:
+			aclChange(a.Name, "added")
+		case !reflect.DeepEqual(o.Subnets, a.Subnets):
+			aclChange(a.Name, "subnets")
+		case !reflect.DeepEqual(o, a):
+			aclChange(a.Name, "entries")
+		}
+		delete(oldACLs, a.Name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(oldACLs)) {
+		aclChange(name, "removed")
 	}
 	for i, l := range new.LoadBalancers {
 		o := old.LoadBalancers[i]
@@ -117,6 +144,16 @@ func diffPlans(old, new *plan.Plan) planDiff {
 		}
 	}
 	return d
+}
+
+// withoutACL is the subnets without their network ACL association, which
+// changes live.
+func withoutACL(subnets []plan.Subnet) []plan.Subnet {
+	out := slices.Clone(subnets)
+	for i := range out {
+		out[i].NetworkACL = ""
+	}
+	return out
 }
 
 func names[T any](list []T, name func(T) string) []string {
@@ -198,6 +235,12 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (api.ApplyResult, erro
 			return api.ApplyResult{}, err
 		}
 		s.event("vpc", "vpc.securitygroups", "Security group rules replaced on %d node(s)", len(nodes))
+	}
+	if d.networkACLs {
+		if _, err := s.network().UpdateNetworkACLs(ctx, np.NetworkACLs); err != nil {
+			return api.ApplyResult{}, err
+		}
+		s.event("vpc", "vpc.networkacls", "Network ACLs replaced in the VPC router (%d custom)", len(np.NetworkACLs))
 	}
 	for _, l := range np.LoadBalancers {
 		if b := s.balancer(l.Name); b != nil {

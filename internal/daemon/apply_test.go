@@ -63,6 +63,10 @@ func TestDiffPlans(t *testing.T) {
 		{"security group added", func(p *plan.Plan) {
 			p.SecurityGroups = append(p.SecurityGroups, plan.SecurityGroup{Name: "extra"})
 		}, "security group extra: added", ""},
+		{"network ACL added", func(p *plan.Plan) {
+			p.NetworkACLs = []plan.NetworkACL{{Name: "private", Subnets: []string{"private-a"}}}
+			p.Subnets[2].NetworkACL = "private"
+		}, "network ACL private: added", ""},
 		{"VPC block", func(p *plan.Plan) { p.VPC.CIDR = netip.MustParsePrefix("10.9.0.0/16") }, "", "the VPC"},
 		{"target group port", func(p *plan.Plan) { p.TargetGroups[0].Port = 9000 }, "", "protocol or port"},
 		{"launch template groups", func(p *plan.Plan) {
@@ -88,6 +92,9 @@ func TestDiffPlans(t *testing.T) {
 			check("restart", d.restart, tc.restart)
 			if want := strings.HasPrefix(tc.live, "security group"); d.securityGroups != want {
 				t.Errorf("securityGroups = %v, want %v", d.securityGroups, want)
+			}
+			if want := strings.HasPrefix(tc.live, "network ACL"); d.networkACLs != want {
+				t.Errorf("networkACLs = %v, want %v", d.networkACLs, want)
 			}
 		})
 	}

@@ -16,9 +16,27 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func testPlan(t testing.TB) *plan.Plan {
+func testPlan(t testing.TB) *plan.Plan { return testPlanWith(t, "") }
+
+// testPlanWith builds testdata/stack.yaml with more testdata files
+// appended (e.g. nacl.yaml).
+func testPlanWith(t testing.TB, more ...string) *plan.Plan {
 	t.Helper()
-	f, err := spec.LoadFile("testdata/stack.yaml")
+	src, err := os.ReadFile("testdata/stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range more {
+		if m == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("testdata", m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(append(src, '\n'), b...)
+	}
+	f, err := spec.Parse("testdata/stack.yaml", src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,11 @@ type Verdict struct {
 	To      string `json:"to"`
 	// Route taken, or why there is none.
 	Route string `json:"route"`
+	// NetworkACLs says what the network ACLs of the subnets crossed
+	// decided, both ways (they are stateless): the request leaving the
+	// source's subnet and entering the destination's, and the reply
+	// leaving and entering again.
+	NetworkACLs []string `json:"networkAcls,omitempty"`
 	// Egress and Ingress name the rule that allowed each side, or why
 	// nothing did.
 	Egress  string `json:"egress,omitempty"`
@@ -240,6 +245,25 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		return deny(fmt.Sprintf("no node has address %s", to.Addr), "")
 	}
 
+	// Network ACLs, the request and its reply.
+	var src, dst *plan.Subnet
+	if inVPC(from) {
+		if sn, ok := subnetOf(from.Addr); ok {
+			src = &sn
+		}
+	}
+	if inVPC(to) {
+		if sn, ok := subnetOf(to.Addr); ok {
+			dst = &sn
+		}
+	}
+	for _, c := range naclChecks(p, src, dst, from, to, proto, port) {
+		v.NetworkACLs = append(v.NetworkACLs, c.said)
+		if !c.allowed {
+			return deny(c.said, c.fix)
+		}
+	}
+
 	// Source egress.
 	if from.Kind == EndpointNode {
 		rs, err := Compile(p, from.Node.Name, from.Node.Groups, m)
@@ -274,6 +298,115 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 	v.Allowed = true
 	v.Reason = "allowed"
 	return v
+}
+
+// EphemeralPorts are the source ports a client's reply goes back to: the
+// Linux kernel's default ip_local_port_range, which every local client
+// (instances, load balancer nodes, the bastion, the internet namespace)
+// uses. A network ACL must let all of them through for replies to be
+// reliable. AWS's load balancers and NAT gateways use 1024-65535, which
+// moat validate checks the network ACLs against.
+var EphemeralPorts = [2]int{32768, 60999}
+
+type naclCheck struct {
+	allowed   bool
+	said, fix string
+}
+
+// naclChecks evaluates the network ACLs a connection crosses, in the order
+// its packets meet them: the request leaving src and entering dst, then
+// the reply leaving dst and entering src, to the client's ephemeral ports.
+// Nothing is checked within one subnet, or for a subnet with the VPC's
+// default network ACL.
+func naclChecks(p *plan.Plan, src, dst *plan.Subnet, from, to Endpoint, proto string, port int) []naclCheck {
+	if src != nil && dst != nil && src.Name == dst.Name {
+		return nil
+	}
+	lo, hi := port, port
+	rlo, rhi := EphemeralPorts[0], EphemeralPorts[1]
+	if proto != plan.ProtoTCP && proto != plan.ProtoUDP {
+		lo, hi, rlo, rhi = 0, 0, 0, 0
+	}
+	var out []naclCheck
+	check := func(sn *plan.Subnet, outbound bool, peer Endpoint, lo, hi int, what string) {
+		if sn == nil || sn.NetworkACL == "" {
+			return
+		}
+		acl, ok := p.NetworkACL(sn.NetworkACL)
+		if !ok {
+			return
+		}
+		dir, way, prep := "in", "entering", "from"
+		if outbound {
+			dir, way, prep = "out", "leaving", "to"
+		}
+		traffic := proto
+		if lo != 0 || hi != 0 {
+			traffic = fmt.Sprintf("%s %s", proto, portsString(lo, hi))
+		}
+		d := acl.Decide(outbound, proto, peer.Addr, lo, hi)
+		desc := fmt.Sprintf("%s (%s %s %s) %s subnet %s", what, traffic, prep, peer.Addr, way, sn.Name)
+		switch {
+		case d.Allowed:
+			e, _ := acl.Entry(outbound, d.Entry.RuleNumber)
+			out = append(out, naclCheck{allowed: true, said: fmt.Sprintf("%s: allowed by %s", desc, NACLComment(acl.Name, dir, e))})
+		case d.Implicit:
+			out = append(out, naclCheck{said: fmt.Sprintf("%s: denied by nacl %s %s rule * (no entry allows it)", desc, acl.Name, dir),
+				fix: fmt.Sprintf("add to network ACL %s %sbound: %s", acl.Name, dir, aclEntryFix(p, nextRule(acl, outbound), proto, lo, hi, peer))})
+		default:
+			e, _ := acl.Entry(outbound, d.Entry.RuleNumber)
+			out = append(out, naclCheck{said: fmt.Sprintf("%s: denied by %s", desc, NACLComment(acl.Name, dir, e)),
+				fix: fmt.Sprintf("in network ACL %s %sbound, allow it before rule %d: %s, or remove rule %d",
+					acl.Name, dir, e.RuleNumber, aclEntryFix(p, max(1, e.RuleNumber-1), proto, lo, hi, peer), e.RuleNumber)})
+		}
+	}
+	check(src, true, to, lo, hi, "request")
+	check(dst, false, from, lo, hi, "request")
+	check(dst, true, from, rlo, rhi, "reply")
+	check(src, false, to, rlo, rhi, "reply")
+	return out
+}
+
+func portsString(lo, hi int) string {
+	if lo == hi {
+		return fmt.Sprint(lo)
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
+}
+
+// nextRule is a rule number after a direction's last entry.
+func nextRule(acl plan.NetworkACL, outbound bool) int {
+	entries := acl.Inbound
+	if outbound {
+		entries = acl.Outbound
+	}
+	if len(entries) == 0 {
+		return 100
+	}
+	return min(entries[len(entries)-1].RuleNumber+10, 32766)
+}
+
+// aclEntryFix renders an allow entry numbered n in stack file syntax: the
+// peer's subnet, or 0.0.0.0/0 for the internet; replies get AWS's whole
+// ephemeral range.
+func aclEntryFix(p *plan.Plan, n int, proto string, lo, hi int, peer Endpoint) string {
+	cidr := "0.0.0.0/0"
+	for _, sn := range p.Subnets {
+		if peer.Kind != EndpointInternet && sn.CIDR.Contains(peer.Addr) {
+			cidr = sn.CIDR.String()
+		}
+	}
+	switch {
+	case proto != plan.ProtoTCP && proto != plan.ProtoUDP:
+		return fmt.Sprintf("{ruleNumber: %d, protocol: %s, cidr: %s, ruleAction: allow}", n, proto, cidr)
+	case lo == EphemeralPorts[0] && hi == EphemeralPorts[1]:
+		lo, hi = 1024, 65535
+	}
+	pr := portsString(lo, hi)
+	if lo != hi {
+		pr = `"` + pr + `"`
+	}
+	return fmt.Sprintf("{ruleNumber: %d, protocol: %s, portRange: %s, cidr: %s, ruleAction: allow}", n, proto, pr, cidr)
 }
 
 func routeTable(p *plan.Plan, name string) plan.RouteTable {

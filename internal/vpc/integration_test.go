@@ -23,8 +23,10 @@ import (
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
-// testPlan builds testdata/stack.yaml under another stack name and NAT mode.
-func testPlan(t testing.TB, stack, nat string) *plan.Plan {
+// testPlan builds testdata/stack.yaml under another stack name and NAT
+// mode, with more files appended (e.g. the network ACLs of
+// ../secgroup/testdata/nacl.yaml).
+func testPlan(t testing.TB, stack, nat string, more ...string) *plan.Plan {
 	t.Helper()
 	data, err := os.ReadFile("testdata/stack.yaml")
 	if err != nil {
@@ -32,6 +34,13 @@ func testPlan(t testing.TB, stack, nat string) *plan.Plan {
 	}
 	s := strings.Replace(string(data), "name: vpctest", "name: "+stack, 1)
 	s = strings.Replace(s, "nat: single", "nat: "+nat, 1)
+	for _, m := range more {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s += "\n" + string(b)
+	}
 	f, err := spec.Parse("testdata/stack.yaml", []byte(s))
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -227,6 +228,9 @@ func Up(ctx context.Context, p *plan.Plan, opts Options) (_ *VPC, err error) {
 		return nil, fmt.Errorf("nftables in router namespace: %w", err)
 	}
 	if err := applyRouter(c, policyOf(p, uplink)); err != nil {
+		return nil, err
+	}
+	if err := nft.ReplaceNACLs(c, secgroup.CompileNACLs(p), v.bridgeName); err != nil {
 		return nil, err
 	}
 	if err := step("nat"); err != nil {
@@ -504,6 +508,47 @@ func (v *VPC) UpdateSecurityGroups(ctx context.Context, groups []plan.SecurityGr
 	}
 	v.plan = &np
 	return done, nil
+}
+
+// UpdateNetworkACLs applies changed network ACLs (entries and subnet
+// associations) to the running VPC at once, as on AWS: the router's
+// table inet moat-nacl is replaced in one transaction. Being stateless,
+// the new rules apply to established connections too. It reports whether
+// anything changed; on failure the old rules stay.
+func (v *VPC) UpdateNetworkACLs(ctx context.Context, acls []plan.NetworkACL) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.down {
+		return false, errors.New("update network ACLs: the vpc is down")
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("update network ACLs: %w", err)
+	}
+	np := v.plan.WithNetworkACLs(acls)
+	rs := secgroup.CompileNACLs(np)
+	if reflect.DeepEqual(rs, secgroup.CompileNACLs(v.plan)) {
+		v.plan = np
+		return false, nil
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(v.router)))
+	if err != nil {
+		return false, fmt.Errorf("update network ACLs: nftables in router namespace: %w", err)
+	}
+	if err := nft.ReplaceNACLs(c, rs, v.bridgeName); err != nil {
+		return false, fmt.Errorf("update network ACLs: %w", err)
+	}
+	v.plan = np
+	return true, nil
+}
+
+// bridgeName is the name of a subnet's bridge in the router namespace.
+func (v *VPC) bridgeName(subnet string) (string, error) {
+	for i, sn := range v.plan.Subnets {
+		if sn.Name == subnet {
+			return linkName(v.stack, "subnet/"+sn.Name, fmt.Sprintf("b%d", i)), nil
+		}
+	}
+	return "", fmt.Errorf("subnet %s is not in the plan", subnet)
 }
 
 // replaceRules replaces a node's table in one transaction and records the

@@ -131,6 +131,16 @@ func addPrologue(c Conn, t *nftables.Table, ch *nftables.Chain, ifKey expr.MetaK
 // ruleExprs compiles one accept rule: IPv4, peer address (block or set),
 // protocol, destination ports.
 func ruleExprs(r secgroup.NftRule, sets map[string]*nftables.Set) ([]expr.Any, error) {
+	e, err := matchExprs(r, sets)
+	if err != nil {
+		return nil, err
+	}
+	return append(e, &expr.Verdict{Kind: expr.VerdictAccept}), nil
+}
+
+// matchExprs compiles a rule's match: IPv4, peer address (block or set),
+// protocol, destination ports.
+func matchExprs(r secgroup.NftRule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	off := uint32(12) // saddr
 	if r.Peer == secgroup.PeerDestination {
 		off = 16
@@ -182,7 +192,7 @@ func ruleExprs(r secgroup.NftRule, sets map[string]*nftables.Set) ([]expr.Any, e
 	default:
 		return nil, fmt.Errorf("compile rule %q: unknown protocol %q", r.Comment, r.Protocol)
 	}
-	return append(e, &expr.Verdict{Kind: expr.VerdictAccept}), nil
+	return e, nil
 }
 
 func prefixMask(bits int) [4]byte {

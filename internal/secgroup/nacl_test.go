@@ -1,0 +1,88 @@
+package secgroup
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moat-dev/moat/internal/plan"
+)
+
+// naclPlan is testdata/stack.yaml with testdata/nacl.yaml.
+func naclPlan(t testing.TB) *plan.Plan { return testPlanWith(t, "nacl.yaml") }
+
+func TestCompileNACLsGolden(t *testing.T) {
+	got, _ := json.MarshalIndent(CompileNACLs(naclPlan(t)), "", "  ")
+	path := filepath.Join("testdata", "golden", "nacl.json")
+	if *update {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	var g, w NACLRuleSet
+	json.Unmarshal(got, &g)
+	if err := json.Unmarshal(data, &w); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("network ACL rule set differs from %s (run with -update to accept):\n%s", path, got)
+	}
+	if rs := CompileNACLs(testPlan(t)); len(rs.Subnets) != 0 {
+		t.Errorf("without network ACLs: %+v, want no chains", rs)
+	}
+}
+
+// TestReachNetworkACLs: Reach follows the request and the reply through
+// the network ACLs of the subnets crossed, names the entry that decides,
+// and says how to fix a denial.
+func TestReachNetworkACLs(t *testing.T) {
+	p := naclPlan(t)
+	m := liveMembership(p) // lb-web-0 10.42.0.6 and bastion 10.42.0.5 in public-a, lb-web-1 in public-b, web-hypothetical in private-a, i-app2 in private-b
+	cases := []struct {
+		from, to string
+		proto    string
+		port     int
+		allowed  bool
+		reason   string // substring
+		fix      string
+	}{
+		{"lb-web-0", "web-hypothetical", "tcp", 8000, true, "allowed", ""},
+		{"lb-web-1", "web-hypothetical", "tcp", 8000, false,
+			"reply (tcp 32768-60999 to 10.42.1.6) leaving subnet private-a: denied by nacl private out rule * (no entry allows it)",
+			`add to network ACL private outbound: {ruleNumber: 110, protocol: tcp, portRange: "1024-65535", cidr: 10.42.1.0/24, ruleAction: allow}`},
+		{"bastion", "web-hypothetical", "tcp", 22, false,
+			"request (tcp 22 from 10.42.0.5) entering subnet private-a: denied by nacl private in 90 deny tcp 22 10.42.0.0/24",
+			"in network ACL private inbound, allow it before rule 90: {ruleNumber: 89, protocol: tcp, portRange: 22, cidr: 10.42.0.0/24, ruleAction: allow}, or remove rule 90"},
+		{"web-hypothetical", "internet", "tcp", 443, false,
+			"request (tcp 443 to 198.18.0.2) leaving subnet private-a: denied by nacl private out rule *",
+			"add to network ACL private outbound: {ruleNumber: 110, protocol: tcp, portRange: 443, cidr: 0.0.0.0/0, ruleAction: allow}"},
+		{"i-app2", "internet", "tcp", 443, true, "allowed", ""},                                                       // private-b: the default network ACL
+		{"lb-web-1", "i-app2", "tcp", 8000, true, "allowed", ""},                                                      // reply enters public-b by 120
+		{"i-app2", "web-hypothetical", "icmp", 0, false, "reply (icmp to 10.42.129.10) leaving subnet private-a", ""}, // the security group admits it; the reply has no entry
+	}
+	for _, c := range cases {
+		from, err := ResolveEndpoint(p, m, c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := ResolveEndpoint(p, m, c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := Reach(p, m, from, to, c.proto, c.port)
+		if v.Allowed != c.allowed || !strings.Contains(v.Reason, c.reason) || (c.fix != "" && v.Fix != c.fix) {
+			t.Errorf("Reach(%s -> %s %s/%d):\n got allowed=%v reason=%q\n     fix=%q\nwant allowed=%v reason~%q\n     fix=%q",
+				c.from, c.to, c.proto, c.port, v.Allowed, v.Reason, v.Fix, c.allowed, c.reason, c.fix)
+		}
+		if c.allowed && c.from == "lb-web-0" && len(v.NetworkACLs) != 4 {
+			t.Errorf("Reach(%s -> %s): %d network ACL decisions, want 4 (request out and in, reply out and in): %q", c.from, c.to, len(v.NetworkACLs), v.NetworkACLs)
+		}
+	}
+}
