@@ -74,6 +74,7 @@ func (v *validator) run() {
 	v.local()
 	v.aws()
 	v.reachability()
+	v.naclReturnPaths()
 }
 
 // names collects the names of a list and reports duplicates and bad names.

@@ -173,6 +173,34 @@ func TestValidate(t *testing.T) {
 			path: "networkAcls[0].inbound[1].cidr", msg: `"10.0.0/16" is not an IPv4 CIDR block`, at: "10.0.0/16"},
 		{name: "nacl unknown protocol", edits: withNACL("protocol: tcp, portRange: 22", "protocol: tpc, portRange: 22"),
 			path: "networkAcls[0].inbound[1].protocol", msg: `protocol "tpc" is not known`, hint: `did you mean "tcp"?`, at: "tpc"},
+		{name: "nacl blocks the targets' replies", edits: withNACL("protocol: all, cidr: 0.0.0.0/0, ruleAction: allow", "protocol: tcp, portRange: 8000, cidr: 0.0.0.0/0, ruleAction: allow"),
+			path: "networkAcls[0].outbound", warning: true,
+			msg:  "network ACL private blocks the targets' replies to load balancer web: tcp 1024-65535 to subnet public-a (10.0.0.0/24), where no entry allows them (rule * denies); network ACLs are stateless",
+			hint: "add to outbound: {ruleNumber: 110, protocol: tcp, portRange: 1024-65535, cidr: 10.0.0.0/24, ruleAction: allow}"},
+		{name: "nacl denies part of the ephemeral range", edits: withNACL("    outbound:\n", "    outbound:\n      - {ruleNumber: 50, protocol: tcp, portRange: 32768-60999, cidr: 10.0.1.0/24, ruleAction: deny}\n"),
+			path: "networkAcls[0].outbound", warning: true, msg: "tcp 1024-65535 to subnet public-b (10.0.1.0/24), where rule 50 denies them",
+			hint: "{ruleNumber: 49, protocol: tcp, portRange: 1024-65535, cidr: 10.0.1.0/24, ruleAction: allow}"},
+		{name: "nacl on the load balancer's subnets without replies", edits: withNACL("  - name: private\n", `  - name: public
+    subnets: [public-a, public-b]
+    inbound:
+      - {ruleNumber: 100, protocol: tcp, portRange: 80, cidr: 0.0.0.0/0, ruleAction: allow}
+    outbound:
+      - {ruleNumber: 100, protocol: tcp, portRange: 8000, cidr: 10.0.0.0/16, ruleAction: allow}
+  - name: private
+`),
+			path: "networkAcls[0].inbound", warning: true, msg: "network ACL public blocks the targets' replies to load balancer web: tcp 1024-65535 from subnet private-a (10.0.128.0/24)",
+			hint: "add to inbound: {ruleNumber: 110, protocol: tcp, portRange: 1024-65535, cidr: 10.0.128.0/24, ruleAction: allow}"},
+		{name: "nacl on the load balancer's subnets without replies to clients", edits: withNACL("  - name: private\n", `  - name: public
+    subnets: [public-a, public-b]
+    inbound:
+      - {ruleNumber: 100, protocol: tcp, portRange: 80, cidr: 0.0.0.0/0, ruleAction: allow}
+      - {ruleNumber: 110, protocol: tcp, portRange: 1024-65535, cidr: 10.0.0.0/16, ruleAction: allow}
+    outbound:
+      - {ruleNumber: 100, protocol: tcp, portRange: 8000, cidr: 10.0.0.0/16, ruleAction: allow}
+  - name: private
+`),
+			path: "networkAcls[0].outbound", warning: true, msg: "network ACL public blocks replies of load balancer web to its clients: tcp 1024-65535 to internet clients",
+			hint: "add to outbound: {ruleNumber: 110, protocol: tcp, portRange: 1024-65535, cidr: 0.0.0.0/0, ruleAction: allow}"},
 		{name: "zone digit", edits: []string{"zones: [a, b]", "zones: [a, 1]"},
 			path: "vpc.zones[1]", msg: `zone "1" is not valid`, hint: "use a zone letter (a)"},
 		{name: "unknown zone", edits: []string{"  nat: single\n", explicitSubnets, "zone: b, type: private", "zone: c, type: private"},
