@@ -31,12 +31,46 @@ func (f *tlsFront) serveHTTP2(rw http.ResponseWriter, r *http.Request) {
 	}
 	m.contentLength = r.ContentLength
 	m.chunked = r.ContentLength < 0
+	if code := headLimit(r); code != 0 {
+		// the same quotas as an HTTP/1.1 head (the target gets one)
+		m.status = code
+		x.reply(code, "", "", "", false)
+		return
+	}
 	f.e.handleRequest(x, m, f.ls.cfg.Load(), time.Now())
 	if x.abort {
 		// the response started and broke: reset the stream so the client
 		// sees a failure, not a short body
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// headLimit is 414 or 431 when the HTTP/1.1 head the target would get
+// from r breaks ALB's quotas as an HTTP/1.1 request's head does
+// (readHead): a request line over maxRequestLine, a header line over
+// maxHeaderLine, more than maxHeaders headers or a head over
+// maxHeaderTotal; else 0. Host counts as a header.
+func headLimit(r *http.Request) int {
+	line := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1")
+	if line > maxRequestLine {
+		return 414
+	}
+	host := len("Host: ") + len(r.Host)
+	if host > maxHeaderLine {
+		return 431
+	}
+	total, n := line+2+host+2, 1
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			l := len(k) + 2 + len(v)
+			total += l + 2
+			n++
+			if l > maxHeaderLine || n > maxHeaders || total > maxHeaderTotal {
+				return 431
+			}
+		}
+	}
+	return 0
 }
 
 // h2Exchange is one HTTP/2 request; the target gets HTTP/1.1.

@@ -210,6 +210,43 @@ func TestTraceHeader(t *testing.T) {
 	}
 }
 
+// TestHeadLimitsOnEveryListener checks ALB's request quotas (request line
+// 16 K, one header 16 K, the whole head 64 K) on every listener: HTTP/2
+// requests are turned into HTTP/1.1 heads for the targets, so they meet
+// the same limits, as 414 and 431 from the load balancer.
+func TestHeadLimitsOnEveryListener(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", headerEcho("a"))
+	for _, k := range everyListener {
+		t.Run(k.name, func(t *testing.T) {
+			_, addr := startLBWith(t, k.protocol, targetgroup.Config{}, nil, a.addr)
+			c := k.client(t)
+			url := k.scheme + "://" + addr
+			for _, tc := range []struct {
+				what, path string
+				hdr        map[string]string
+				want       int
+			}{
+				{"an 8 KB request line", "/" + strings.Repeat("a", 8<<10), nil, 200},
+				{"a 17 KB request line", "/" + strings.Repeat("a", 17<<10), nil, 414},
+				{"an 8 KB header", "/", map[string]string{"X-Big": strings.Repeat("b", 8<<10)}, 200},
+				{"a 17 KB header", "/", map[string]string{"X-Big": strings.Repeat("b", 17<<10)}, 431},
+			} {
+				req := newRequest(t, "GET", url+tc.path, nil)
+				for n, v := range tc.hdr {
+					req.Header.Set(n, v)
+				}
+				resp, _ := k.do(t, c, req)
+				if resp.StatusCode != tc.want {
+					t.Errorf("%s: status %d, want %d", tc.what, resp.StatusCode, tc.want)
+				}
+				if tc.want != 200 && resp.Header.Get("Server") != "awselb/2.0" {
+					t.Errorf("%s: Server %q, want the load balancer's own awselb/2.0", tc.what, resp.Header.Get("Server"))
+				}
+			}
+		})
+	}
+}
+
 func TestXFFCount(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
