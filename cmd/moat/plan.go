@@ -94,6 +94,20 @@ func writePlanText(w io.Writer, p *plan.Plan) error {
 			}
 		}
 	}
+	if len(p.NetworkACLs) > 0 {
+		fmt.Fprintln(tw, "\nNETWORK ACL\tDIRECTION\tRULE\tSUBNETS")
+		for _, a := range p.NetworkACLs {
+			for _, dir := range []struct {
+				name    string
+				entries []plan.ACLEntry
+			}{{"inbound", a.Inbound}, {"outbound", a.Outbound}} {
+				for _, e := range dir.entries {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, dir.name, e, strings.Join(a.Subnets, ","))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t* deny all\t%s\n", a.Name, dir.name, strings.Join(a.Subnets, ","))
+			}
+		}
+	}
 	fmt.Fprintln(tw, "\nAUTO SCALING GROUP\tLAUNCH TEMPLATE\tSUBNETS\tMIN\tDESIRED\tMAX\tHEALTH\tTARGET GROUPS")
 	for _, g := range p.AutoScalingGroups {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", g.Name, g.LaunchTemplate, strings.Join(g.Subnets, ","),

@@ -104,6 +104,8 @@ func hook(h *nftables.ChainHook) string {
 		return "input"
 	case *h == *nftables.ChainHookOutput:
 		return "output"
+	case *h == *nftables.ChainHookForward:
+		return "forward"
 	}
 	return fmt.Sprint(*h)
 }
@@ -124,7 +126,8 @@ func addrs(els []nftables.SetElement) []string {
 func render(e expr.Any) string {
 	switch e := e.(type) {
 	case *expr.Meta:
-		key := map[expr.MetaKey]string{expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto", expr.MetaKeyIIF: "iif", expr.MetaKeyOIF: "oif"}[e.Key]
+		key := map[expr.MetaKey]string{expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto", expr.MetaKeyIIF: "iif", expr.MetaKeyOIF: "oif",
+			expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname"}[e.Key]
 		return fmt.Sprintf("meta load %s => reg %d", key, e.Register)
 	case *expr.Ct:
 		return fmt.Sprintf("ct load %s => reg %d", map[expr.CtKey]string{expr.CtKeySTATE: "state"}[e.Key], e.Register)
@@ -140,7 +143,10 @@ func render(e expr.Any) string {
 	case *expr.Lookup:
 		return fmt.Sprintf("lookup reg %d set %s", e.SourceRegister, e.SetName)
 	case *expr.Verdict:
-		return map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictDrop: "drop"}[e.Kind]
+		if e.Kind == expr.VerdictJump {
+			return "jump " + e.Chain
+		}
+		return map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictDrop: "drop", expr.VerdictReturn: "return"}[e.Kind]
 	}
 	return fmt.Sprintf("%T %+v", e, e)
 }
@@ -184,36 +190,81 @@ func TestGoldenRuleSets(t *testing.T) {
 			if err := Apply(&r, rs); err != nil {
 				t.Fatal(err)
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(r.ops); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := filepath.Join("testdata", n.Name+".json")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			var want []op
-			if err := json.Unmarshal(b, &want); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			if !reflect.DeepEqual(r.ops, want) {
-				t.Errorf("nftables operations for %s differ from %s (run with -update to accept):\n%s", n.Name, path, got)
-			}
+			goldenOps(t, n.Name, r.ops)
 		})
+	}
+}
+
+// goldenOps compares recorded operations with testdata/<name>.json (after
+// parsing both), or rewrites it with -update.
+func goldenOps(t *testing.T, name string, ops []op) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(ops); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	path := filepath.Join("testdata", name+".json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	var want []op
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if !reflect.DeepEqual(ops, want) {
+		t.Errorf("nftables operations differ from %s (run with -update to accept):\n%s", path, got)
+	}
+}
+
+// TestGoldenNACLs: the router's network ACL table for
+// ../testdata/stack.yaml with ../testdata/nacl.yaml, without root, against
+// testdata/router-nacl.json; and without network ACLs the table is only
+// removed.
+func TestGoldenNACLs(t *testing.T) {
+	src, err := os.ReadFile("../testdata/stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acls, err := os.ReadFile("../testdata/nacl.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := spec.Parse("stack.yaml", append(append(src, '\n'), acls...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if p == nil {
+		t.Fatalf("build plan: %v", problems)
+	}
+	bridge := func(s string) (string, error) { return "br-" + s, nil }
+	var r recorder
+	if err := ReplaceNACLs(&r, secgroup.CompileNACLs(p), bridge); err != nil {
+		t.Fatal(err)
+	}
+	goldenOps(t, "router-nacl", r.ops)
+
+	r = recorder{}
+	if err := ReplaceNACLs(&r, secgroup.NACLRuleSet{}, bridge); err != nil {
+		t.Fatal(err)
+	}
+	want := []op{{Op: "add table", Name: "inet moat-nacl"}, {Op: "delete table", Name: "inet moat-nacl"}, {Op: "commit"}}
+	if !reflect.DeepEqual(r.ops, want) {
+		t.Errorf("without network ACLs: %+v, want %+v", r.ops, want)
 	}
 }
 
