@@ -84,6 +84,8 @@ var Checks = []Check{
 		Doc: docs + "edit-load-balancer-attributes.html#connection-idle-timeout", Run: idleClose},
 	{Name: "Target health: a target becomes unhealthy after UnhealthyThreshold failed checks, gets no requests, and is healthy again after HealthyThreshold passed ones",
 		Doc: docs + "target-group-health-checks.html#target-health-states", Group: true, Run: healthStates},
+	{Name: "Sticky sessions (duration-based): a cookie naming an unhealthy target gets a new target and an updated AWSALB cookie",
+		Doc: docs + "sticky-sessions.html#duration-based-stickiness", Group: true, Run: stickyRepinned},
 	{Name: "Target health: when every target is unhealthy, the load balancer routes requests to all of them (fail open)",
 		Doc: docs + "target-group-health-checks.html#health-check-settings", Group: true, Run: failOpen},
 	{Name: "Deregistration delay: a deregistered target drains (in-flight requests complete, new ones go elsewhere), then leaves the group",
@@ -767,6 +769,49 @@ func healthStates(ctx context.Context, l *Listener) (err error) {
 	seen, err = l.spread(ctx, "/health-states", 20, nil)
 	if err == nil && seen[a] == 0 {
 		err = fmt.Errorf("target %s is healthy again but got none of 20 requests", a)
+	}
+	return err
+}
+
+func stickyRepinned(ctx context.Context, l *Listener) (err error) {
+	if _, err := steady(ctx, l); err != nil {
+		return err
+	}
+	_, resp, err := l.echo(ctx, "/sticky/repin", nil)
+	if err != nil {
+		return err
+	}
+	c := cookieOf(resp, "AWSALB")
+	if c == nil {
+		return fmt.Errorf("no AWSALB cookie in %q", resp.Header.Values("Set-Cookie"))
+	}
+	a := resp.Header.Get(BackendHeader)
+	if err := l.Target.Targets.SetHealthy(ctx, a, false); err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := l.Target.Targets.SetHealthy(ctx, a, true); rerr != nil && err == nil {
+			err = rerr
+		}
+		if _, serr := steady(ctx, l); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	if err := waitState(ctx, l, "sticky", a, "unhealthy", healthLimit(UnhealthyThreshold)); err != nil {
+		return err
+	}
+	_, resp, err = l.echo(ctx, "/sticky/repin", map[string]string{"Cookie": "AWSALB=" + c.Value})
+	if err != nil {
+		return err
+	}
+	b := resp.Header.Get(BackendHeader)
+	nc := cookieOf(resp, "AWSALB")
+	if b == a || nc == nil || nc.Value == c.Value {
+		return fmt.Errorf("a request with the cookie of unhealthy %s went to %s with AWSALB %v, want another target and a new cookie", a, b, nc)
+	}
+	seen, err := l.spread(ctx, "/sticky/repin", 10, map[string]string{"Cookie": "AWSALB=" + nc.Value})
+	if err == nil && seen[b] != 10 {
+		err = fmt.Errorf("10 requests with the updated cookie went to %v, want all on %s", seen, b)
 	}
 	return err
 }
