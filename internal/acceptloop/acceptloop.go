@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -38,6 +39,13 @@ func Delay(prev time.Duration) time.Duration {
 // It does not wait for running handlers: a caller that must, counts them
 // in handle.
 func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, handle func(net.Conn)) error {
+	return ServeCounted(ctx, ln, log, nil, handle)
+}
+
+// ServeCounted is Serve that adds every handler it starts to wg (when not
+// nil) before starting it, so that a caller that waits on wg after Serve
+// returns waits for all of them, the last ones accepted too.
+func ServeCounted(ctx context.Context, ln net.Listener, log *slog.Logger, wg *sync.WaitGroup, handle func(net.Conn)) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -65,7 +73,13 @@ func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, handle func(n
 			continue
 		}
 		delay = 0
+		if wg != nil {
+			wg.Add(1)
+		}
 		go func() {
+			if wg != nil {
+				defer wg.Done()
+			}
 			defer func() {
 				if r := recover(); r != nil {
 					log.Error("connection handler panicked", "addr", ln.Addr().String(), "panic", r)

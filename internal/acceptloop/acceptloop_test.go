@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -130,5 +131,50 @@ func TestServeReturnsWhenListenerClosed(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the listener closed")
+	}
+}
+
+// TestServeCountedWaitsForHandlers: every handler ServeCounted started is
+// in the WaitGroup by the time it returns, so waiting on it waits for the
+// last connection's handler too.
+func TestServeCountedWaitsForHandlers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	started, release := make(chan struct{}), make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeCounted(ctx, ln, nil, &wg, func(c net.Conn) {
+			defer c.Close()
+			close(started)
+			<-release
+		})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-started
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("ServeCounted after cancel: %v", err)
+	}
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("the WaitGroup did not wait for a running handler")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the WaitGroup did not end after the handler returned")
 	}
 }

@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/moat-dev/moat/internal/acceptloop"
 	"github.com/moat-dev/moat/internal/sshpolicy"
 )
 
@@ -172,44 +173,14 @@ func (s *Server) KnownHostsLine(address string) string {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var tempDelay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				s.closeAll()
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				s.closeAll()
-				return fmt.Errorf("bastion: accept: %w", err)
-			}
-			// Out of file descriptors and the like: back off and retry.
-			s.log.Warn("accept failed; retrying", "err", err)
-			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-			select {
-			case <-time.After(tempDelay):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		tempDelay = 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					s.log.Error("connection handler panicked", "panic", r)
-					nc.Close()
-				}
-			}()
-			s.handle(ctx, nc)
-		}()
+	err := acceptloop.ServeCounted(ctx, ln, s.log, &wg, func(nc net.Conn) { s.handle(ctx, nc) })
+	s.closeAll()
+	if err != nil {
+		return fmt.Errorf("bastion: %w", err)
 	}
+	return nil
 }
 
 func (s *Server) track(nc net.Conn) bool {

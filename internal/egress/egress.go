@@ -34,6 +34,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/moat-dev/moat/internal/acceptloop"
 	"github.com/moat-dev/moat/internal/netguard"
 	"github.com/moat-dev/moat/internal/secgroup"
 )
@@ -190,15 +191,11 @@ func (p *Proxy) untrack(c net.Conn) {
 	c.Close()
 }
 
+// acceptLoop accepts redirected connections until Close (acceptloop backs
+// off on accept errors); each is carried by serve, or refused when too
+// many are open.
 func (p *Proxy) acceptLoop() {
-	for {
-		c, err := p.tcp.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				p.Log.Warn("egress accept", "err", err)
-			}
-			return
-		}
+	_ = acceptloop.ServeCounted(p.ctx, p.tcp, p.Log, &p.wg, func(c net.Conn) {
 		if !p.track(c) {
 			c.Close()
 			if p.isClosed() {
@@ -206,10 +203,10 @@ func (p *Proxy) acceptLoop() {
 			}
 			p.Refused.Add(1)
 			p.Log.Warn("egress refused", "src", c.RemoteAddr().String(), "err", "too many open connections")
-			continue
+			return
 		}
-		p.wg.Go(func() { p.serve(c) })
-	}
+		p.serve(c)
+	})
 }
 
 // serve carries one redirected connection.

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moat-dev/moat/internal/acceptloop"
 	"github.com/moat-dev/moat/internal/sshpolicy"
 	"golang.org/x/crypto/ssh"
 )
@@ -123,37 +124,12 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("instance ssh: accept: %w", err)
-			}
-			s.log.Warn("accept failed; retrying", "err", err)
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					s.log.Error("connection handler panicked", "panic", r)
-				}
-			}()
-			s.handle(ctx, nc)
-		}()
+	if err := acceptloop.ServeCounted(ctx, ln, s.log, &wg, func(nc net.Conn) { s.handle(ctx, nc) }); err != nil {
+		return fmt.Errorf("instance ssh: %w", err)
 	}
+	return nil
 }
 
 func (s *Server) serverConfig() *ssh.ServerConfig {
