@@ -32,7 +32,7 @@ func (f *tlsFront) serveHTTP2(rw http.ResponseWriter, r *http.Request) {
 	m.contentLength = r.ContentLength
 	m.chunked = r.ContentLength < 0
 	if code := headLimit(r); code != 0 {
-		// the same quotas as an HTTP/1.1 head (the target gets one)
+		// malformed or over the quotas as an HTTP/1.1 head would be (the target gets one)
 		m.status = code
 		x.reply(code, "", "", "", false)
 		return
@@ -45,12 +45,18 @@ func (f *tlsFront) serveHTTP2(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// headLimit is 414 or 431 when the HTTP/1.1 head the target would get
-// from r breaks ALB's quotas as an HTTP/1.1 request's head does
-// (readHead): a request line over maxRequestLine, a header line over
-// maxHeaderLine, more than maxHeaders headers or a head over
+// headLimit is the status the load balancer answers when the HTTP/1.1
+// head the target would get from r is one an HTTP/1.1 client could not
+// send (readHead): 400 for a request target with a space or a control
+// character, 414 for a request line over maxRequestLine, 431 for a header
+// line over maxHeaderLine, more than maxHeaders headers or a head over
 // maxHeaderTotal; else 0. Host counts as a header.
 func headLimit(r *http.Request) int {
+	for i := 0; i < len(r.RequestURI); i++ {
+		if c := r.RequestURI[i]; c <= ' ' || c == 0x7f {
+			return 400
+		}
+	}
 	line := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1")
 	if line > maxRequestLine {
 		return 414

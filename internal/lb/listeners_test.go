@@ -211,7 +211,8 @@ func TestTraceHeader(t *testing.T) {
 }
 
 // TestHeadLimitsOnEveryListener checks ALB's request quotas (request line
-// 16 K, one header 16 K, the whole head 64 K) on every listener: HTTP/2
+// 16 K, one header 16 K, the whole head 64 K) and a malformed request
+// target on every listener: HTTP/2
 // requests are turned into HTTP/1.1 heads for the targets, so they meet
 // the same limits, as 414 and 431 from the load balancer.
 func TestHeadLimitsOnEveryListener(t *testing.T) {
@@ -242,6 +243,13 @@ func TestHeadLimitsOnEveryListener(t *testing.T) {
 				if tc.want != 200 && resp.Header.Get("Server") != "awselb/2.0" {
 					t.Errorf("%s: Server %q, want the load balancer's own awselb/2.0", tc.what, resp.Header.Get("Server"))
 				}
+			}
+			// a request target with a space is malformed (an HTTP/2 :path
+			// would otherwise reach the target as a broken request line)
+			req := newRequest(t, "GET", url+"/", nil)
+			req.URL.Opaque = "/a b"
+			if resp, _ := k.do(t, c, req); resp.StatusCode != 400 || resp.Header.Get("Server") != "awselb/2.0" {
+				t.Errorf("a request target with a space: status %d from %q, want 400 from awselb/2.0", resp.StatusCode, resp.Header.Get("Server"))
 			}
 		})
 	}
