@@ -484,3 +484,27 @@ func TestRequestBodiesOnEveryListener(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP10ClientOverTLS: a client that offers only ALPN http/1.0 (curl
+// --http1.0) is served over HTTPS as ALB serves HTTP/1.0 clients, not
+// refused at the handshake with "no application protocol".
+func TestHTTP10ClientOverTLS(t *testing.T) {
+	a := startBackend(t, "127.0.0.2", nameHandler("a"))
+	_, addr := startLBWith(t, "HTTPS", targetgroup.Config{}, nil, a.addr)
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.0"}})
+	if err != nil {
+		t.Fatalf("TLS handshake offering http/1.0: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "a ") {
+		t.Fatalf("HTTP/1.0 over TLS: status %d body %q", resp.StatusCode, body)
+	}
+}

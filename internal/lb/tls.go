@@ -34,8 +34,10 @@ func SelfSigned() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// tlsFront terminates TLS for an HTTPS listener. HTTP/1.1 (ALPN
-// http/1.1 or none) goes to the HTTP/1.1 engine like a plain connection;
+// tlsFront terminates TLS for an HTTPS listener. HTTP/1.x (ALPN
+// http/1.1, http/1.0 or none) goes to the HTTP/1.1 engine like a plain
+// connection (without http/1.0 in the list, Go's TLS refuses a client
+// that offers only it);
 // HTTP/2 streams become h2Exchanges on the same request path.
 type tlsFront struct {
 	e    *Engine
@@ -59,7 +61,7 @@ func (e *Engine) tlsFront(lc *Listener, ls *listenerState, port string) (*tlsFro
 	}
 	cfg := e.cfg.Load()
 	f := &tlsFront{e: e, ls: ls, port: port,
-		cfg: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}},
+		cfg: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1", "http/1.0"}},
 		h2:  &http2.Server{IdleTimeout: cfg.IdleTimeout, MaxConcurrentStreams: 128}}
 	f.opts = &http2.ServeConnOpts{Context: e.ctx, Handler: http.HandlerFunc(f.serveHTTP2),
 		BaseConfig: &http.Server{MaxHeaderBytes: maxHeaderTotal, ReadHeaderTimeout: cfg.HeaderTimeout}}
