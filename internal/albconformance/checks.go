@@ -388,7 +388,7 @@ func clientClosed460(ctx context.Context, l *Listener) error {
 	}
 	time.Sleep(200 * time.Millisecond) // the request reaches the target
 	c.Close()
-	return poll(ctx, 10*time.Second, func() error {
+	return poll(10*time.Second, func() error {
 		b, err := l.Target.Targets.AccessLog(ctx)
 		if err != nil {
 			return err
@@ -673,7 +673,7 @@ func idleClose(ctx context.Context, l *Listener) error {
 // want of them, and returns their addresses.
 func healthy(ctx context.Context, l *Listener, group string, want int, limit time.Duration) ([]string, error) {
 	var addrs []string
-	err := poll(ctx, limit, func() error {
+	err := poll(limit, func() error {
 		hs, err := l.Target.Targets.Health(ctx, group)
 		if err != nil {
 			return err
@@ -724,7 +724,7 @@ func stateOf(ctx context.Context, l *Listener, group, addr string) (string, erro
 }
 
 func waitState(ctx context.Context, l *Listener, group, addr, want string, limit time.Duration) error {
-	return poll(ctx, limit, func() error {
+	return poll(limit, func() error {
 		st, err := stateOf(ctx, l, group, addr)
 		if err != nil {
 			return err
@@ -854,7 +854,7 @@ func failOpen(ctx context.Context, l *Listener) (err error) {
 // replacement waits for a target of group that is not in old and returns it.
 func replacement(ctx context.Context, l *Listener, group string, old []string, limit time.Duration) (string, error) {
 	var found string
-	err := poll(ctx, limit, func() error {
+	err := poll(limit, func() error {
 		hs, err := l.Target.Targets.Health(ctx, group)
 		if err != nil {
 			return err
@@ -877,7 +877,7 @@ func draining(ctx context.Context, l *Listener) error {
 	// Pin a session to a target of group sticky and keep a request to it
 	// in flight (shorter than the deregistration delay).
 	var cookie, a string
-	err := poll(ctx, 10*time.Second, func() error {
+	err := poll(10*time.Second, func() error {
 		_, resp, err := l.echo(ctx, "/sticky/drain", nil)
 		if err != nil {
 			return err
@@ -962,7 +962,7 @@ func registration(ctx context.Context, l *Listener) error {
 // targets: none of them is in slow start any more.
 func balanced(ctx context.Context, l *Listener, path string, want int, limit time.Duration) error {
 	const n = 100
-	return poll(ctx, limit, func() error {
+	return poll(limit, func() error {
 		seen, err := l.spread(ctx, path, n, nil)
 		if err != nil {
 			return err

@@ -1,7 +1,6 @@
 package albconformance_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/moat-dev/moat/internal/lb"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // TestStandalone runs the conformance checks against the load balancer
@@ -39,7 +39,7 @@ type standalone struct {
 	httpAddr, httpsAddr string
 	groups              []string
 
-	access lockedBuffer
+	access testutil.Buffer
 
 	mu       sync.Mutex
 	backends map[string]*backend
@@ -170,22 +170,6 @@ func (s *standalone) Terminate(_ context.Context, addr string) error {
 	return nil
 }
 
-func (s *standalone) AccessLog(context.Context) ([]byte, error) { return s.access.Bytes(), nil }
-
-// lockedBuffer is the engine's access log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
+func (s *standalone) AccessLog(context.Context) ([]byte, error) {
+	return []byte(s.access.String()), nil
 }

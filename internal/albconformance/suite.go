@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // Check is one documented ALB behaviour.
@@ -149,22 +151,12 @@ func Run(ctx context.Context, t *Target, checks []Check, report func(Result)) []
 	return out
 }
 
-// poll calls cond every 200 ms until it returns nil or ctx or limit ends;
-// it returns cond's last error then.
-func poll(ctx context.Context, limit time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", limit, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+// poll is testutil.Poll with the limit in its error.
+func poll(limit time.Duration, cond func() error) error {
+	if err := testutil.Poll(limit, cond); err != nil {
+		return fmt.Errorf("after %v: %w", limit, err)
 	}
+	return nil
 }
 
 // Test runs every check against target as a subtest of t named after
