@@ -12,4 +12,22 @@ if [ -n "$bad" ]; then echo "gofmt would change: $bad" >&2; exit 1; fi
 go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 go vet ./...
 CGO_ENABLED=0 go build -o bin/moat ./cmd/moat
+
+# The platform-neutral half of the CLI (validate, plan, template, deploy, ...)
+# on macOS and Windows: cross-compile and vet the CLI, and vet (tests
+# included) every package that builds there. Their tests cannot run on this
+# Linux machine; -tags portable runs the CLI's own tests with the Linux-only
+# commands compiled out. Packages that need Linux (netlink, nftables,
+# namespaces, Linux syscalls), and those whose tests do, are listed here.
+linux_only='/internal/(daemon|egress|instance|instancessh|vpc|secgroup/nft)$'
+linux_tests='/internal/(lb|albconformance|bastion)$'
+portable=$(go list ./... | grep -Ev "$linux_only|/cmd/moat$")
+for target in darwin/amd64 darwin/arm64 windows/amd64; do
+  export GOOS=${target%/*} GOARCH=${target#*/}
+  CGO_ENABLED=0 go build -o /dev/null ./cmd/moat
+  go vet ./cmd/moat $(echo "$portable" | grep -Ev "$linux_tests")
+  go build $(echo "$portable" | grep -E "$linux_tests")
+done
+unset GOOS GOARCH
+go test -count=1 -tags portable ./cmd/moat
 go test -race -count=1 -timeout 20m ./... "$@"

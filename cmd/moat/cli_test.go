@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	moatBin = filepath.Join(dir, "moat")
 	build := exec.Command("go", "build", "-o", moatBin, ".")
+	if !linuxCommands {
+		build = exec.Command("go", "build", "-tags", "portable", "-o", moatBin, ".")
+	}
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if os.Getenv("MOAT_TEST_RACE") == "1" {
 		// The end-to-end tests then run the daemon under the race
@@ -72,7 +75,14 @@ func run(t *testing.T, args ...string) (string, string, int) {
 // runBin runs the built binary.
 func runBin(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(moatBin, args...)
+	return runExe(t, moatBin, args...)
+}
+
+// runExe runs the moat binary bin and returns stdout, stderr and the exit
+// code.
+func runExe(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "MOAT_FILE=")
@@ -135,4 +145,18 @@ func lineOf(t *testing.T, path, needle string) string {
 		t.Fatalf("%q not in %s", needle, path)
 	}
 	return fmt.Sprintf("%d:%d", strings.Count(s[:i], "\n")+1, i-strings.LastIndex(s[:i], "\n"))
+}
+
+// stubbed reports whether this build only stubs command name (it needs
+// Linux); tests of it are then skipped.
+func stubbed(name string) bool {
+	if linuxCommands {
+		return false
+	}
+	for _, lo := range linuxOnly {
+		if lo.use == name {
+			return true
+		}
+	}
+	return false
 }

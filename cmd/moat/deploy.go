@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awscost"
@@ -178,11 +178,11 @@ func terminalSize(w io.Writer) (tty bool, width, height int) {
 	if !ok {
 		return false, 0, 0
 	}
-	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+	if !term.IsTerminal(int(f.Fd())) {
 		return false, 0, 0
 	}
-	if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
-		return true, int(ws.Col), int(ws.Row)
+	if w, h, err := term.GetSize(int(f.Fd())); err == nil {
+		return true, w, h
 	}
 	return true, 0, 0
 }

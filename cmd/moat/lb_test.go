@@ -1,3 +1,5 @@
+//go:build linux && !portable
+
 package main
 
 import (
@@ -142,5 +144,24 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLBListensOnlyOnLoopback(t *testing.T) {
+	for _, args := range [][]string{
+		{"lb", "--target", "127.0.0.1:1", "--listen", "0.0.0.0:18192"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", ":18192"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", "127.0.0.1:18192", "--metrics", "0.0.0.0:18193"},
+		{"lb", "--target", "127.0.0.1:1", "--listen", "nonsense"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, "loopback") {
+			t.Errorf("%v: exit %d, %q; want exit %d naming loopback", args, code, stderr, exitUsage)
+		}
+	}
+	for _, a := range []string{"127.0.0.1:80", "[::1]:80", "localhost:80", "127.9.9.9:80"} {
+		if err := loopbackAddr("--listen", a); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
 	}
 }

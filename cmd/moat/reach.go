@@ -8,8 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moat-dev/moat/internal/client"
-	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 )
@@ -49,7 +47,7 @@ Exit code 0 when allowed, 1 when denied.`,
 			}
 			m, live := secgroup.OfflineMembership(p), false
 			if !offline {
-				if lm, err := client.New(daemon.StackDir(p.Stack).Socket()).Membership(c.Context()); err == nil {
+				if lm, ok := liveMembership(c.Context(), p.Stack); ok {
 					m, live = lm, true
 				}
 			}
