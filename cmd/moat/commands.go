@@ -3,8 +3,8 @@ package main
 // The commands that run or talk to a stack on this machine need Linux
 // (network namespaces, nftables, the stack's daemon); elsewhere (other.go)
 // they are here only to say so. validate, plan,
-// schema, init, template, deploy, destroy, outputs, keypair, reach, version
-// and completion work anywhere. Files of the Linux-only commands carry
+// schema, init, template, deploy, destroy, outputs, keypair, reach, ssh-config --aws,
+// version and completion work anywhere. Files of the Linux-only commands carry
 // //go:build linux && !portable; -tags portable builds the CLI of other
 // platforms on Linux, for tests.
 var linuxOnly = []struct{ use, short string }{
@@ -20,6 +20,5 @@ var linuxOnly = []struct{ use, short string }{
 	{"refresh", "Replace a group's instances"},
 	{"logs", "Print an instance's output"},
 	{"ssh", "SSH to an instance through the bastion"},
-	{"ssh-config", "Write an ssh_config for the stack"},
 	{"lb", "Run the load balancer on its own"},
 }

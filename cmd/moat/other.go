@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -33,4 +34,9 @@ func init() {
 // liveMembership: no stack runs here.
 func liveMembership(context.Context, string) (secgroup.Membership, bool) {
 	return secgroup.Membership{}, false
+}
+
+// localSSHConfig: no stack runs here.
+func localSSHConfig(*cobra.Command, string, string, string) (string, error) {
+	return "", withCode(exitFailure, errors.New("moat ssh-config needs Linux for a stack on this machine; for the stack deployed on AWS, use moat ssh-config --aws"))
 }

@@ -52,3 +52,9 @@ func loadPlan(flag string, stderr io.Writer) (*plan.Plan, error) {
 	}
 	return p, nil
 }
+
+// stackFlags registers -f FILE and --stack NAME, which name a stack.
+func stackFlags(c *cobra.Command, file, stack *string) {
+	fileFlag(c, file)
+	c.Flags().StringVar(stack, "stack", "", "stack name (default: the stack file's name)")
+}

@@ -212,11 +212,6 @@ func stackName(stackFlag, fileFlag string) (string, error) {
 	return f.Stack.Name, nil
 }
 
-func stackFlags(c *cobra.Command, file, stack *string) {
-	fileFlag(c, file)
-	c.Flags().StringVar(stack, "stack", "", "stack name (default: the stack file's name)")
-}
-
 // connect returns a client of the running stack, or exitNotFound.
 func connect(ctx context.Context, stackFlag, fileFlag string) (*client.Client, daemon.Dir, error) {
 	name, err := stackName(stackFlag, fileFlag)
