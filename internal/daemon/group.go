@@ -83,6 +83,13 @@ type groupRuntime struct {
 	lastMetrics time.Time
 	lastReq     map[string]uint64 // target group -> request counter at lastMetrics
 	ops         sync.WaitGroup
+	// launchFailures counts failed launches, lastFailure says the last
+	// one's instance and why (start-up gives up on them; see startGroups).
+	launchFailures int
+	lastFailure    string
+	// launchEnded, if set, is signalled (without blocking) when a launch
+	// has ended, in service or failed.
+	launchEnded chan<- struct{}
 }
 
 func newGroupRuntime(s *stack, g plan.AutoScalingGroup) (*groupRuntime, error) {
@@ -111,6 +118,28 @@ func newGroupRuntime(s *stack, g plan.AutoScalingGroup) (*groupRuntime, error) {
 		}
 	}
 	return rt, nil
+}
+
+// signalLaunchEnded tells start-up, if it waits, that a launch ended.
+func (g *groupRuntime) signalLaunchEnded() {
+	if g.launchEnded == nil {
+		return
+	}
+	select {
+	case g.launchEnded <- struct{}{}:
+	default: // a signal is pending already; the waiter reads the state
+	}
+}
+
+// startFailed says why the group cannot come up, once as many launches
+// have failed as its desired capacity (at least one); nil until then.
+func (g *groupRuntime) startFailed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.launchFailures == 0 || g.launchFailures < max(1, g.cfg.DesiredCapacity) {
+		return nil
+	}
+	return errors.New(g.lastFailure)
 }
 
 // kick wakes the control loop early.
@@ -324,15 +353,18 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 	t0 := time.Now()
 	err := g.s.launchInstance(ctx, g, lt, rec)
 	now := time.Now()
+	defer g.signalLaunchEnded()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err != nil {
 		rec.state, rec.reason = stateTerminated, err.Error()
 		g.forget(rec, "Launch failed: "+err.Error(), now)
 		g.ctrl.LaunchFailed(rec.id, err, now)
+		msg := fmt.Sprintf("Launching a new EC2 instance: %s. Status Reason: %v", rec.id, err)
+		g.launchFailures++
+		g.lastFailure = msg
 		g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.launch-failed",
-			Message: fmt.Sprintf("Launching a new EC2 instance: %s. Status Reason: %v", rec.id, err),
-			Fields:  map[string]string{"group": g.name, "instance": rec.id}})
+			Message: msg, Fields: map[string]string{"group": g.name, "instance": rec.id}})
 		g.log.Warn("launch failed", "instance", rec.id, "err", err)
 		return
 	}

@@ -223,18 +223,24 @@ func (s *stack) waitDrained(tg, addr string, max time.Duration) {
 }
 
 // startGroups starts each auto scaling group's control loop; it returns
-// once every group has its desired capacity in service (or ctx ends, or a
-// launch fails as many times as the group's desired capacity).
+// once every group has its desired capacity in service (or ctx ends, or
+// launches of a group fail as many times as its desired capacity). The
+// groups count their failed launches and signal each launch's end on a
+// channel; start-up does not read the event log, which may drop events.
 func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 	if err := instance.LimitsApplicable(); err != nil && len(s.plan.AutoScalingGroups) > 0 {
 		s.event("instance", "instance.limits", "CPU and memory limits per instance type are not applied: %v", err)
 	}
 	groups := map[string]*groupRuntime{}
+	// Launches signal their end here, so that start-up looks at the groups
+	// again at once; what failed, the groups count themselves.
+	launchEnded := make(chan struct{}, 1)
 	for _, g := range s.plan.AutoScalingGroups {
 		rt, err := newGroupRuntime(s, g)
 		if err != nil {
 			return err
 		}
+		rt.launchEnded = launchEnded
 		groups[g.Name] = rt
 	}
 	s.partsMu.Lock()
@@ -249,9 +255,6 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 			rt.run(loopCtx, time.Second)
 		}()
 	}
-	failures := map[string]int{}
-	sub, unsubscribe := s.events.Subscribe()
-	defer unsubscribe()
 	for {
 		ready := true
 		for _, st := range s.groupStatus() {
@@ -263,17 +266,15 @@ func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 			s.waitTargetsHealthy(ctx)
 			return nil
 		}
+		for _, g := range s.plan.AutoScalingGroups {
+			if err := groups[g.Name].startFailed(); err != nil {
+				return fmt.Errorf("group %s: %w (see moat logs for the instance's console output)", g.Name, err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev := <-sub:
-			if ev.Type == "instance.launch-failed" {
-				g := ev.Fields["group"]
-				failures[g]++
-				if rt := groups[g]; rt != nil && failures[g] >= max(1, rt.cfg.DesiredCapacity) {
-					return fmt.Errorf("group %s: %s (see moat logs for the instance's console output)", g, ev.Message)
-				}
-			}
+		case <-launchEnded:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
