@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -230,6 +231,11 @@ func (s *stack) waitDrained(tg, addr string, max time.Duration) {
 func (s *stack) startGroups(ctx, loopCtx context.Context) error {
 	if err := instance.LimitsApplicable(); err != nil && len(s.plan.AutoScalingGroups) > 0 {
 		s.event("instance", "instance.limits", "CPU and memory limits per instance type are not applied: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		// The instances' working directories under /run/moat go after the
+		// instances (as root; otherwise they hold the console logs, state).
+		s.onStop(func(context.Context) error { return os.RemoveAll(filepath.Dir(s.instanceRoot())) })
 	}
 	groups := map[string]*groupRuntime{}
 	// Launches signal their end here, so that start-up looks at the groups
