@@ -9,10 +9,16 @@
 //   - stack.go: the running stack and its start steps (key pairs, network,
 //     audit log, load balancers, bastion, auto scaling groups); every step
 //     registers its own undo, so a failed start undoes exactly what it made.
-//   - wiring.go: the VPC (package vpc) and, with local.egress, its egress
-//     proxy (package egress); the load balancers (package lb) on
-//     their published loopback addresses, dialing from their nodes' private
-//     addresses; lbconfig.go translates the plan into the engine's config.
+//   - network.go: the VPC (package vpc) and, with local.egress, its egress
+//     proxy (package egress).
+//   - balancers.go: the load balancers (package lb) on their published
+//     loopback addresses, dialing from their nodes' private addresses, and
+//     the target group calls the groups make on them; lbconfig.go
+//     translates the plan into the engine's config.
+//   - publish.go: endpoints on the host's loopback, served until stop.
+//   - groupstart.go: start-up of the auto scaling groups, until each has
+//     its desired capacity in service (or its launches fail) and the
+//     targets are healthy.
 //   - group.go: one auto scaling group. The autoscale controller decides
 //     (pure code); the runtime reports facts to it each tick (exited
 //     processes, target health, CPU and request metrics) and applies its

@@ -18,8 +18,6 @@ import (
 	"github.com/moat-dev/moat/internal/sshconfig"
 )
 
-func netipParseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
-
 // stackHandlers answer the stack's routes of the control API.
 var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Request){
 	api.GetInstances: func(s *stack, w http.ResponseWriter, r *http.Request) {

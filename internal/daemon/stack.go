@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -184,19 +183,6 @@ func (s *stack) startKeyPairs(ctx context.Context) error {
 // hostKey loads (or creates once) a persistent SSH host key.
 func (s *stack) hostKeyPath(name string) string {
 	return filepath.Join(string(s.dir), "hostkeys", name)
-}
-
-// listenLoopback opens a published endpoint on the host. Only loopback
-// addresses are accepted (the spec validates this too).
-func listenLoopback(addr string) (net.Listener, error) {
-	ap, err := netipParseAddrPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	if !ap.Addr().IsLoopback() {
-		return nil, fmt.Errorf("refusing to publish on %s: moat publishes only on loopback", addr)
-	}
-	return net.Listen("tcp", addr)
 }
 
 func (s *stack) groupStatus() []api.GroupStatus {
