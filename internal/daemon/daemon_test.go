@@ -78,7 +78,20 @@ func TestControlAPI(t *testing.T) {
 			t.Errorf("got %v; want a not-found error with %q", c.err, c.want)
 		}
 	}
-	if err := cl.Shutdown(ctx); err != nil {
+	shutdown(t, cl, done, 10*time.Second)
+	if _, err := cl.Status(ctx); !errors.Is(err, client.ErrNotRunning) {
+		t.Fatalf("status after shutdown: %v, want ErrNotRunning", err)
+	}
+	if dir.Held() {
+		t.Fatal("lock still held after shutdown")
+	}
+}
+
+// shutdown asks the daemon to tear its stack down and waits, at most
+// limit, for Run to return without an error.
+func shutdown(t *testing.T, cl *client.Client, done <-chan error, limit time.Duration) {
+	t.Helper()
+	if err := cl.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -86,13 +99,7 @@ func TestControlAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(limit):
 		t.Fatal("daemon did not stop")
-	}
-	if _, err := cl.Status(ctx); !errors.Is(err, client.ErrNotRunning) {
-		t.Fatalf("status after shutdown: %v, want ErrNotRunning", err)
-	}
-	if dir.Held() {
-		t.Fatal("lock still held after shutdown")
 	}
 }

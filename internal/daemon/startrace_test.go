@@ -153,17 +153,7 @@ func TestControlAPIWhileStarting(t *testing.T) {
 	if startErr != nil {
 		t.Error(startErr)
 	}
-	if err := cl.Shutdown(ctx); err != nil {
-		t.Error(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("daemon did not stop")
-	}
+	shutdown(t, cl, done, 90*time.Second)
 	if phases[api.PhaseStarting] == 0 {
 		t.Errorf("status never answered while the stack started: phases seen %v", phases)
 	}
