@@ -4,14 +4,14 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moat-dev/moat/internal/awscfn/awscfntest"
 )
 
 // buildPortable builds the CLI as macOS and Windows get it (-tags
@@ -100,54 +100,14 @@ func TestPortableTemplateMatchesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := goldenForm(t, []byte(out)); !bytes.Equal(got, want) {
+	got, err := awscfntest.GoldenForm([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
 		line := 1 + bytes.Count(got[:commonPrefix(got, want)], []byte("\n"))
 		t.Errorf("the portable CLI's template differs from %s from line %d on (if the renderer changed on purpose, update the golden file: go test ./internal/awscfn -run TestGolden -update)", golden, line)
 	}
-}
-
-var (
-	goldenBundle  = regexp.MustCompile(`(?s)<<'MOAT_BUNDLE'\n.*?\nMOAT_BUNDLE\n`)
-	goldenVersion = regexp.MustCompile(`version [0-9a-f]{12}\n`)
-)
-
-// goldenForm is a template in the form of internal/awscfn's golden files:
-// keys sorted, two-space indents, no HTML escaping, the bundle and the
-// moat:version tag as placeholders, and a final newline.
-func goldenForm(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var doc any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			if x["Key"] == "moat:version" {
-				x["Value"] = "$VERSION"
-			}
-			for k, e := range x {
-				x[k] = walk(e)
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e)
-			}
-		case string:
-			x = goldenBundle.ReplaceAllString(x, "<<'MOAT_BUNDLE'\n$$BUNDLE\nMOAT_BUNDLE\n")
-			return goldenVersion.ReplaceAllString(x, "version $$VERSION\n")
-		}
-		return v
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(walk(doc)); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func commonPrefix(a, b []byte) int {

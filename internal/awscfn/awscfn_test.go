@@ -22,6 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/moat-dev/moat/internal/awscfn/awscfntest"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
 )
@@ -108,46 +109,16 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-var (
-	bundleRE  = regexp.MustCompile(`(?s)<<'MOAT_BUNDLE'\n.*?\nMOAT_BUNDLE\n`)
-	versionRE = regexp.MustCompile(`version [0-9a-f]{12}\n`)
-)
-
-// normaliseGolden replaces what changes with the example app's source (the
-// inline bundle and the content version) by placeholders, so the golden
-// files follow the renderer, not app.py. TestInlineBundleRoundTrip checks
-// the bundle itself.
+// normaliseGolden is a rendered template in the golden files' form
+// (awscfntest.GoldenForm) without the final newline. TestInlineBundleRoundTrip
+// checks the bundle itself.
 func normaliseGolden(t *testing.T, b []byte) []byte {
 	t.Helper()
-	var doc any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			if x["Key"] == "moat:version" {
-				x["Value"] = "$VERSION"
-			}
-			for k, e := range x {
-				x[k] = walk(e)
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e)
-			}
-		case string:
-			x = bundleRE.ReplaceAllString(x, "<<'MOAT_BUNDLE'\n$$BUNDLE\nMOAT_BUNDLE\n")
-			return versionRE.ReplaceAllString(x, "version $$VERSION\n")
-		}
-		return v
-	}
-	out, err := indent(walk(doc))
+	out, err := awscfntest.GoldenForm(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return bytes.TrimSuffix(out, []byte("\n"))
 }
 
 // firstDiff describes the first difference between two decoded JSON values.
