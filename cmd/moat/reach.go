@@ -106,10 +106,20 @@ func writeVerdict(w io.Writer, v secgroup.Verdict, proto string, port int, live 
 	if v.Ingress != "" {
 		fmt.Fprintf(w, "  ingress: %s\n", v.Ingress)
 	}
-	if !v.Allowed {
+	switch {
+	case !v.Allowed && len(v.Blockers) == 0:
 		fmt.Fprintf(w, "  why:     %s\n", v.Reason)
 		if v.Fix != "" {
 			fmt.Fprintf(w, "  fix:     %s\n", v.Fix)
+		}
+	case !v.Allowed:
+		// Every blocker, in the order the packets meet them, with AWS's
+		// explanation code.
+		for i, b := range v.Blockers {
+			fmt.Fprintf(w, "  blocker %d/%d: %s [%s]\n", i+1, len(v.Blockers), b.Message, b.Code)
+			if b.Fix != "" {
+				fmt.Fprintf(w, "    fix: %s\n", b.Fix)
+			}
 		}
 	}
 	fmt.Fprintf(w, "  from:    %s\n", src)

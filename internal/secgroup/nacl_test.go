@@ -86,3 +86,49 @@ func TestReachNetworkACLs(t *testing.T) {
 		}
 	}
 }
+
+// TestReachListsEveryBlocker: Reach goes on after the first blocker and
+// reports each, in the order the packets meet them, with AWS's
+// explanation code; Reason and Fix are the first one's.
+func TestReachListsEveryBlocker(t *testing.T) {
+	p := naclPlan(t)
+	m := liveMembership(p)
+	cases := []struct {
+		from, to string
+		port     int
+		codes    []string
+		first    string // substring of the first blocker
+	}{
+		// The network ACL has no entry for 9000, and the app's group does
+		// not admit the bastion on it: both reported.
+		{"bastion", "web-hypothetical", 9000, []string{CodeSubnetACL, CodeSecurityGroups},
+			"request (tcp 9000 from 10.42.0.5) entering subnet private-a: denied by nacl private in rule *"},
+		// The request passes the network ACLs; the reply does not, and the
+		// group does not admit the load balancer on 22.
+		{"lb-web-1", "web-hypothetical", 22, []string{CodeSubnetACL, CodeSecurityGroups},
+			"reply (tcp 32768-60999 to 10.42.1.6) leaving subnet private-a: denied by nacl private out rule *"},
+		// No route, neither way through the network ACL, and no rule.
+		{"internet", "web-hypothetical", 8000, []string{CodeNoPublicIP, CodeSubnetACL, CodeSubnetACL, CodeSecurityGroups},
+			"no route from the internet to a private subnet"},
+		{"lb-web-0", "web-hypothetical", 8000, nil, ""},
+	}
+	for _, c := range cases {
+		from, _ := ResolveEndpoint(p, m, c.from)
+		to, _ := ResolveEndpoint(p, m, c.to)
+		v := Reach(p, m, from, to, plan.ProtoTCP, c.port)
+		var codes []string
+		for _, b := range v.Blockers {
+			codes = append(codes, b.Code)
+			if b.Fix == "" {
+				t.Errorf("%s -> %s tcp/%d: blocker %q has no fix", c.from, c.to, c.port, b.Message)
+			}
+		}
+		if !reflect.DeepEqual(codes, c.codes) || v.Allowed != (len(c.codes) == 0) {
+			t.Errorf("%s -> %s tcp/%d: allowed=%v blockers %q, want %q\n%+v", c.from, c.to, c.port, v.Allowed, codes, c.codes, v.Blockers)
+			continue
+		}
+		if len(c.codes) > 0 && (!strings.Contains(v.Blockers[0].Message, c.first) || v.Reason != v.Blockers[0].Message || v.Fix != v.Blockers[0].Fix) {
+			t.Errorf("%s -> %s tcp/%d: first blocker %+v, reason %q, fix %q; want the first to say %q and be the reason", c.from, c.to, c.port, v.Blockers[0], v.Reason, v.Fix, c.first)
+		}
+	}
+}

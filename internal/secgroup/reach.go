@@ -51,11 +51,34 @@ type Verdict struct {
 	// nothing did.
 	Egress  string `json:"egress,omitempty"`
 	Ingress string `json:"ingress,omitempty"`
-	// Reason is the one-line summary.
+	// Reason is the one-line summary: the first blocker's words.
 	Reason string `json:"reason"`
-	// Fix is a stack file change that would allow it, when one is known.
+	// Fix is a stack file change that would remove the first blocker,
+	// when one is known.
 	Fix string `json:"fix,omitempty"`
+	// Blockers are everything that stops the connection, both ways, in
+	// the order its packets meet them: route, network ACLs (request and
+	// reply), security groups. Empty when allowed.
+	Blockers []Blocker `json:"blockers,omitempty"`
 }
+
+// Blocker is one reason a connection fails, with AWS's explanation code
+// (the one Reachability Analyzer reports) when there is one.
+type Blocker struct {
+	// Code: NO_ROUTE_TO_DESTINATION, IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS,
+	// SUBNET_ACL_RESTRICTION or ENI_SG_RULES_MISMATCH.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// AWS explanation codes of the blockers Reach finds.
+const (
+	CodeNoRoute        = "NO_ROUTE_TO_DESTINATION"
+	CodeNoPublicIP     = "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS"
+	CodeSubnetACL      = "SUBNET_ACL_RESTRICTION"
+	CodeSecurityGroups = "ENI_SG_RULES_MISMATCH"
+)
 
 // OfflineMembership is the membership `moat reach` assumes without a
 // running stack: load balancer nodes, the bastion, and one hypothetical
@@ -177,13 +200,21 @@ func nodeEndpoint(n Member) Endpoint { return Endpoint{Kind: EndpointNode, Node:
 // Reach decides whether a new connection from one endpoint to another on
 // proto/port is allowed, with the same rules the VPC enforces: the route
 // (local, internet gateway, NAT or none; nothing from the internet to a
-// private subnet), the source's egress rules and the destination's
-// ingress rules (stateful, so replies need no rule).
+// private subnet), the network ACLs the request and its reply cross
+// (stateless), the source's egress rules and the destination's ingress
+// rules (stateful, so replies need no rule). Unlike AWS's Reachability
+// Analyzer it checks the reply too and reports every blocker, not the
+// first.
 func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int) Verdict {
 	v := Verdict{From: from.String(), To: to.String()}
+	// deny ends the answer where nothing more can be checked (no such
+	// address); block records a blocker and goes on.
 	deny := func(reason, fix string) Verdict {
 		v.Allowed, v.Reason, v.Fix = false, reason, fix
 		return v
+	}
+	block := func(code, reason, fix string) {
+		v.Blockers = append(v.Blockers, Blocker{Code: code, Message: reason, Fix: fix})
 	}
 	what := fmt.Sprintf("%s %d", proto, port)
 	if proto == plan.ProtoICMP || proto == plan.ProtoAll {
@@ -211,9 +242,10 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		}
 		if !sn.Public {
 			v.Route = fmt.Sprintf("none: %s is in private subnet %s, which the internet cannot reach", to.Addr, sn.Name)
-			return deny("no route from the internet to a private subnet", "reach it through the load balancer or the bastion in a public subnet")
+			block(CodeNoPublicIP, "no route from the internet to a private subnet", "reach it through the load balancer or the bastion in a public subnet")
+		} else {
+			v.Route = fmt.Sprintf("internet -> internet gateway -> public subnet %s", sn.Name)
 		}
-		v.Route = fmt.Sprintf("internet -> internet gateway -> public subnet %s", sn.Name)
 	case !inVPC(to):
 		sn, ok := subnetOf(from.Addr)
 		if !ok {
@@ -224,7 +256,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		switch {
 		case !ok:
 			v.Route = fmt.Sprintf("none: route table %s of subnet %s has no route to %s", rt.Name, sn.Name, to.Addr)
-			return deny("no route to the internet from a private subnet without a NAT gateway", "set vpc.nat: single (or per-zone) in the stack file")
+			block(CodeNoRoute, "no route to the internet from a private subnet without a NAT gateway", "set vpc.nat: single (or per-zone) in the stack file")
 		case r.Target == plan.TargetInternetGateway:
 			v.Route = fmt.Sprintf("subnet %s -> route table %s: %s via internet gateway", sn.Name, rt.Name, r.Destination)
 		case r.Target == plan.TargetNAT:
@@ -260,7 +292,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 	for _, c := range naclChecks(p, src, dst, from, to, proto, port) {
 		v.NetworkACLs = append(v.NetworkACLs, c.said)
 		if !c.allowed {
-			return deny(c.said, c.fix)
+			block(CodeSubnetACL, c.said, c.fix)
 		}
 	}
 
@@ -276,7 +308,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 			v.Egress = "allowed by " + r.Comment
 		} else {
 			v.Egress = fmt.Sprintf("no egress rule of %s allows %s to %s", groupsOf(from.Node), what, to.Addr)
-			return deny(v.Egress, fmt.Sprintf("add to security group %s egress: %s", firstGroup(from.Node), ruleFix(proto, port, to, p)))
+			block(CodeSecurityGroups, v.Egress, fmt.Sprintf("add to security group %s egress: %s", firstGroup(from.Node), ruleFix(proto, port, to, p)))
 		}
 	}
 
@@ -286,14 +318,17 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		if err != nil {
 			return deny(err.Error(), "")
 		}
-		r, ok := firstMatch(rs, rs.Input, srcAddr, proto, port)
-		if !ok {
+		if r, ok := firstMatch(rs, rs.Input, srcAddr, proto, port); ok {
+			v.Ingress = "allowed by " + r.Comment
+		} else {
 			v.Ingress = fmt.Sprintf("no ingress rule of %s allows %s from %s", groupsOf(to.Node), what, from)
-			return deny(v.Ingress, fmt.Sprintf("add to security group %s ingress: %s", firstGroup(to.Node), ruleFix(proto, port, from, p)))
+			block(CodeSecurityGroups, v.Ingress, fmt.Sprintf("add to security group %s ingress: %s", firstGroup(to.Node), ruleFix(proto, port, from, p)))
 		}
-		v.Ingress = "allowed by " + r.Comment
 	} else {
 		v.Ingress = "the internet accepts everything"
+	}
+	if len(v.Blockers) > 0 {
+		return deny(v.Blockers[0].Message, v.Blockers[0].Fix)
 	}
 	v.Allowed = true
 	v.Reason = "allowed"
