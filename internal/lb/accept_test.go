@@ -3,6 +3,7 @@
 package lb
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -86,13 +87,12 @@ func TestListenerSurvivesEMFILE(t *testing.T) {
 		t.Fatalf("dial with one free descriptor: %v", err)
 	}
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "too many open files") {
-		if time.Now().After(deadline) {
-			t.Fatalf("accept never failed with EMFILE; log:\n%s", logs.String())
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(logs.String(), "too many open files") {
+			return fmt.Errorf("accept never failed with EMFILE; log:\n%s", logs.String())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	restore()
 
 	// the client that waited in the backlog is served, and so are new ones

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // backend is a real HTTP server on a loopback address.
@@ -72,13 +73,13 @@ func startLBWith(t *testing.T, protocol string, tgc targetgroup.Config, rules []
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, s := range e.Targets("tg") {
 			if s.State != targetgroup.StateHealthy {
-				return false
+				return fmt.Errorf("target %s is %s, not healthy", s.Addr, s.State)
 			}
 		}
-		return true
+		return nil
 	})
 	return e, addr
 }
@@ -107,14 +108,13 @@ func quietGroup(protocol string) Config {
 		Listeners: []Listener{{Name: "l", Protocol: protocol, DefaultAction: forwardTo("tg")}}}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
+// logged is a condition for testutil.Eventually: the access log holds s.
+func logged(logs *testutil.Buffer, s string) func() error {
+	return func() error {
+		if !strings.Contains(logs.String(), s) {
+			return fmt.Errorf("access log lacks %s:\n%s", s, logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
 }
 

@@ -434,7 +434,7 @@ func TestClientClosedIs460(t *testing.T) {
 	}
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b")
 	c.Close()
-	waitFor(t, func() bool { return strings.Contains(logs.String(), `"status":460`) })
+	testutil.Eventually(t, 10*time.Second, logged(logs, `"status":460`))
 	if !strings.Contains(logs.String(), `"target":"/upload"`) {
 		t.Fatalf("access log: %s", logs.String())
 	}
@@ -453,7 +453,7 @@ func TestClientClosedIs460(t *testing.T) {
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(200 * time.Millisecond)
 	c.Close()
-	waitFor(t, func() bool { return strings.Contains(logs.String(), `"target":"/slow"`) })
+	testutil.Eventually(t, 10*time.Second, logged(logs, `"target":"/slow"`))
 	if !strings.Contains(logs.String(), `"target":"/slow","host":"x","target_group":"tg","target_addr":"`+slow.addr+`","status":460`) {
 		t.Fatalf("access log: %s", logs.String())
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/testutil"
 	"github.com/moat-dev/moat/internal/vpc"
 )
 
@@ -39,12 +40,7 @@ func TestConnectTimeoutDefaultIsALBs(t *testing.T) {
 // connections.
 func synDropTarget(t *testing.T) (nsPath, addr string, accepted *atomic.Int32) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (network namespaces, nftables) and CI=true")
-		}
-		t.Skip("needs root: creates a network namespace and an nftables rule")
-	}
+	testutil.RequireRoot(t, "a network namespace, an nftables rule")
 	name := fmt.Sprintf("moat-lbtest-%d", os.Getpid())
 	ip := func(args ...string) {
 		t.Helper()
