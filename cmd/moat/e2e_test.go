@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -701,34 +702,95 @@ func TestFailedUpLeavesNothing(t *testing.T) {
 // tears the whole stack down.
 func TestInterruptedUpLeavesNothing(t *testing.T) {
 	s := newE2EStack(t, "e2eint", nil)
-	cmd := exec.Command(moatBin, "up", "-f", s.file)
-	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	up := s.foregroundUp()
 	testutil.Eventually(t, 60*time.Second, func() error {
-		if o, err := s.moat(5*time.Second, "status"); err != nil || !strings.Contains(o, "running") {
+		// The phase itself: "stack X is not running" (no daemon yet)
+		// must not pass for running.
+		o, err := s.moat(5*time.Second, "status", "-o", "json")
+		if err != nil {
 			return fmt.Errorf("the stack not running: moat status: %v\n%s", err, o)
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(o), &st); err != nil {
+			return fmt.Errorf("moat status -o json: %v\n%s", err, o)
+		}
+		if st.Phase != api.PhaseRunning {
+			return fmt.Errorf("the stack is %s, not %s", st.Phase, api.PhaseRunning)
 		}
 		return nil
 	})
 	if len(stackNamespaces(s.name)) == 0 {
 		t.Fatal("a running stack has no namespaces: the test proves nothing")
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	up.interrupt(t)
+	assertNoLeftovers(t, s.name)
+}
+
+// TestEarlyInterruptedUpLeavesNothing: Ctrl-C (SIGINT) to a foreground
+// moat up while it is still starting (its first namespace made, the rest
+// being built) leaves nothing either. Each subtest waits a little longer
+// after the first namespace, to land in a later part of the start-up.
+func TestEarlyInterruptedUpLeavesNothing(t *testing.T) {
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second} {
+		t.Run(delay.String(), func(t *testing.T) {
+			s := newE2EStack(t, "e2eintx", nil)
+			up := s.foregroundUp()
+			testutil.Eventually(t, 60*time.Second, func() error {
+				select {
+				case err := <-up.exited:
+					up.exited <- err
+					return nil // interrupt reports it
+				default:
+				}
+				if len(stackNamespaces(s.name)) == 0 {
+					return errors.New("no namespace of the stack yet")
+				}
+				return nil
+			})
+			time.Sleep(delay)
+			up.interrupt(t)
+			assertNoLeftovers(t, s.name)
+		})
+	}
+}
+
+// foregroundUpProc is a foreground moat up of a test stack.
+type foregroundUpProc struct {
+	cmd    *exec.Cmd
+	out    *testutil.Buffer
+	exited chan error
+}
+
+// foregroundUp starts moat up (foreground, as a user at a terminal would).
+func (s *e2eStack) foregroundUp() *foregroundUpProc {
+	s.t.Helper()
+	p := &foregroundUpProc{cmd: exec.Command(moatBin, "up", "-f", s.file), out: &testutil.Buffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	return p
+}
+
+// interrupt sends SIGINT and waits (60 s at most) for moat up to exit.
+func (p *foregroundUpProc) interrupt(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		t.Fatalf("moat up exited before the SIGINT (%v):\n%s", err, p.out.String())
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
+	case <-p.exited:
 	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("moat up did not exit within 60 s of SIGINT:\n%s", out.String())
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("moat up did not exit within 60 s of SIGINT:\n%s", p.out.String())
 	}
-	assertNoLeftovers(t, s.name)
 }
 
 // TestSameStackNameFromTwoHomes: a second moat up of a stack name that
