@@ -29,24 +29,13 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// syncBuffer is an io.Writer the servers write audit lines to while the
-// test reads them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// syncBuffer is the log the servers write audit lines to while the test
+// reads them.
+type syncBuffer struct{ testutil.Buffer }
 
 func (b *syncBuffer) entries(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	data := b.buf.String()
-	b.mu.Unlock()
+	data := b.String()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(data), "\n") {
 		if line == "" {
@@ -73,9 +62,7 @@ func (b *syncBuffer) waitAudit(t *testing.T, want map[string]string) map[string]
 				return nil
 			}
 		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return fmt.Errorf("no audit entry matching %v; audit log:\n%s", want, b.buf.String())
+		return fmt.Errorf("no audit entry matching %v; audit log:\n%s", want, b.String())
 	})
 	return found
 }

@@ -21,15 +21,10 @@ import (
 // getInNS sends GET path to 127.0.0.1:port inside the namespace at nsPath.
 func getInNS(nsPath string, port int, path string) (int, error) {
 	// The socket keeps the namespace it is created in.
-	var c net.Conn
-	err := nsenter.DoPath(nsPath, func() (err error) {
-		c, err = net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
-		return err
+	c, err := nsenter.Open(nsPath, func() (net.Conn, error) {
+		return net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
 	})
 	if err != nil {
-		if c != nil {
-			c.Close()
-		}
 		return 0, err
 	}
 	defer c.Close()

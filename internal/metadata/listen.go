@@ -49,15 +49,10 @@ func ListenInNamespace(nsPath string) (net.Listener, error) {
 		return nil, fmt.Errorf("add %s to lo in %s: %w", Address, nsPath, err)
 	}
 
-	var l net.Listener
-	err = nsenter.Do(target, func() (err error) {
-		l, err = net.Listen("tcp4", net.JoinHostPort(Address.String(), "80"))
-		return err
+	l, err := nsenter.Open(nsPath, func() (net.Listener, error) {
+		return net.Listen("tcp4", net.JoinHostPort(Address.String(), "80"))
 	})
 	if err != nil {
-		if l != nil { // made, but the thread could not go back
-			l.Close()
-		}
 		return nil, fmt.Errorf("listen on %s:80 in %s: %w", Address, nsPath, err)
 	}
 	return l, nil

@@ -8,6 +8,7 @@ package nsenter
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/vishvananda/netns"
@@ -85,6 +86,27 @@ func DoPath(path string, fn func() error) error {
 	}
 	defer h.Close()
 	return do(h, path, fn)
+}
+
+// Open runs open in the network namespace at path (see DoPath) and
+// returns what it made there: a socket keeps the namespace it was made in,
+// so a listener or connection is used from any goroutine afterwards. When
+// the thread cannot go back, what open made is closed and the error
+// returned.
+func Open[T io.Closer](path string, open func() (T, error)) (T, error) {
+	var made T
+	err := DoPath(path, func() (err error) {
+		made, err = open()
+		return err
+	})
+	if err != nil {
+		if any(made) != nil {
+			made.Close()
+		}
+		var zero T
+		return zero, err
+	}
+	return made, nil
 }
 
 // NewNamed creates a network namespace mounted at /run/netns/name,

@@ -110,3 +110,21 @@ func TestNewNamed(t *testing.T) {
 		t.Error("creating a namespace that exists: no error")
 	}
 }
+
+func TestOpen(t *testing.T) {
+	l, err := Open("", func() (net.Listener, error) { return net.Listen("tcp4", "127.0.0.1:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := Open("/nonexistent/ns", func() (net.Listener, error) {
+		t.Error("open ran")
+		return nil, nil
+	}); err == nil {
+		t.Error("Open in a missing namespace: no error")
+	}
+	want := errors.New("refused")
+	if got, err := Open("", func() (net.Conn, error) { return nil, want }); !errors.Is(err, want) || got != nil {
+		t.Errorf("Open = %v, %v; want nil and open's error", got, err)
+	}
+}

@@ -65,16 +65,11 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 		if _, err := netip.ParseAddrPort(addr); err != nil {
 			return nil, fmt.Errorf("dial %s in %s: need an ip:port: %w", addr, nsPath, err)
 		}
-		var c net.Conn
-		err := nsenter.DoPath(nsPath, func() (err error) {
+		c, err := nsenter.Open(nsPath, func() (net.Conn, error) {
 			var d net.Dialer
-			c, err = d.DialContext(ctx, network, addr)
-			return err
+			return d.DialContext(ctx, network, addr)
 		})
 		if err != nil {
-			if c != nil { // made, but the thread could not go back
-				c.Close()
-			}
 			return nil, fmt.Errorf("dial %s from %s: %w", addr, filepath.Base(nsPath), err)
 		}
 		return c, nil
@@ -85,15 +80,8 @@ func DialFunc(nsPath string) func(ctx context.Context, network, addr string) (ne
 // example the metadata server on 169.254.169.254:80 in the router
 // namespace); Accept works from any goroutine.
 func ListenIn(nsPath, network, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := nsenter.DoPath(nsPath, func() (err error) {
-		l, err = net.Listen(network, addr)
-		return err
-	})
+	l, err := nsenter.Open(nsPath, func() (net.Listener, error) { return net.Listen(network, addr) })
 	if err != nil {
-		if l != nil {
-			l.Close()
-		}
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
 	}
 	return l, nil
@@ -101,15 +89,8 @@ func ListenIn(nsPath, network, addr string) (net.Listener, error) {
 
 // ListenPacketIn is ListenIn for datagram sockets.
 func ListenPacketIn(nsPath, network, addr string) (net.PacketConn, error) {
-	var l net.PacketConn
-	err := nsenter.DoPath(nsPath, func() (err error) {
-		l, err = net.ListenPacket(network, addr)
-		return err
-	})
+	l, err := nsenter.Open(nsPath, func() (net.PacketConn, error) { return net.ListenPacket(network, addr) })
 	if err != nil {
-		if l != nil {
-			l.Close()
-		}
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(nsPath), err)
 	}
 	return l, nil
