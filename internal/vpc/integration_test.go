@@ -185,8 +185,21 @@ func (w world) addr(name string) netip.Addr {
 // secgroup.Reach's prediction over the live membership.
 func (w world) check(t *testing.T, from, to string, port int, want bool) string {
 	t.Helper()
-	seen := probe(w.path(from), w.addr(to), port)
+	seen, v := w.tryAndPredict(t, from, to, port)
 	kernel := seen != ""
+	if kernel != want || v.Allowed != kernel {
+		t.Errorf("%s -> %s tcp/%d: kernel connected=%v, want %v, Reach predicted %v (%s; route: %s; fix: %s)",
+			from, to, port, kernel, want, v.Allowed, v.Reason, v.Route, v.Fix)
+	}
+	return seen
+}
+
+// tryAndPredict dials from one node to another for real (seen: the
+// source address the server saw, "" when refused) and asks
+// secgroup.Reach over the live membership.
+func (w world) tryAndPredict(t *testing.T, from, to string, port int) (seen string, v secgroup.Verdict) {
+	t.Helper()
+	seen = probe(w.path(from), w.addr(to), port)
 	m := w.v.Membership()
 	fe, err := secgroup.ResolveEndpoint(w.p, m, from)
 	if err != nil {
@@ -196,12 +209,7 @@ func (w world) check(t *testing.T, from, to string, port int, want bool) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := secgroup.Reach(w.p, m, fe, te, "tcp", port)
-	if kernel != want || v.Allowed != kernel {
-		t.Errorf("%s -> %s tcp/%d: kernel connected=%v, want %v, Reach predicted %v (%s; route: %s; fix: %s)",
-			from, to, port, kernel, want, v.Allowed, v.Reason, v.Route, v.Fix)
-	}
-	return seen
+	return seen, secgroup.Reach(w.p, m, fe, te, "tcp", port)
 }
 
 // up builds testdata/stack.yaml's VPC under the stack name, with edits to

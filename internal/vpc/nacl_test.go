@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moat-dev/moat/internal/plan"
@@ -26,13 +28,12 @@ func TestNetworkACLs(t *testing.T) {
 	// admits them on 22.
 	addNode(t, w, NodeSpec{Name: "i-peer", Kind: secgroup.KindInstance, Subnet: "private-a", Groups: []string{"bastion"}})
 	addNode(t, w, NodeSpec{Name: "jump-b", Kind: secgroup.KindInstance, Subnet: "public-b", Groups: []string{"bastion"}})
-	for _, n := range []string{"i-app1", "i-app2"} {
-		serve(t, w.path(n), "0.0.0.0:8000")
-		serve(t, w.path(n), "0.0.0.0:22")
+	served := map[string]bool{}
+	for _, s := range []string{"i-app1:8000", "i-app1:22", "i-app2:8000", "i-app2:22", "lb-web-0:80", "bastion:22", "internet:80"} {
+		node, port, _ := strings.Cut(s, ":")
+		serve(t, w.path(node), "0.0.0.0:"+port)
+		served[s] = true
 	}
-	serve(t, w.path("lb-web-0"), "0.0.0.0:80")
-	serve(t, w.path("bastion"), "0.0.0.0:22")
-	serve(t, w.path("internet"), "0.0.0.0:80")
 
 	type pair struct {
 		from, to string
@@ -61,6 +62,64 @@ func TestNetworkACLs(t *testing.T) {
 		{"internet", "lb-web-0", 80, true, "public in 100, out 100"},
 		{"internet", "bastion", 22, true, "public in 110"},
 	})
+	// Every ordered pair of endpoints on 22, 80 and 8000 (each served
+	// everywhere), tried for real: the kernel and Reach agree on each.
+	names := []string{"lb-web-0", "lb-web-1", "bastion", "i-app1", "i-app2", "i-peer", "jump-b", "internet"}
+	for _, n := range names {
+		for _, port := range []string{"22", "80", "8000"} {
+			if !served[n+":"+port] {
+				serve(t, w.path(n), "0.0.0.0:"+port)
+			}
+		}
+	}
+	type result struct {
+		from, to string
+		port     int
+		kernel   bool
+		v        secgroup.Verdict
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+		limit   = make(chan struct{}, 16) // at most 16 probes at once, each bounded by denyTimeout
+	)
+	for _, from := range names {
+		for _, to := range names {
+			for _, port := range []int{22, 80, 8000} {
+				if from == to || (from == "internet" && to == "internet") {
+					continue
+				}
+				wg.Go(func() {
+					limit <- struct{}{}
+					defer func() { <-limit }()
+					seen, v := w.tryAndPredict(t, from, to, port)
+					mu.Lock()
+					results = append(results, result{from, to, port, seen != "", v})
+					mu.Unlock()
+				})
+			}
+		}
+	}
+	wg.Wait()
+	allowed, denied, agreed := 0, 0, 0
+	for _, r := range results {
+		if r.kernel != r.v.Allowed {
+			t.Errorf("%s -> %s tcp/%d: kernel connected=%v, Reach predicted %v (%s)", r.from, r.to, r.port, r.kernel, r.v.Allowed, r.v.Reason)
+		} else {
+			agreed++
+		}
+		if r.kernel {
+			allowed++
+		} else {
+			denied++
+		}
+	}
+	t.Logf("matrix: %d (source, destination, port) triples, %d allowed and %d denied by the kernel, Reach agreed on %d", len(results), allowed, denied, agreed)
+	if allowed < 10 || denied < 10 {
+		t.Errorf("matrix: %d allowed, %d denied; want both kinds well represented", allowed, denied)
+	}
+
 	if testing.Verbose() {
 		if out, err := exec.Command("ip", "netns", "exec", NamespaceName(stack, RouterNode), "nft", "list", "table", "inet", "moat-nacl").CombinedOutput(); err == nil {
 			t.Logf("router's network ACLs:\n%s", out)
