@@ -156,15 +156,7 @@ func TestReach(t *testing.T) {
 		{"bastion", "10.42.129.99", "tcp", 22, false, ""},
 	}
 	for _, c := range cases {
-		from, err := ResolveEndpoint(p, m, c.from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, err := ResolveEndpoint(p, m, c.to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := Reach(p, m, from, to, c.proto, c.port)
+		v := reachNames(t, p, m, c.from, c.to, c.proto, c.port)
 		if v.Allowed != c.allowed || v.Fix != c.fix {
 			t.Errorf("Reach(%s -> %s %s/%d) = %+v; want allowed=%v fix=%q", c.from, c.to, c.proto, c.port, v, c.allowed, c.fix)
 		}
@@ -172,6 +164,20 @@ func TestReach(t *testing.T) {
 			t.Errorf("Reach(%s -> %s): no route explained", c.from, c.to)
 		}
 	}
+}
+
+// reachNames resolves two command-line names and asks Reach.
+func reachNames(t *testing.T, p *plan.Plan, m Membership, from, to, proto string, port int) Verdict {
+	t.Helper()
+	fe, err := ResolveEndpoint(p, m, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, err := ResolveEndpoint(p, m, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Reach(p, m, fe, te, proto, port)
 }
 
 func TestReachWithoutNAT(t *testing.T) {

@@ -68,15 +68,7 @@ func TestReachNetworkACLs(t *testing.T) {
 		{"i-app2", "web-hypothetical", "icmp", 0, false, "reply (icmp to 10.42.129.10) leaving subnet private-a", ""}, // the security group admits it; the reply has no entry
 	}
 	for _, c := range cases {
-		from, err := ResolveEndpoint(p, m, c.from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, err := ResolveEndpoint(p, m, c.to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := Reach(p, m, from, to, c.proto, c.port)
+		v := reachNames(t, p, m, c.from, c.to, c.proto, c.port)
 		if v.Allowed != c.allowed || !strings.Contains(v.Reason, c.reason) || (c.fix != "" && v.Fix != c.fix) {
 			t.Errorf("Reach(%s -> %s %s/%d):\n got allowed=%v reason=%q\n     fix=%q\nwant allowed=%v reason~%q\n     fix=%q",
 				c.from, c.to, c.proto, c.port, v.Allowed, v.Reason, v.Fix, c.allowed, c.reason, c.fix)
@@ -113,9 +105,7 @@ func TestReachListsEveryBlocker(t *testing.T) {
 		{"lb-web-0", "web-hypothetical", 8000, nil, ""},
 	}
 	for _, c := range cases {
-		from, _ := ResolveEndpoint(p, m, c.from)
-		to, _ := ResolveEndpoint(p, m, c.to)
-		v := Reach(p, m, from, to, plan.ProtoTCP, c.port)
+		v := reachNames(t, p, m, c.from, c.to, plan.ProtoTCP, c.port)
 		var codes []string
 		for _, b := range v.Blockers {
 			codes = append(codes, b.Code)
