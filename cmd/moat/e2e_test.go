@@ -727,27 +727,41 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 }
 
 // TestEarlyInterruptedUpLeavesNothing: Ctrl-C (SIGINT) to a foreground
-// moat up while it is still starting (its first namespace made, the rest
-// being built) leaves nothing either. Each subtest waits a little longer
-// after the first namespace, to land in a later part of the start-up.
+// moat up while it is still starting leaves nothing either: sent a little
+// after the process starts (before or while the daemon sets up), or a
+// little after the stack's first namespace (while the VPC, load balancer,
+// bastion and instances are built).
 func TestEarlyInterruptedUpLeavesNothing(t *testing.T) {
-	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second} {
-		t.Run(delay.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		afterNamespace bool
+		delay          time.Duration
+	}{
+		{false, 0}, {false, 20 * time.Millisecond}, {false, 100 * time.Millisecond}, {false, 300 * time.Millisecond},
+		{true, 0}, {true, 50 * time.Millisecond}, {true, 200 * time.Millisecond}, {true, 500 * time.Millisecond},
+		{true, time.Second}, {true, 2 * time.Second}, {true, 4 * time.Second},
+	} {
+		name := "start+" + c.delay.String()
+		if c.afterNamespace {
+			name = "namespace+" + c.delay.String()
+		}
+		t.Run(name, func(t *testing.T) {
 			s := newE2EStack(t, "e2eintx", nil)
 			up := s.foregroundUp()
-			testutil.Eventually(t, 60*time.Second, func() error {
-				select {
-				case err := <-up.exited:
-					up.exited <- err
-					return nil // interrupt reports it
-				default:
-				}
-				if len(stackNamespaces(s.name)) == 0 {
-					return errors.New("no namespace of the stack yet")
-				}
-				return nil
-			})
-			time.Sleep(delay)
+			if c.afterNamespace {
+				testutil.Eventually(t, 60*time.Second, func() error {
+					select {
+					case err := <-up.exited:
+						up.exited <- err
+						return nil // interrupt reports it
+					default:
+					}
+					if len(stackNamespaces(s.name)) == 0 {
+						return errors.New("no namespace of the stack yet")
+					}
+					return nil
+				})
+			}
+			time.Sleep(c.delay)
 			up.interrupt(t)
 			assertNoLeftovers(t, s.name)
 		})
