@@ -60,50 +60,31 @@ func diffPlans(old, new *plan.Plan) planDiff {
 	if len(d.restart) > 0 {
 		return d
 	}
-	oldGroups := map[string]plan.SecurityGroup{}
-	for _, g := range old.SecurityGroups {
-		oldGroups[g.Name] = g
-	}
-	groupChange := func(name, what string) {
-		d.live = append(d.live, "security group "+name+": "+what)
-		d.securityGroups = true
-	}
-	for _, g := range new.SecurityGroups {
-		o, ok := oldGroups[g.Name]
-		switch {
-		case !ok:
-			groupChange(g.Name, "added")
-		case !reflect.DeepEqual(o, g):
-			groupChange(g.Name, "rules")
-		}
-		delete(oldGroups, g.Name)
-	}
-	for _, name := range slices.Sorted(maps.Keys(oldGroups)) {
-		groupChange(name, "removed")
-	}
-	oldACLs := map[string]plan.NetworkACL{}
-	for _, a := range old.NetworkACLs {
-		oldACLs[a.Name] = a
-	}
-	aclChange := func(name, what string) {
-		d.live = append(d.live, "network ACL "+name+": "+what)
-		d.networkACLs = true
-	}
-	for _, a := range new.NetworkACLs {
-		o, ok := oldACLs[a.Name]
-		switch {
-		case !ok:
-			aclChange(a.Name, "added")
-		case !reflect.DeepEqual(o.Subnets, a.Subnets):
-			aclChange(a.Name, "subnets")
-		case !reflect.DeepEqual(o, a):
-			aclChange(a.Name, "entries")
-		}
-		delete(oldACLs, a.Name)
-	}
-	for _, name := range slices.Sorted(maps.Keys(oldACLs)) {
-		aclChange(name, "removed")
-	}
+	diffByName(old.SecurityGroups, new.SecurityGroups, func(g plan.SecurityGroup) string { return g.Name },
+		func(o, g plan.SecurityGroup) string {
+			if !reflect.DeepEqual(o, g) {
+				return "rules"
+			}
+			return ""
+		},
+		func(name, what string) {
+			d.live = append(d.live, "security group "+name+": "+what)
+			d.securityGroups = true
+		})
+	diffByName(old.NetworkACLs, new.NetworkACLs, func(a plan.NetworkACL) string { return a.Name },
+		func(o, a plan.NetworkACL) string {
+			switch {
+			case !reflect.DeepEqual(o.Subnets, a.Subnets):
+				return "subnets"
+			case !reflect.DeepEqual(o, a):
+				return "entries"
+			}
+			return ""
+		},
+		func(name, what string) {
+			d.live = append(d.live, "network ACL "+name+": "+what)
+			d.networkACLs = true
+		})
 	for i, l := range new.LoadBalancers {
 		o := old.LoadBalancers[i]
 		if !reflect.DeepEqual(o.Nodes, l.Nodes) || !reflect.DeepEqual(o.SecurityGroups, l.SecurityGroups) {
@@ -290,4 +271,25 @@ func (s *stack) current() *plan.Plan {
 		return s.livePlan
 	}
 	return s.plan
+}
+
+// diffByName compares two named lists and reports each name that was
+// added, removed (in name order, after the others), or changed (what
+// changed says how, "" for unchanged).
+func diffByName[T any](old, new []T, name func(T) string, changed func(o, n T) string, report func(name, what string)) {
+	olds := make(map[string]T, len(old))
+	for _, o := range old {
+		olds[name(o)] = o
+	}
+	for _, n := range new {
+		if o, ok := olds[name(n)]; !ok {
+			report(name(n), "added")
+		} else if what := changed(o, n); what != "" {
+			report(name(n), what)
+		}
+		delete(olds, name(n))
+	}
+	for _, k := range slices.Sorted(maps.Keys(olds)) {
+		report(k, "removed")
+	}
 }
