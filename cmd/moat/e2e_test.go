@@ -321,25 +321,7 @@ func TestStackEndToEnd(t *testing.T) {
 		}
 
 		// A WebSocket echo through the listener.
-		addr := strings.TrimPrefix(s.web, "http://")
-		ws, err := websocket.Dial("ws://"+addr+"/ws", "", "http://"+addr+"/")
-		if err != nil {
-			t.Fatalf("WebSocket through the load balancer: %v", err)
-		}
-		defer ws.Close()
-		for _, msg := range []string{"hello", strings.Repeat("x", 70000), "bye"} {
-			if err := websocket.Message.Send(ws, msg); err != nil {
-				t.Fatal(err)
-			}
-			var got string
-			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if err := websocket.Message.Receive(ws, &got); err != nil {
-				t.Fatal(err)
-			}
-			if got != msg {
-				t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
-			}
-		}
+		testutil.EchoWebSocket(t, strings.TrimPrefix(s.web, "http://"), "hello", strings.Repeat("x", 70000), "bye")
 	})
 
 	t.Run("the page in a browser through the load balancer", func(t *testing.T) {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/websocket"
-
 	"github.com/moat-dev/moat/internal/browsertest"
 	"github.com/moat-dev/moat/internal/testutil"
 )
@@ -157,23 +155,5 @@ func TestAppAnswersKeepAliveQuickly(t *testing.T) {
 // app's buffered writes.
 func TestAppEchoesWebSocket(t *testing.T) {
 	url := startApp(t)
-	addr := strings.TrimPrefix(url, "http://")
-	ws, err := websocket.Dial("ws://"+addr+"/ws", "", url+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	for _, msg := range []string{"hello", strings.Repeat("x", 300), strings.Repeat("y", 70000), "bye"} {
-		if err := websocket.Message.Send(ws, msg); err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := websocket.Message.Receive(ws, &got); err != nil {
-			t.Fatal(err)
-		}
-		if got != msg {
-			t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
-		}
-	}
+	testutil.EchoWebSocket(t, strings.TrimPrefix(url, "http://"), "hello", strings.Repeat("x", 300), strings.Repeat("y", 70000), "bye")
 }

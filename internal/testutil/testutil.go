@@ -1,6 +1,6 @@
 // Package testutil holds what moat's tests share: the root check with the
 // CI rule, polling with a deadline, and a test environment cut off from
-// this machine's AWS set-up.
+// this machine's AWS set-up, and the example app's WebSocket echo check.
 package testutil
 
 import (
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // RequireRoot skips the test when it does not run as root, saying what
@@ -137,4 +139,29 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// EchoWebSocket opens a WebSocket to ws://addr/ws and checks that each
+// message comes back unchanged (the example app's echo, straight or
+// through the load balancer).
+func EchoWebSocket(t testing.TB, addr string, msgs ...string) {
+	t.Helper()
+	ws, err := websocket.Dial("ws://"+addr+"/ws", "", "http://"+addr+"/")
+	if err != nil {
+		t.Fatalf("WebSocket to %s: %v", addr, err)
+	}
+	defer ws.Close()
+	for _, msg := range msgs {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := websocket.Message.Receive(ws, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != msg {
+			t.Errorf("echo of a %d-byte message came back as %d bytes", len(msg), len(got))
+		}
+	}
 }
