@@ -387,3 +387,13 @@ func (p *Plan) TargetGroup(name string) (TargetGroup, bool) {
 	}
 	return TargetGroup{}, false
 }
+
+// LoadBalancer returns the named load balancer.
+func (p *Plan) LoadBalancer(name string) (LoadBalancer, bool) {
+	for _, l := range p.LoadBalancers {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return LoadBalancer{}, false
+}

@@ -35,11 +35,31 @@ func (e Endpoint) String() string {
 	return e.Addr.String()
 }
 
+// NodeName is the endpoint's name on a running stack: a node's name, or
+// "internet" for InternetAddr; "" for a bare address or a hypothetical
+// node (nothing to try a connection from or to).
+func (e Endpoint) NodeName() string {
+	switch {
+	case e.Kind == EndpointNode && !e.Node.Hypothetical:
+		return e.Node.Name
+	case e.Kind == EndpointInternet && e.Addr == InternetAddr:
+		return EndpointInternet
+	}
+	return ""
+}
+
 // Verdict is Reach's answer.
 type Verdict struct {
 	Allowed bool   `json:"allowed"`
 	From    string `json:"from"`
 	To      string `json:"to"`
+	// FromNode and ToNode name the ends as the running stack does (a
+	// node's name, or "internet"), when they are such; moat reach --probe
+	// tries the connection between them.
+	FromNode string `json:"fromNode,omitempty"`
+	ToNode   string `json:"toNode,omitempty"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
 	// Route taken, or why there is none.
 	Route string `json:"route"`
 	// NetworkACLs says what the network ACLs of the subnets crossed
@@ -51,6 +71,14 @@ type Verdict struct {
 	// nothing did.
 	Egress  string `json:"egress,omitempty"`
 	Ingress string `json:"ingress,omitempty"`
+	// AllowedBy are the rules that let it through, in the order its
+	// packets meet them: network ACL entries (request and reply) and the
+	// security group rules of both ends (when egress is restricted). Set
+	// when allowed.
+	AllowedBy []string `json:"allowedBy,omitempty"`
+	// Probe is what the kernel did with a real connection (moat reach
+	// --probe), beside the prediction; nil when none was tried.
+	Probe *Probe `json:"probe,omitempty"`
 	// Reason is the one-line summary: the first blocker's words.
 	Reason string `json:"reason"`
 	// Fix is a stack file change that would remove the first blocker,
@@ -70,6 +98,20 @@ type Blocker struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
 	Fix     string `json:"fix,omitempty"`
+}
+
+// Probe is the outcome of a real connection tried from the source's
+// namespace on a running stack.
+type Probe struct {
+	// Reached: the destination's kernel answered (a connection, or a
+	// reset because nothing listens on the port; both crossed every
+	// filter both ways).
+	Reached bool `json:"reached"`
+	// Outcome in words: "connected", "refused (reached; nothing listens
+	// on the port)", "timed out after 1s", ...
+	Outcome string `json:"outcome"`
+	// Agrees: the kernel did what the prediction said.
+	Agrees bool `json:"agrees"`
 }
 
 // AWS explanation codes of the blockers Reach finds.
@@ -206,7 +248,7 @@ func nodeEndpoint(n Member) Endpoint { return Endpoint{Kind: EndpointNode, Node:
 // Analyzer it checks the reply too and reports every blocker, not the
 // first.
 func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int) Verdict {
-	v := Verdict{From: from.String(), To: to.String()}
+	v := Verdict{From: from.String(), To: to.String(), FromNode: from.NodeName(), ToNode: to.NodeName(), Protocol: proto, Port: port}
 	// deny ends the answer where nothing more can be checked (no such
 	// address); block records a blocker and goes on.
 	deny := func(reason, fix string) Verdict {
@@ -293,6 +335,8 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		v.NetworkACLs = append(v.NetworkACLs, c.said)
 		if !c.allowed {
 			block(CodeSubnetACL, c.said, c.fix)
+		} else if !slices.Contains(v.AllowedBy, c.rule) {
+			v.AllowedBy = append(v.AllowedBy, c.rule)
 		}
 	}
 
@@ -306,6 +350,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 			v.Egress = fmt.Sprintf("%s allows all outbound traffic", groupsOf(from.Node))
 		} else if r, ok := firstMatch(rs, rs.Output, to.Addr, proto, port); ok {
 			v.Egress = "allowed by " + r.Comment
+			v.AllowedBy = append(v.AllowedBy, r.Comment)
 		} else {
 			v.Egress = fmt.Sprintf("no egress rule of %s allows %s to %s", groupsOf(from.Node), what, to.Addr)
 			block(CodeSecurityGroups, v.Egress, fmt.Sprintf("add to security group %s egress: %s", firstGroup(from.Node), ruleFix(proto, port, to, p)))
@@ -320,6 +365,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		}
 		if r, ok := firstMatch(rs, rs.Input, srcAddr, proto, port); ok {
 			v.Ingress = "allowed by " + r.Comment
+			v.AllowedBy = append(v.AllowedBy, r.Comment)
 		} else {
 			v.Ingress = fmt.Sprintf("no ingress rule of %s allows %s from %s", groupsOf(to.Node), what, from)
 			block(CodeSecurityGroups, v.Ingress, fmt.Sprintf("add to security group %s ingress: %s", firstGroup(to.Node), ruleFix(proto, port, from, p)))
@@ -328,6 +374,7 @@ func Reach(p *plan.Plan, m Membership, from, to Endpoint, proto string, port int
 		v.Ingress = "the internet accepts everything"
 	}
 	if len(v.Blockers) > 0 {
+		v.AllowedBy = nil
 		return deny(v.Blockers[0].Message, v.Blockers[0].Fix)
 	}
 	v.Allowed = true
@@ -346,6 +393,7 @@ var EphemeralPorts = [2]int{32768, 60999}
 type naclCheck struct {
 	allowed   bool
 	said, fix string
+	rule      string // the deciding entry, when one allowed it
 }
 
 // naclChecks evaluates the network ACLs a connection crosses, in the order
@@ -384,7 +432,8 @@ func naclChecks(p *plan.Plan, src, dst *plan.Subnet, from, to Endpoint, proto st
 		switch {
 		case d.Allowed:
 			e, _ := acl.Entry(outbound, d.Entry.RuleNumber)
-			out = append(out, naclCheck{allowed: true, said: fmt.Sprintf("%s: allowed by %s", desc, NACLComment(acl.Name, dir, e))})
+			rule := NACLComment(acl.Name, dir, e)
+			out = append(out, naclCheck{allowed: true, said: fmt.Sprintf("%s: allowed by %s", desc, rule), rule: rule})
 		case d.Implicit:
 			out = append(out, naclCheck{said: fmt.Sprintf("%s: denied by nacl %s %s rule * (no entry allows it)", desc, acl.Name, dir),
 				fix: fmt.Sprintf("add to network ACL %s %sbound: %s", acl.Name, dir, aclEntryFix(p, nextRule(acl, outbound), proto, lo, hi, peer))})

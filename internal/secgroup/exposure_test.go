@@ -1,0 +1,119 @@
+package secgroup
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/spec"
+)
+
+// examplePlan is the bundled example's plan.
+func examplePlan(t *testing.T) *plan.Plan {
+	t.Helper()
+	path := "../../examples/realtime/moat.yaml"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := spec.Parse(path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, problems := plan.Build(f)
+	if p == nil {
+		t.Fatalf("build plan: %v", problems)
+	}
+	return p
+}
+
+// exposures renders Exposed's answer as "target proto ports from [nodes]".
+func exposures(es []Exposure) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, fmt.Sprintf("%s %s from %s %v", e.Target, e.Ports(), e.From, e.Nodes))
+	}
+	return out
+}
+
+// openGroup adds a security group "open" (tcp 1000-2000 from
+// 203.0.113.0/24, icmp from anywhere, tcp 9000 from inside the VPC) and
+// a member of it in public-b.
+func openGroup(p *plan.Plan, m *Membership) {
+	p.SecurityGroups = append(p.SecurityGroups, plan.SecurityGroup{Name: "open", Ingress: []plan.Rule{
+		{Protocol: plan.ProtoTCP, FromPort: 1000, ToPort: 2000, CIDR: netip.MustParsePrefix("203.0.113.0/24")},
+		{Protocol: plan.ProtoICMP, CIDR: netip.MustParsePrefix("0.0.0.0/0")},
+		{Protocol: plan.ProtoTCP, FromPort: 9000, ToPort: 9000, CIDR: netip.MustParsePrefix("10.42.0.0/16")},
+	}})
+	m.Members = append(m.Members, Member{Name: "i-open", Kind: KindInstance, Subnet: "public-b", Addr: netip.MustParseAddr("10.42.1.20"), Groups: []string{"open"}})
+}
+
+// TestExposed: everything the internet reaches, and nothing else: the
+// example exposes exactly the load balancer's listener and the bastion's
+// SSH; a group open to a narrower block is listed with that block; a
+// network ACL takes away what it does not let in.
+func TestExposed(t *testing.T) {
+	cases := []struct {
+		name string
+		plan func(t *testing.T) (*plan.Plan, Membership)
+		want []string
+	}{
+		{"example", func(t *testing.T) (*plan.Plan, Membership) {
+			p := examplePlan(t)
+			return p, OfflineMembership(p)
+		}, []string{
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
+			"bastion tcp 22 from anywhere [bastion]",
+		}},
+		{"an open group in a public subnet", func(t *testing.T) (*plan.Plan, Membership) {
+			p := testPlan(t)
+			m := liveMembership(p)
+			openGroup(p, &m)
+			return p, m
+		}, []string{
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
+			"bastion tcp 22 from anywhere [bastion]",
+			"i-open icmp from anywhere [i-open]",
+			"i-open tcp 1000-2000 from 203.0.113.0/24 [i-open]",
+		}},
+		{"network ACLs take the open group away", func(t *testing.T) (*plan.Plan, Membership) {
+			p := naclPlan(t)
+			m := liveMembership(p)
+			openGroup(p, &m)
+			return p, m
+		}, []string{
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
+			"bastion tcp 22 from anywhere [bastion]",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, m := c.plan(t)
+			es := Exposed(p, m)
+			if got := exposures(es); !slices.Equal(got, c.want) {
+				t.Errorf("Exposed:\n got %q\nwant %q", got, c.want)
+			}
+			for _, e := range es {
+				if len(e.AllowedBy) == 0 {
+					t.Errorf("%s %s: no rule named", e.Target, e.Ports())
+				}
+			}
+		})
+	}
+	// The rules are named: the listener, the security group rule and,
+	// with network ACLs, the entries both ways.
+	p := naclPlan(t)
+	es := Exposed(p, liveMembership(p))
+	lb := es[0]
+	want := []string{"nacl public in 100 allow tcp 80 0.0.0.0/0", "nacl public out 100 allow all all 0.0.0.0/0", "sg lb ingress #1: tcp 80 0.0.0.0/0"}
+	if lb.Listener != "HTTP:80" || !slices.Equal(lb.AllowedBy, want) {
+		t.Errorf("load balancer exposure %+v; want listener HTTP:80, allowed by %q", lb, want)
+	}
+	if b := es[1]; !strings.HasPrefix(b.AllowedBy[len(b.AllowedBy)-1], "sg bastion ingress #1") {
+		t.Errorf("bastion exposure allowed by %q", b.AllowedBy)
+	}
+}
