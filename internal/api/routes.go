@@ -53,11 +53,15 @@ var (
 	// GetSSHAccess: GET, returns sshconfig.Access: what OpenSSH needs to reach
 	// the instances through the bastion.
 	GetSSHAccess = Route{"GET", "/v1/ssh"}
+	// PostProbe: POST ProbeRequest, returns ProbeResult: a real TCP
+	// connection from a node's namespace (or the internet's) to another
+	// node (or the internet), for moat reach --probe.
+	PostProbe = Route{"POST", "/v1/probe"}
 )
 
 // Routes are all the routes, in the order above.
 var Routes = []Route{GetStatus, PostShutdown, GetEvents, GetInstances, GetTargets, PostScale, PostRefresh,
-	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess}
+	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe}
 
 // ServeMuxPattern is the route as a net/http.ServeMux pattern.
 func (r Route) ServeMuxPattern() string { return r.Method + " " + r.Pattern }

@@ -113,3 +113,22 @@ type Accepted struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// ProbeRequest is the body of PostProbe: From and To are node names (as
+// GetMembership lists them) or "internet"; only TCP is probed.
+type ProbeRequest struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Port int    `json:"port"`
+	// TimeoutMillis bounds the wait for an answer (default 1000, at most
+	// 10000).
+	TimeoutMillis int `json:"timeoutMillis,omitempty"`
+}
+
+// ProbeResult is what the kernel did with the probe's connection.
+type ProbeResult struct {
+	// Reached: the destination answered (a connection, or a reset because
+	// nothing listens on the port).
+	Reached bool   `json:"reached"`
+	Outcome string `json:"outcome"`
+}

@@ -272,3 +272,11 @@ func isConnRefused(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// Probe opens a real TCP connection from one node of the running stack
+// (or "internet") to another and says what the kernel did.
+func (c *Client) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeResult, error) {
+	var res api.ProbeResult
+	err := c.call(ctx, api.PostProbe, nil, "", req, &res)
+	return res, err
+}

@@ -41,6 +41,7 @@ func TestEveryRouteIsTyped(t *testing.T) {
 		api.PostApply:     `{"changes":["x"]}`,
 		api.GetMembership: `{"members":[{"name":"bastion"}]}`,
 		api.GetSSHAccess:  `{"stack":"s"}`,
+		api.PostProbe:     `{"reached":true,"outcome":"connected"}`,
 	}
 	mux := http.NewServeMux()
 	for _, r := range api.Routes {
@@ -92,6 +93,8 @@ func TestEveryRouteIsTyped(t *testing.T) {
 	check("Membership", err, len(m.Members) == 1)
 	a, err := c.SSHAccess(ctx)
 	check("SSHAccess", err, a.Stack == "s")
+	pr, err := c.Probe(ctx, api.ProbeRequest{From: "internet", To: "bastion", Port: 22})
+	check("Probe", err, pr.Reached && pr.Outcome == "connected")
 
 	want := map[api.Route]string{
 		api.GetEvents:     "/v1/events?follow=1",

@@ -80,6 +80,7 @@ var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Reques
 		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group: give an instance id or index from moat ps", id))
 	},
 	api.GetLogs:   (*stack).handleLogs,
+	api.PostProbe: (*stack).handleProbe,
 	api.PostApply: (*stack).handleApply,
 	api.GetMembership: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		n := s.network()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
@@ -62,6 +63,26 @@ func TestNetworkACLs(t *testing.T) {
 		{"internet", "lb-web-0", 80, true, "public in 100, out 100"},
 		{"internet", "bastion", 22, true, "public in 110"},
 	})
+	// Probe (moat reach --probe) counts a reset as reached: lb-web-1
+	// serves nothing on 80, yet the SYN and the reset cross every filter.
+	for _, c := range []struct {
+		from, to string
+		port     int
+		reached  bool
+		says     string
+	}{
+		{"internet", "lb-web-1", 80, true, "refused (reached; nothing listens on the port)"},
+		{"internet", "lb-web-0", 80, true, "connected"},
+		{"bastion", "i-app1", 22, false, "timed out"},
+		{"lb-web-1", "i-app1", 8000, false, "timed out"},
+	} {
+		res, err := Probe(context.Background(), w.path(c.from), netip.AddrPortFrom(w.addr(c.to), uint16(c.port)), time.Second)
+		_, v := w.tryAndPredict(t, c.from, c.to, c.port)
+		if err != nil || res.Reached != c.reached || !strings.HasPrefix(res.Outcome, c.says) || v.Allowed != res.Reached {
+			t.Errorf("Probe %s -> %s tcp/%d = %+v, %v; want reached=%v %q, as Reach predicts (%v)", c.from, c.to, c.port, res, err, c.reached, c.says, v.Allowed)
+		}
+	}
+
 	// Every ordered pair of endpoints on 22, 80 and 8000 (each served
 	// everywhere), tried for real: the kernel and Reach agree on each.
 	names := []string{"lb-web-0", "lb-web-1", "bastion", "i-app1", "i-app2", "i-peer", "jump-b", "internet"}
