@@ -19,3 +19,6 @@ func liveMembership(ctx context.Context, stack string) (secgroup.Membership, boo
 	m, err := client.New(daemon.StackDir(stack).Socket()).Membership(ctx)
 	return m, err == nil
 }
+
+// stackClient is the client of the stack running (or not) on this machine.
+func stackClient(stack string) *client.Client { return client.New(daemon.StackDir(stack).Socket()) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/secgroup"
 )
 
@@ -40,3 +41,6 @@ func liveMembership(context.Context, string) (secgroup.Membership, bool) {
 func localSSHConfig(*cobra.Command, string, string, string) (string, error) {
 	return "", withCode(exitFailure, errors.New("moat ssh-config needs Linux for a stack on this machine; for the stack deployed on AWS, use moat ssh-config --aws"))
 }
+
+// stackClient: no stack runs here.
+func stackClient(string) *client.Client { return nil }
