@@ -90,6 +90,7 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.Lau
 	proc, err := instance.Start(ctx, instance.Spec{
 		ID: rec.id, NetNSPath: n.NSPath, WorkDir: workDir, FilesDir: lt.FilesDir, Env: env,
 		UserData: lt.UserData, Command: lt.Command, User: lt.User, LogPath: s.logPath(rec.id), Limits: limits,
+		Isolation: instance.IsolationProcess,
 	})
 	if err != nil {
 		return err

@@ -86,7 +86,7 @@ func TestStopReachesSetsid(t *testing.T) {
 	s.Limits = Limits{MemoryBytes: 256 << 20}
 	in := start(t, s)
 	requireLimited(t, in)
-	child := reportedChild(t, s)
+	child := reportedChild(t, in, s)
 	// Wait until setsid has run (the child leads its own session).
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if st, err := readStat(strconv.Itoa(child)); err != nil || st.pgrp != child {

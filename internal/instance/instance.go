@@ -68,6 +68,23 @@ type Spec struct {
 	LogPath string
 	// Limits of the instance type, applied where cgroups allow.
 	Limits Limits
+
+	// Isolation is IsolationMachine (the default; needs root) or
+	// IsolationProcess. The fields below apply to IsolationMachine.
+	Isolation Isolation
+	// Owner names who allocated the instance's uid range (the stack), so
+	// that ReleaseUIDRanges gives a crashed owner's ranges back; default
+	// "moat".
+	Owner string
+	// Hostname is the instance's private DNS name
+	// (ip-10-0-128-4.ec2.internal); its first label is the hostname, and
+	// both resolve to IP in the instance's /etc/hosts.
+	Hostname string
+	IP       string
+	// Hide are further host directories the instance must not see
+	// (moat's state directory); /run, /tmp, /home and /root are always
+	// its own.
+	Hide []string
 }
 
 // State is an instance's EC2 state.
@@ -85,6 +102,7 @@ const (
 // Instance is a started instance.
 type Instance struct {
 	spec    Spec
+	iso     *isolated // nil with IsolationProcess
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
@@ -140,6 +158,13 @@ func resolveAccount(name string) account {
 func Start(ctx context.Context, spec Spec) (*Instance, error) {
 	if spec.ID == "" || spec.WorkDir == "" || spec.LogPath == "" || spec.Command == "" {
 		return nil, fmt.Errorf("start instance %q: id, work dir, log path and command are required", spec.ID)
+	}
+	switch spec.Isolation {
+	case "", IsolationMachine:
+		return startIsolated(ctx, spec)
+	case IsolationProcess:
+	default:
+		return nil, fmt.Errorf("start instance %s: unknown isolation %q (machine or process)", spec.ID, spec.Isolation)
 	}
 	acct := resolveAccount(spec.User)
 	if err := os.MkdirAll(spec.WorkDir, 0o750); err != nil {
@@ -305,6 +330,11 @@ func (in *Instance) wait() {
 		}
 	}
 	ws, ok := zombieStatus(in.pid)
+	if in.iso != nil {
+		if cws, found := in.iso.finalStatus(); found {
+			ws, ok = cws, true
+		}
+	}
 	in.mu.Lock()
 	in.state = StateTerminated
 	switch {
@@ -442,7 +472,11 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 			in.mu.Lock()
 			in.reaped = true
 			in.mu.Unlock()
-			if err := in.cg.remove(); err != nil {
+			err := in.cg.remove()
+			if in.iso != nil {
+				err = errors.Join(err, in.iso.uids.release())
+			}
+			if err != nil {
 				return fmt.Errorf("stop instance %s: %w", in.spec.ID, err)
 			}
 			return nil

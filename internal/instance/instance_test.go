@@ -86,15 +86,21 @@ func baseDir(tb testing.TB) string {
 	return d
 }
 
+// spec is an instance isolated as a machine as root, else a process
+// (machine isolation needs root).
 func spec(tb testing.TB, ns, command string) Spec {
 	d := baseDir(tb)
-	return Spec{
+	s := Spec{
 		ID:        "i-0123456789abcdef0",
 		NetNSPath: ns,
 		WorkDir:   filepath.Join(d, "work"),
 		LogPath:   filepath.Join(d, "log", "console.log"),
 		Command:   command,
 	}
+	if os.Geteuid() != 0 {
+		s.Isolation = IsolationProcess
+	}
+	return s
 }
 
 func start(t *testing.T, s Spec) *Instance {
@@ -192,6 +198,7 @@ func TestUserDataFailureFailsLaunch(t *testing.T) {
 func TestNotRoot(t *testing.T) {
 	testutil.RequireRoot(t, "network namespaces, running as another user")
 	s := spec(t, testNS(t), "id -u; id -g; touch ./writable && echo wrote")
+	s.Isolation = IsolationProcess
 	s.User = "no-such-user-moat"
 	in := start(t, s)
 	waitExit(t, in)
@@ -233,7 +240,7 @@ func TestKillDetected(t *testing.T) {
 func TestStopKillsTree(t *testing.T) {
 	s := spec(t, anyNS(t), `trap '' TERM; (trap '' TERM; sleep 600) & echo child=$!; sleep 600`)
 	in := start(t, s)
-	child := reportedChild(t, s)
+	child := reportedChild(t, in, s)
 	if err := in.Stop(context.Background(), 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -246,20 +253,58 @@ func TestStopKillsTree(t *testing.T) {
 }
 
 // reportedChild waits for the instance's log to report "child=PID" and
-// returns PID.
-func reportedChild(t *testing.T, s Spec) int {
+// returns PID as the host sees it (an isolated instance reports its own
+// PID namespace's).
+func reportedChild(t *testing.T, in *Instance, s Spec) int {
 	t.Helper()
 	var child int
 	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, line := range strings.Split(readLog(t, s), "\n") {
 			if v, ok := strings.CutPrefix(line, "child="); ok {
 				child, _ = strconv.Atoi(v)
-				return nil
+				if in.iso == nil {
+					return nil
+				}
+				var err error
+				child, err = hostPID(in.PID(), child)
+				return err
 			}
 		}
 		return errors.New("the child's pid not reported in the log")
 	})
 	return child
+}
+
+// hostPID is the host's pid of process inner of the PID namespace whose
+// init is host pid init (from the NSpid lines in /proc/PID/status).
+func hostPID(init, inner int) (int, error) {
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(init) + "/ns/pid")
+	if err != nil {
+		return 0, err
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if other, _ := os.Readlink("/proc/" + e.Name() + "/ns/pid"); other != ns {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/status")
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 1 && f[len(f)-1] == strconv.Itoa(inner) {
+					return pid, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process %d in the PID namespace of %d", inner, init)
 }
 
 // gone is nil once process pid is gone or a zombie.
@@ -364,7 +409,7 @@ func TestWithoutNamespace(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	_ = os.Chmod(d, 0o755)
-	s := Spec{ID: "i-00000000000000001", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "echo $MOAT_INSTANCE_ID"}
+	s := Spec{ID: "i-00000000000000001", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "echo $MOAT_INSTANCE_ID", Isolation: IsolationProcess}
 	in := start(t, s)
 	waitExit(t, in)
 	if log := readLog(t, s); !strings.Contains(log, "\ni-00000000000000001\n") {
@@ -375,7 +420,7 @@ func TestWithoutNamespace(t *testing.T) {
 func TestUnsearchableWorkDirExplained(t *testing.T) {
 	testutil.RequireRoot(t, "network namespaces, running as another user")
 	d := t.TempDir() // 0700, root's: nobody cannot enter
-	s := Spec{ID: "i-00000000000000002", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "true"}
+	s := Spec{ID: "i-00000000000000002", WorkDir: filepath.Join(d, "w"), LogPath: filepath.Join(d, "l"), Command: "true", Isolation: IsolationProcess}
 	_, err := Start(context.Background(), s)
 	if err == nil || !strings.Contains(err.Error(), "must be searchable by nobody") {
 		t.Fatalf("Start error = %v, want the searchable hint", err)
@@ -389,6 +434,7 @@ func TestExistingUser(t *testing.T) {
 		t.Skip("no local account named daemon")
 	}
 	s := spec(t, "", "id -u")
+	s.Isolation = IsolationProcess
 	s.User = "daemon"
 	in := start(t, s)
 	waitExit(t, in)
