@@ -57,12 +57,12 @@ func TestReachExposedExample(t *testing.T) {
 		for _, e := range es {
 			got = append(got, e.Target+" "+e.Ports()+" "+e.Listener)
 		}
-		if want := []string{"lb:web tcp 80 HTTP:80", "bastion tcp 22 "}; strings.Join(got, "|") != strings.Join(want, "|") {
+		if want := []string{"bastion tcp 22 ", "lb:web tcp 80 HTTP:80"}; strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("%s: --exposed lists %q, want exactly %q", file, got, want)
 		}
 		text, _, _ := run(t, "reach", "-f", file, "--offline", "--exposed")
-		if lines := strings.Split(strings.TrimSpace(text), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[1], "lb:web ") || !strings.HasPrefix(lines[2], "bastion ") ||
-			!strings.Contains(lines[1], "sg lb ingress #1: tcp 80 0.0.0.0/0") {
+		if lines := strings.Split(strings.TrimSpace(text), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[1], "bastion ") || !strings.HasPrefix(lines[2], "lb:web ") ||
+			!strings.Contains(lines[2], "sg lb ingress #1: tcp 80 0.0.0.0/0") {
 			t.Errorf("--exposed text:\n%s", text)
 		}
 	}

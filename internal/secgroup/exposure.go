@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/moat-dev/moat/internal/plan"
 )
@@ -49,7 +50,7 @@ func (e Exposure) Ports() string {
 // groups and network ACLs let through. Sources: any internet address
 // ("anywhere"), and each narrower address block outside the VPC that a
 // rule or network ACL entry names. A load balancer's nodes that expose
-// the same thing by the same rules are one entry.
+// the same thing by the same rules are one entry. Sorted by target.
 func Exposed(p *plan.Plan, m Membership) []Exposure {
 	sources := internetSources(p)
 	bounds := portBounds(p)
@@ -104,7 +105,7 @@ func Exposed(p *plan.Plan, m Membership) []Exposure {
 // groupExposures makes a load balancer's nodes one entry where they
 // expose the same thing by the same rules, and drops what a narrower
 // source adds nothing to (the same node, protocol and ports are open to
-// anywhere).
+// anywhere), and sorts by target.
 func groupExposures(in []Exposure) []Exposure {
 	var out []Exposure
 	same := func(a, b Exposure) bool {
@@ -129,6 +130,7 @@ next:
 		}
 		out = append(out, e)
 	}
+	slices.SortStableFunc(out, func(a, b Exposure) int { return strings.Compare(a.Target, b.Target) })
 	return out
 }
 

@@ -66,8 +66,8 @@ func TestExposed(t *testing.T) {
 			p := examplePlan(t)
 			return p, OfflineMembership(p)
 		}, []string{
-			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 			"bastion tcp 22 from anywhere [bastion]",
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 		}},
 		{"an open group in a public subnet", func(t *testing.T) (*plan.Plan, Membership) {
 			p := testPlan(t)
@@ -75,10 +75,10 @@ func TestExposed(t *testing.T) {
 			openGroup(p, &m)
 			return p, m
 		}, []string{
-			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 			"bastion tcp 22 from anywhere [bastion]",
 			"i-open icmp from anywhere [i-open]",
 			"i-open tcp 1000-2000 from 203.0.113.0/24 [i-open]",
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 		}},
 		{"network ACLs take the open group away", func(t *testing.T) (*plan.Plan, Membership) {
 			p := naclPlan(t)
@@ -86,8 +86,8 @@ func TestExposed(t *testing.T) {
 			openGroup(p, &m)
 			return p, m
 		}, []string{
-			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 			"bastion tcp 22 from anywhere [bastion]",
+			"lb:web tcp 80 from anywhere [lb-web-0 lb-web-1]",
 		}},
 	}
 	for _, c := range cases {
@@ -108,12 +108,12 @@ func TestExposed(t *testing.T) {
 	// with network ACLs, the entries both ways.
 	p := naclPlan(t)
 	es := Exposed(p, liveMembership(p))
-	lb := es[0]
+	lb := es[1]
 	want := []string{"nacl public in 100 allow tcp 80 0.0.0.0/0", "nacl public out 100 allow all all 0.0.0.0/0", "sg lb ingress #1: tcp 80 0.0.0.0/0"}
 	if lb.Listener != "HTTP:80" || !slices.Equal(lb.AllowedBy, want) {
 		t.Errorf("load balancer exposure %+v; want listener HTTP:80, allowed by %q", lb, want)
 	}
-	if b := es[1]; !strings.HasPrefix(b.AllowedBy[len(b.AllowedBy)-1], "sg bastion ingress #1") {
+	if b := es[0]; !strings.HasPrefix(b.AllowedBy[len(b.AllowedBy)-1], "sg bastion ingress #1") {
 		t.Errorf("bastion exposure allowed by %q", b.AllowedBy)
 	}
 }
