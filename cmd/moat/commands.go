@@ -21,4 +21,5 @@ var linuxOnly = []struct{ use, short string }{
 	{"logs", "Print an instance's output"},
 	{"ssh", "SSH to an instance through the bastion"},
 	{"lb", "Run the load balancer on its own"},
+	{"chaos", "Run AWS FIS experiments against the running stack"},
 }

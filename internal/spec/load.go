@@ -76,39 +76,68 @@ func LoadFile(path string) (*File, error) {
 
 // Parse parses stack file content; name is used in positions.
 func Parse(name string, data []byte) (*File, error) {
-	f := &File{Path: name, Dir: filepath.Dir(name), pos: map[string]Position{}}
+	f := &File{Path: name, Dir: filepath.Dir(name)}
+	pos, unknown, err := decode(name, data, &f.Stack, "the stack file", "start from the example: moat init")
+	if err != nil {
+		return nil, err
+	}
+	f.pos = pos
+	// Unknown fields do not stop decoding: Validate reports them with
+	// everything else, so the user sees every problem at once.
+	f.parseProblems = unknown
+	return f, nil
+}
+
+// Decode parses a YAML document (or JSON, which YAML reads too) into v,
+// checking its shape against v's type as stack files are checked: unknown
+// fields with a did-you-mean, wrong kinds, scalars that do not parse, keys
+// set twice. what names the document in messages ("the experiment
+// template"). It returns the position of every field path written
+// (a.b[1].c); shape problems come back as Problems, and v is filled only
+// when there are none.
+func Decode(name string, data []byte, v any, what string) (map[string]Position, error) {
+	pos, problems, err := decode(name, data, v, what, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return pos, nil
+}
+
+// decode is Parse and Decode: problems that stop decoding come back as
+// err; shape problems that do not (unknown fields) as problems.
+func decode(name string, data []byte, v any, what, emptyHint string) (pos map[string]Position, problems Problems, err error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, Problems{{Severity: Error, Pos: Position{File: name, Line: 1, Column: 1},
-				Message: "the stack file is empty", Hint: "start from the example: moat init"}}
+			return nil, nil, Problems{{Severity: Error, Pos: Position{File: name, Line: 1, Column: 1},
+				Message: what + " is empty", Hint: emptyHint}}
 		}
-		return nil, Problems{yamlProblem(name, err)}
+		return nil, nil, Problems{yamlProblem(name, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, Problems{{Severity: Error, Pos: Position{File: name, Line: extra.Line, Column: extra.Column},
+		return nil, nil, Problems{{Severity: Error, Pos: Position{File: name, Line: extra.Line, Column: extra.Column},
 			Message: "the file holds more than one YAML document", Hint: "remove the second document (after ---)"}}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	w := walker{file: name, pos: f.pos}
-	w.walk(root, reflect.TypeOf(Stack{}), "")
+	w := walker{file: name, pos: map[string]Position{}}
+	w.walk(root, reflect.TypeOf(v).Elem(), "")
 	w.problems.Sort()
-	if err := root.Decode(&f.Stack); err != nil {
+	if err := root.Decode(v); err != nil {
 		// Shape problems (wrong kinds) explain decode failures better.
 		if len(w.problems) > 0 {
-			return nil, w.problems
+			return nil, nil, w.problems
 		}
-		return nil, Problems{yamlProblem(name, err)}
+		return nil, nil, Problems{yamlProblem(name, err)}
 	}
-	// Unknown fields do not stop decoding: Validate reports them with
-	// everything else, so the user sees every problem at once.
-	f.parseProblems = w.problems
-	return f, nil
+	return w.pos, w.problems, nil
 }
 
 // yamlProblem turns a YAML library error ("yaml: line 3: ...") into a Problem.
