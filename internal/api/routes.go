@@ -57,11 +57,20 @@ var (
 	// connection from a node's namespace (or the internet's) to another
 	// node (or the internet), for moat reach --probe.
 	PostProbe = Route{"POST", "/v1/probe"}
+	// PostFault: POST FaultRequest, injects a fault in the local data
+	// plane; returns 201 and the Fault.
+	PostFault = Route{"POST", "/v1/faults"}
+	// GetFaults: GET, returns []Fault, active and recently ended, oldest
+	// first.
+	GetFaults = Route{"GET", "/v1/faults"}
+	// DeleteFault: DELETE, undoes the fault now (again is a no-op); returns
+	// the Fault.
+	DeleteFault = Route{"DELETE", "/v1/faults/{id}"}
 )
 
 // Routes are all the routes, in the order above.
 var Routes = []Route{GetStatus, PostShutdown, GetEvents, GetInstances, GetTargets, PostScale, PostRefresh,
-	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe}
+	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe, PostFault, GetFaults, DeleteFault}
 
 // ServeMuxPattern is the route as a net/http.ServeMux pattern.
 func (r Route) ServeMuxPattern() string { return r.Method + " " + r.Pattern }

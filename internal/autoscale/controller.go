@@ -48,6 +48,7 @@ type Instance struct {
 	replacing bool
 	elbDown   bool
 	exited    bool
+	stopped   bool
 }
 
 // ActionKind is what to do.
@@ -223,6 +224,16 @@ func (c *Controller) InstanceExited(id, reason string, now time.Time) {
 	}
 }
 
+// InstanceStopped records that an instance is stopped (true) or runs
+// again (false), as a stop-instances fault does: EC2 health counts a
+// stopped instance unhealthy, so after the grace period it is replaced
+// unless it runs again first.
+func (c *Controller) InstanceStopped(id string, stopped bool, now time.Time) {
+	if in := c.find(id); in != nil {
+		in.stopped = stopped
+	}
+}
+
 // TargetHealth records a target group's verdict on an instance (used when
 // the health check type is ELB).
 func (c *Controller) TargetHealth(id string, healthy bool, now time.Time) {
@@ -355,6 +366,9 @@ func (c *Controller) unhealthyReason(in *Instance, now time.Time) (string, bool)
 	if in.exited {
 		return "an EC2 instance status checks failure", true
 	}
+	if in.stopped {
+		return "an EC2 health check indicating it has been terminated or stopped", true
+	}
 	if c.g.HealthCheckType == HealthELB && in.elbDown {
 		return "an ELB system health check failure", true
 	}
@@ -363,7 +377,7 @@ func (c *Controller) unhealthyReason(in *Instance, now time.Time) (string, bool)
 
 // warm reports whether an instance is in service, healthy and past warm-up.
 func (c *Controller) warm(in *Instance, now time.Time, warmup time.Duration) bool {
-	return in.Lifecycle == InService && in.Health == Healthy && !in.exited && !in.elbDown &&
+	return in.Lifecycle == InService && in.Health == Healthy && !in.exited && !in.stopped && !in.elbDown &&
 		!in.InServiceTime.IsZero() && now.Sub(in.InServiceTime) >= warmup
 }
 

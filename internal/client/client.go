@@ -119,6 +119,30 @@ func (c *Client) Terminate(ctx context.Context, id string, decrementDesired bool
 	return c.call(ctx, api.PostTerminate, []string{id}, "", api.TerminateRequest{DecrementDesired: decrementDesired}, nil)
 }
 
+// StartFault injects a fault into the stack's local data plane (package
+// fault says what each kind does); it returns the fault, active (or, for
+// one-shot kinds, ended). A fault refused or failed is an *Error whose
+// message says why; nothing of it is left behind.
+func (c *Client) StartFault(ctx context.Context, req api.FaultRequest) (api.Fault, error) {
+	var f api.Fault
+	err := c.call(ctx, api.PostFault, nil, "", req, &f)
+	return f, err
+}
+
+// ListFaults lists the stack's faults, active and recently ended, oldest
+// first.
+func (c *Client) ListFaults(ctx context.Context) ([]api.Fault, error) {
+	return list[api.Fault](ctx, c, api.GetFaults, nil, "")
+}
+
+// StopFault undoes a fault now (a fault ended already is returned as it
+// is).
+func (c *Client) StopFault(ctx context.Context, id string) (api.Fault, error) {
+	var f api.Fault
+	err := c.call(ctx, api.DeleteFault, []string{id}, "", nil, &f)
+	return f, err
+}
+
 // Logs calls fn with each line of an instance's console output (without
 // its newline); with follow, until ctx is done or the daemon exits.
 func (c *Client) Logs(ctx context.Context, id string, follow bool, fn func(line []byte)) error {

@@ -42,6 +42,9 @@ func TestEveryRouteIsTyped(t *testing.T) {
 		api.GetMembership: `{"members":[{"name":"bastion"}]}`,
 		api.GetSSHAccess:  `{"stack":"s"}`,
 		api.PostProbe:     `{"reached":true,"outcome":"connected"}`,
+		api.PostFault:     `{"id":"f-1","state":"active"}`,
+		api.GetFaults:     `[{"id":"f-1"}]`,
+		api.DeleteFault:   `{"id":"f-1","state":"ended"}`,
 	}
 	mux := http.NewServeMux()
 	for _, r := range api.Routes {
@@ -95,12 +98,19 @@ func TestEveryRouteIsTyped(t *testing.T) {
 	check("SSHAccess", err, a.Stack == "s")
 	pr, err := c.Probe(ctx, api.ProbeRequest{From: "internet", To: "bastion", Port: 22})
 	check("Probe", err, pr.Reached && pr.Outcome == "connected")
+	f, err := c.StartFault(ctx, api.FaultRequest{Kind: "stop-instances", Targets: []string{"i-1"}})
+	check("StartFault", err, f.ID == "f-1" && f.State == "active")
+	fs, err := c.ListFaults(ctx)
+	check("ListFaults", err, len(fs) == 1 && fs[0].ID == "f-1")
+	f, err = c.StopFault(ctx, "f 1")
+	check("StopFault", err, f.State == "ended")
 
 	want := map[api.Route]string{
 		api.GetEvents:     "/v1/events?follow=1",
 		api.GetInstances:  "/v1/instances?all=1",
 		api.PostScale:     "/v1/groups/web%20g/scale",
 		api.GetActivities: "/v1/groups/web%20g/activities",
+		api.DeleteFault:   "/v1/faults/f%201",
 	}
 	for _, r := range api.Routes {
 		if len(hits[r]) != 1 {

@@ -33,8 +33,12 @@
 //     templates) or refused.
 //   - routes.go: the stack's handlers of the control API (routes and
 //     wire types: package api; daemon.go serves exactly those).
-//   - reclaim.go: a crashed daemon's leftovers (processes in the stack's
-//     namespaces, then the namespaces).
+//   - faults.go: injected faults (package fault; routes /v1/faults): each
+//     effect records its undo step in the state directory before going on,
+//     and is undone when its duration passes, on DELETE, at teardown, or,
+//     after a crash, by reclaim.
+//   - reclaim.go: a crashed daemon's leftovers (its faults' undo records,
+//     processes in the stack's namespaces, then the namespaces).
 //   - state.go: the state directory, the per-directory lock and the
 //     machine-wide lock per stack name.
 package daemon

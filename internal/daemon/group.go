@@ -27,6 +27,8 @@ const (
 	stateRunning      = "running"
 	stateShuttingDown = "shutting-down"
 	stateTerminated   = "terminated"
+	// stateStopped: frozen by a stop-instances fault.
+	stateStopped = "stopped"
 )
 
 // instanceRec is the daemon's record of one instance: what it made for it
@@ -48,6 +50,9 @@ type instanceRec struct {
 	exitNoted     bool
 	// terminateAfterLaunch: the controller terminated it while pending.
 	terminateAfterLaunch bool
+	// rebooting: a reboot-instances fault is restarting its processes
+	// (the old ones' exit is no EC2 health failure).
+	rebooting bool
 
 	cpu       float64 // percent of the instance type's vCPUs, last sample
 	mem       int64
@@ -198,9 +203,9 @@ func (g *groupRuntime) step(ctx context.Context) {
 			if rec == nil || rec.state == stateShuttingDown || rec.terminateAfterLaunch {
 				continue
 			}
-			if rec.state == statePending {
-				// Its launch is still running: terminate once it is done,
-				// never concurrently with it.
+			if rec.state == statePending || rec.rebooting {
+				// Its launch (or reboot) is still running: terminate once
+				// it is done, never concurrently with it.
 				rec.terminateAfterLaunch, rec.reason = true, a.Activity.Cause
 				continue
 			}
@@ -242,6 +247,9 @@ func (g *groupRuntime) sampleUsage(now time.Time) {
 		if r.proc == nil || r.state != stateRunning {
 			continue
 		}
+		if r.rebooting {
+			continue
+		}
 		cpu, mem := r.proc.Usage()
 		if !r.lastCPUAt.IsZero() {
 			r.cpu = instance.CPUUtilization(r.lastCPU, cpu, now.Sub(r.lastCPUAt).Seconds(), vcpus)
@@ -256,7 +264,7 @@ func (g *groupRuntime) sampleUsage(now time.Time) {
 // and the target groups' verdicts (ELB health). Called with g.mu held.
 func (g *groupRuntime) reportHealth(now time.Time) {
 	for _, r := range g.recs {
-		if r.proc == nil || r.state != stateRunning {
+		if r.proc == nil || r.state != stateRunning || r.rebooting {
 			continue
 		}
 		select {

@@ -38,6 +38,9 @@ func (s *stack) instanceRoot() string {
 // its subnet, its metadata and SSH endpoints, then its processes (user
 // data first, then the supervised command). On failure nothing is left.
 func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.LaunchTemplate, rec *instanceRec) (err error) {
+	if msg := s.faults.capacityFailure(g.name, rec.zone, lt.InstanceType); msg != "" {
+		return errors.New(msg)
+	}
 	addr, err := s.network().AllocateAddr(rec.subnet)
 	if err != nil {
 		return fmt.Errorf("allocate an address in %s: %w", rec.subnet, err)
@@ -106,6 +109,7 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.Lau
 // endpoints, the node and the working directory.
 func (s *stack) destroyInstance(rec *instanceRec) error {
 	var errs []error
+	s.faults.instanceGone(rec.id)
 	if rec.proc != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if err := rec.proc.Stop(ctx, 10*time.Second); err != nil {

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/fault"
 	"github.com/moat-dev/moat/internal/vpc"
 )
 
@@ -32,7 +35,17 @@ func Reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
 }
 
 // reclaim is Reclaim for a daemon that holds the machine lock already.
+// The crashed daemon's active faults are undone first, from their
+// records (see undoFaultRecords), and their end goes to the event log.
 func reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
+	ferr := undoFaultRecords(dir)
+	n, err := reclaimNamespaces(ctx, stack, dir)
+	return n, errors.Join(ferr, err)
+}
+
+// reclaimNamespaces kills the processes in the stack's namespaces, then
+// deletes the namespaces and the instances' working directories.
+func reclaimNamespaces(ctx context.Context, stack string, dir Dir) (int, error) {
 	names, err := vpc.Leftovers(stack, string(dir))
 	if err != nil {
 		return 0, err
@@ -101,4 +114,76 @@ func pidsIn(inodes map[uint64]bool) []int {
 		}
 	}
 	return out
+}
+
+// undoFaultRecords undoes the faults a crashed daemon left active, from
+// the undo records in the state directory (their frozen processes
+// continue, their tables and qdiscs go, their burners are killed and
+// their cgroups removed), records each fault's end in the event log, and
+// removes the records. A record that cannot be read, or whose undo
+// fails, is an error; the first is removed (it says nothing more), the
+// second kept for the next reclaim (by then its namespaces are gone, and
+// with them what it could not undo).
+func undoFaultRecords(dir Dir) error {
+	ents, err := os.ReadDir(dir.faultDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read fault records: %w", err)
+	}
+	var log *events.Log
+	defer func() {
+		if log != nil {
+			log.Close()
+		}
+	}()
+	var errs []error
+	for _, e := range ents {
+		path := filepath.Join(dir.faultDir(), e.Name())
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			_ = os.Remove(path) // a record being written: the previous one stands
+			continue
+		}
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read fault record %s: %w", path, err))
+			continue
+		}
+		rec, err := fault.DecodeRecord(b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w (removed)", path, err))
+			_ = os.Remove(path)
+			continue
+		}
+		var uerrs []error
+		for _, st := range fault.UndoOrder(rec.Undo) {
+			if err := undoStep(st); err != nil {
+				uerrs = append(uerrs, err)
+			}
+		}
+		if err := errors.Join(uerrs...); err != nil {
+			errs = append(errs, fmt.Errorf("undo fault %s: %w", rec.Fault.ID, err))
+			continue
+		}
+		if log == nil {
+			log, _ = events.Open(dir.Events())
+		}
+		if log != nil {
+			f := rec.Fault
+			fields := map[string]string{"fault": f.ID, "kind": f.Kind, "targets": strings.Join(f.Targets, ",")}
+			if f.Experiment != "" {
+				fields["experiment"] = f.Experiment
+			}
+			log.Add(events.Event{Component: "fis", Type: "fault.end", Fields: fields,
+				Message: fmt.Sprintf("Fault %s ended (its daemon had stopped without undoing it): %s on %s undone", f.ID, f.Kind, strings.Join(f.Targets, ", "))})
+		}
+		if err := os.Remove(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

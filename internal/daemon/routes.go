@@ -93,6 +93,30 @@ var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Reques
 	api.GetSSHAccess: func(s *stack, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.sshAccess())
 	},
+	api.PostFault: func(s *stack, w http.ResponseWriter, r *http.Request) {
+		var req api.FaultRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("read fault request: %w", err))
+			return
+		}
+		f, err := s.faults.start(r.Context(), req)
+		if err != nil {
+			writeError(w, faultStatus(err), err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, f)
+	},
+	api.GetFaults: func(s *stack, w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.faults.list())
+	},
+	api.DeleteFault: func(s *stack, w http.ResponseWriter, r *http.Request) {
+		f, err := s.faults.stop(r.PathValue("id"), "stopped through the API")
+		if err != nil {
+			writeError(w, faultStatus(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, f)
+	},
 }
 
 // noGroup is the error for an auto scaling group name the stack does not

@@ -30,6 +30,8 @@ type stack struct {
 	keys   *keypair.Store
 
 	metadata *metadata.Handler
+	// faults are the injected faults (package fault).
+	faults *faultRuntime
 
 	// partsMu guards the parts that the control API reads while start
 	// builds them. start publishes each one complete, under partsMu, and
@@ -64,6 +66,7 @@ type stack struct {
 func newStack(p *plan.Plan, dir Dir, ev *events.Log, log *slog.Logger) *stack {
 	s := &stack{plan: p, dir: dir, events: ev, log: log,
 		hostKeys: map[string]string{}, sshLog: slog.New(slog.DiscardHandler)}
+	s.faults = newFaultRuntime(s)
 	return s
 }
 
@@ -111,6 +114,8 @@ func (s *stack) start(ctx context.Context) error {
 		{"load balancers", s.startBalancers},
 		{"bastion", s.startBastion},
 		{"auto scaling groups", func(ctx context.Context) error { return s.startGroups(ctx, loopCtx) }},
+		// Last, so that teardown undoes the faults first.
+		{"faults", func(context.Context) error { s.onStop(s.faults.stopAll); return nil }},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {

@@ -159,7 +159,19 @@ func (cs *cgroupSet) remove() error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	var errs []error
+	var dirs []string
 	for _, d := range cs.dirs {
+		// Cgroups below the instance's (burners) go first.
+		if subs, err := os.ReadDir(d); err == nil {
+			for _, e := range subs {
+				if e.IsDir() {
+					dirs = append(dirs, filepath.Join(d, e.Name()))
+				}
+			}
+		}
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
 		deadline := time.Now().Add(2 * time.Second)
 		for {
 			err := syscall.Rmdir(d)
@@ -188,14 +200,26 @@ func (cs *cgroupSet) procs() map[int]bool {
 	if len(cs.dirs) == 0 {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(cs.dirs[0], "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
 	out := map[int]bool{}
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			out[pid] = true
+	// The instance's cgroup and the ones below it (burners of a fault,
+	// see StartBurners).
+	dirs := []string{cs.dirs[0]}
+	if subs, err := os.ReadDir(cs.dirs[0]); err == nil {
+		for _, e := range subs {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(cs.dirs[0], e.Name()))
+			}
+		}
+	}
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				out[pid] = true
+			}
 		}
 	}
 	return out

@@ -447,6 +447,7 @@ func (in *Instance) Stop(ctx context.Context, grace time.Duration) error {
 	in.mu.Unlock()
 	pgid := in.pid
 	in.signal(syscall.SIGTERM)
+	in.signal(syscall.SIGCONT) // a frozen instance (Freeze) handles SIGTERM too
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {

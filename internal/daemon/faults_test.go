@@ -1,0 +1,367 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
+
+	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/testutil"
+	"github.com/moat-dev/moat/internal/vpc"
+)
+
+// faultStack runs the example stack with a long health check grace
+// period (instances a fault makes unhealthy stay, so that the test sees
+// them come back) and returns its client.
+func faultStack(t *testing.T, name string) (*client.Client, string) {
+	t.Helper()
+	testutil.RequireRoot(t, "faults act on a running stack: network namespaces, nftables, processes")
+	p := exampleStack(t, name)
+	for i := range p.AutoScalingGroups {
+		p.AutoScalingGroups[i].HealthCheckGracePeriod = 10 * time.Minute
+	}
+	dir := daemon.StackDir(p.Stack)
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
+	}()
+	cl := client.New(dir.Socket())
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the stack did not start within 3 minutes")
+	}
+	t.Cleanup(func() {
+		shutdown(t, cl, done, 90*time.Second)
+		if ns := stackNS(p.Stack); len(ns) > 0 {
+			t.Errorf("namespaces left after shutdown: %v", ns)
+		}
+	})
+	testutil.Eventually(t, 60*time.Second, func() error { return healthyTargets(cl, 2) })
+	return cl, p.Stack
+}
+
+func stackNS(stack string) []string {
+	ents, _ := os.ReadDir(vpc.NetnsDir)
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "moat-"+stack+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func healthyTargets(cl *client.Client, n int) error {
+	ts, err := cl.Targets(context.Background())
+	if err != nil {
+		return err
+	}
+	h := 0
+	for _, t := range ts {
+		if t.State == "healthy" {
+			h++
+		}
+	}
+	if h < n {
+		return fmt.Errorf("%d healthy targets, want %d: %+v", h, n, ts)
+	}
+	return nil
+}
+
+func targetState(cl *client.Client, ip string) string {
+	ts, _ := cl.Targets(context.Background())
+	for _, t := range ts {
+		if strings.HasPrefix(t.Address, ip+":") {
+			return t.State
+		}
+	}
+	return ""
+}
+
+func instanceByID(t *testing.T, cl *client.Client, id string) api.Instance {
+	t.Helper()
+	list, err := cl.Instances(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range list {
+		if in.ID == id {
+			return in
+		}
+	}
+	t.Fatalf("instance %s is not listed: %+v", id, list)
+	return api.Instance{}
+}
+
+// nsProc is a process of a network namespace.
+type nsProc struct {
+	pid   int
+	state byte
+	comm  string
+}
+
+// procsIn lists the processes whose network namespace is the one at
+// nsPath, with their state (R, S, T, ...) and name.
+func procsIn(t *testing.T, nsPath string) []nsProc {
+	t.Helper()
+	var ns syscall.Stat_t
+	if err := syscall.Stat(nsPath, &ns); err != nil {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []nsProc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) != nil || st.Ino != ns.Ino {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < 0 || j+2 >= len(s) {
+			continue
+		}
+		out = append(out, nsProc{pid: pid, state: s[j+2], comm: s[i+1 : j]})
+	}
+	return out
+}
+
+// countStopped counts the processes in state T (stopped) in the
+// namespaces at paths.
+func countStopped(t *testing.T, paths ...string) int {
+	n := 0
+	for _, p := range paths {
+		for _, pr := range procsIn(t, p) {
+			if pr.state == 'T' || pr.state == 't' {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// routerFaultTables lists the router's nftables tables of faults.
+func routerFaultTables(t *testing.T, stack string) []string {
+	t.Helper()
+	h, err := netns.GetFromPath(vpc.NamespacePath(stack, vpc.RouterNode))
+	if err != nil {
+		return nil
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range ts {
+		if strings.HasPrefix(tb.Name, "moat-fis-") {
+			out = append(out, tb.Name)
+		}
+	}
+	return out
+}
+
+// fisEvents are the event log's fis events of a fault.
+func fisEvents(t *testing.T, cl *client.Client, id string) []string {
+	t.Helper()
+	var out []string
+	if err := cl.Events(context.Background(), false, func(e events.Event) {
+		if e.Component == "fis" && e.Fields["fault"] == id {
+			out = append(out, e.Type)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// dialTime is how long a TCP connect from the namespace at from to addr
+// takes (or its error).
+func dialTime(from, addr string, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	t0 := time.Now()
+	c, err := vpc.DialFunc(from)(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	c.Close()
+	return d, nil
+}
+
+// TestStopAndRebootInstances: stop-instances freezes an instance's
+// processes (state T), moat ps says stopped and its target goes
+// unhealthy; ending the fault lets them run and the target heal. Then
+// reboot-instances restarts the command (a new process) without running
+// the user data again. Errors say what to give.
+func TestStopAndRebootInstances(t *testing.T) {
+	cl, stack := faultStack(t, "fltstop")
+	ctx := context.Background()
+	list, err := cl.Instances(ctx, false)
+	if err != nil || len(list) < 2 {
+		t.Fatalf("instances: %v %+v", err, list)
+	}
+	in := list[0]
+	nsPath := vpc.NamespacePath(stack, in.ID)
+	if n := len(procsIn(t, nsPath)); n == 0 {
+		t.Fatalf("no process in %s: the test proves nothing", nsPath)
+	}
+
+	// Bad requests are refused, with what to give, and leave nothing.
+	for _, bad := range []struct {
+		req  api.FaultRequest
+		code int
+		want string
+	}{
+		{api.FaultRequest{Kind: "stop-instance", Targets: []string{in.ID}}, 400, `kind "stop-instance" is unknown`},
+		{api.FaultRequest{Kind: "stop-instances", Targets: []string{"i-nope"}}, 404, "instance i-nope is not running in any auto scaling group: give instance ids from moat ps"},
+		{api.FaultRequest{Kind: "stop-instances", Targets: []string{in.ID}, Params: map[string]string{"startAfter": "1"}}, 400, "parameter startAfter is unknown: stop-instances takes startAfterSeconds"},
+	} {
+		_, err := cl.StartFault(ctx, bad.req)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != bad.code || !strings.Contains(ce.Message, bad.want) {
+			t.Errorf("StartFault(%+v) = %v, want %d with %q", bad.req, err, bad.code, bad.want)
+		}
+	}
+
+	f, err := cl.StartFault(ctx, api.FaultRequest{Kind: "stop-instances", Targets: []string{in.ID}, Experiment: "EXP1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.State != api.FaultActive || f.ID == "" || !f.Ends.IsZero() {
+		t.Fatalf("fault = %+v, want active until stopped", f)
+	}
+	procs := procsIn(t, nsPath)
+	for _, p := range procs {
+		if p.state != 'T' {
+			t.Errorf("process %d (%s) of the stopped instance is in state %c, want T", p.pid, p.comm, p.state)
+		}
+	}
+	if got := instanceByID(t, cl, in.ID).State; got != "stopped" {
+		t.Errorf("moat ps says %s for the stopped instance, want stopped", got)
+	}
+	testutil.Eventually(t, 40*time.Second, func() error {
+		if st := targetState(cl, in.IP); st != "unhealthy" {
+			return fmt.Errorf("the stopped instance's target is %q, want unhealthy", st)
+		}
+		return nil
+	})
+	// A stopped instance cannot be rebooted until it runs.
+	if _, err := cl.StartFault(ctx, api.FaultRequest{Kind: "reboot-instances", Targets: []string{in.ID}}); err == nil || !strings.Contains(err.Error(), "is stopped by fault "+f.ID) {
+		t.Errorf("reboot of a stopped instance: %v, want a conflict naming %s", err, f.ID)
+	}
+	ended, err := cl.StopFault(ctx, f.ID)
+	if err != nil || ended.State != api.FaultEnded || ended.Ended == nil || ended.Error != "" {
+		t.Fatalf("StopFault = %+v, %v", ended, err)
+	}
+	if again, err := cl.StopFault(ctx, f.ID); err != nil || !again.Ended.Equal(*ended.Ended) {
+		t.Errorf("StopFault again = %+v, %v; want the same ended fault", again, err)
+	}
+	if n := countStopped(t, nsPath); n != 0 {
+		t.Errorf("%d processes still stopped after the fault ended", n)
+	}
+	if got := instanceByID(t, cl, in.ID).State; got != "running" {
+		t.Errorf("moat ps says %s after the fault, want running", got)
+	}
+	testutil.Eventually(t, 40*time.Second, func() error {
+		if st := targetState(cl, in.IP); st != "healthy" {
+			return fmt.Errorf("the instance's target is %q after the fault, want healthy", st)
+		}
+		return nil
+	})
+	if ev := fisEvents(t, cl, f.ID); strings.Join(ev, ",") != "fault.start,fault.end" {
+		t.Errorf("fis events of %s: %v, want fault.start, fault.end", f.ID, ev)
+	}
+
+	// With startAfterSeconds the instance runs again by itself.
+	f2, err := cl.StartFault(ctx, api.FaultRequest{Kind: "stop-instances", Targets: []string{in.ID}, Params: map[string]string{"startAfterSeconds": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countStopped(t, nsPath) == 0 {
+		t.Error("no process stopped by the second fault")
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := countStopped(t, nsPath); n != 0 {
+			return fmt.Errorf("%d processes stopped after startAfterSeconds", n)
+		}
+		fs, err := cl.ListFaults(ctx)
+		if err != nil {
+			return err
+		}
+		for _, x := range fs {
+			if x.ID == f2.ID && x.State != api.FaultEnded {
+				return fmt.Errorf("fault %s is %s", x.ID, x.State)
+			}
+		}
+		return nil
+	})
+
+	// Reboot: a new process, user data not run again.
+	before := map[int]bool{}
+	for _, p := range procsIn(t, nsPath) {
+		before[p.pid] = true
+	}
+	logBefore, _ := os.ReadFile(filepath.Join(string(daemon.StackDir(stack)), "instances", in.ID, "console.log"))
+	r, err := cl.StartFault(ctx, api.FaultRequest{Kind: "reboot-instances", Targets: []string{in.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != api.FaultEnded {
+		t.Errorf("reboot fault is %s, want ended (one-shot)", r.State)
+	}
+	after := procsIn(t, nsPath)
+	if len(after) == 0 {
+		t.Fatal("no process after the reboot")
+	}
+	for _, p := range after {
+		if before[p.pid] {
+			t.Errorf("process %d (%s) survived the reboot", p.pid, p.comm)
+		}
+	}
+	logAfter, _ := os.ReadFile(filepath.Join(string(daemon.StackDir(stack)), "instances", in.ID, "console.log"))
+	added := strings.TrimPrefix(string(logAfter), string(logBefore))
+	if !strings.Contains(added, "rebooting") || strings.Contains(added, "running user data") {
+		t.Errorf("console log after the reboot: %q; want a reboot without user data", added)
+	}
+	testutil.Eventually(t, 40*time.Second, func() error {
+		if st := targetState(cl, in.IP); st != "healthy" {
+			return fmt.Errorf("the rebooted instance's target is %q, want healthy", st)
+		}
+		return nil
+	})
+	if got := instanceByID(t, cl, in.ID); got.State != "running" {
+		t.Errorf("after the reboot the instance is %s", got.State)
+	}
+	t.Logf("stopped %d processes; rebooted into %d", len(procs), len(after))
+}

@@ -1,0 +1,94 @@
+package nft
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// DisruptTablePrefix starts the name of every nftables table (family
+// inet) a disrupt-connectivity fault makes in the VPC router's namespace,
+// one table per fault: moat-fis-<fault id>.
+const DisruptTablePrefix = "moat-fis-"
+
+// disruptPriority puts a disruption before the network ACLs (and the
+// router's forward chain): it drops packets of established connections
+// too, as the network ACL FIS puts on the subnet does.
+var disruptPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 20)
+
+// Disruption is one subnet's traffic to drop, by bridge: packets leaving
+// Bridge for Peers (bridges; none: any other interface) and entering it
+// from them. Traffic inside the subnet is bridged and never crosses the
+// router's forward hook, so it stays.
+type Disruption struct {
+	Subnet string
+	Bridge string
+	Peers  []string // subnet names, parallel to PeerBridges
+	// PeerBridges are the peers' bridges.
+	PeerBridges []string
+}
+
+// AddDisruption creates table inet <table> (DisruptTablePrefix and a
+// fault id) dropping the disruptions' traffic in the forward hook, in one
+// transaction. The table must not exist.
+func AddDisruption(c Conn, table string, ds []Disruption) error {
+	if !strings.HasPrefix(table, DisruptTablePrefix) {
+		return fmt.Errorf("disrupt connectivity: table %q is not one of moat's (%s…)", table, DisruptTablePrefix)
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
+	accept := nftables.ChainPolicyAccept
+	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: disruptPriority, Policy: &accept})
+	drop := &expr.Verdict{Kind: expr.VerdictDrop}
+	for _, d := range ds {
+		if len(d.PeerBridges) == 0 {
+			for _, dir := range []struct {
+				key, other expr.MetaKey
+				what       string
+			}{{expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME, "leaving"}, {expr.MetaKeyOIFNAME, expr.MetaKeyIIFNAME, "entering"}} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
+					&expr.Meta{Key: dir.key, Register: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(d.Bridge)},
+					&expr.Meta{Key: dir.other, Register: 1},
+					&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(d.Bridge)},
+					drop,
+				}, UserData: comment(fmt.Sprintf("fis disrupt-connectivity: all traffic %s subnet %s", dir.what, d.Subnet))})
+			}
+			continue
+		}
+		for i, peer := range d.PeerBridges {
+			for _, dir := range []struct{ from, to, fromName, toName string }{
+				{d.Bridge, peer, d.Subnet, d.Peers[i]}, {peer, d.Bridge, d.Peers[i], d.Subnet},
+			} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
+					&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(dir.from)},
+					&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(dir.to)},
+					drop,
+				}, UserData: comment(fmt.Sprintf("fis disrupt-connectivity: subnet %s to subnet %s (another zone)", dir.fromName, dir.toName))})
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("disrupt connectivity: %w", err)
+	}
+	return nil
+}
+
+// DeleteDisruption deletes table inet <table> in one transaction; a
+// missing table is no error.
+func DeleteDisruption(c Conn, table string) error {
+	if !strings.HasPrefix(table, DisruptTablePrefix) {
+		return fmt.Errorf("restore connectivity: table %q is not one of moat's (%s…)", table, DisruptTablePrefix)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: table}
+	c.AddTable(t) // so that the delete cannot fail on a missing table
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("restore connectivity: %w", err)
+	}
+	return nil
+}
