@@ -63,6 +63,31 @@ func TestNetworkACLs(t *testing.T) {
 		{"internet", "lb-web-0", 80, true, "public in 100, out 100"},
 		{"internet", "bastion", 22, true, "public in 110"},
 	})
+	// The VPC's own services are not filtered, as on AWS: private-a's
+	// network ACL lets nothing out to port 80, yet instance metadata
+	// (on the router) answers.
+	l, err := w.v.RouterListen("tcp", netip.AddrPortFrom(MetadataAddr, 80).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("metadata\n"))
+			c.Close()
+		}
+	}()
+	if got := probe(w.path("i-app1"), MetadataAddr, 80); got == "" {
+		t.Error("i-app1 cannot reach instance metadata: the network ACL filtered traffic to the router itself")
+	}
+	if _, v := w.tryAndPredict(t, "i-app1", "lb-web-0", 80); v.Allowed {
+		t.Errorf("i-app1 -> lb-web-0 tcp/80 allowed; the network ACL should deny port 80 out of private-a (or the metadata check proves nothing)")
+	}
+
 	// Probe (moat reach --probe) counts a reset as reached: lb-web-1
 	// serves nothing on 80, yet the SYN and the reset cross every filter.
 	for _, c := range []struct {
