@@ -83,9 +83,16 @@ func runBin(t *testing.T, args ...string) (string, string, int) {
 func runExe(t *testing.T, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MOAT_FILE=")
+	return runCmd(t, cmd)
+}
+
+// runCmd runs a command and returns its stdout, stderr and exit code; it
+// fails the test when the command cannot run at all.
+func runCmd(t testing.TB, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Env = append(os.Environ(), "MOAT_FILE=")
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,6 +129,19 @@ func (s *e2eStack) moat(timeout time.Duration, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// moatSplit runs the binary with the stack's environment, the stack file
+// given with -f after the command's words (cmdWords of args), and returns
+// stdout and stderr apart, and the exit code.
+func (s *e2eStack) moatSplit(timeout time.Duration, cmdWords int, args ...string) (string, string, int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	full := append(append(slices.Clone(args[:cmdWords]), "-f", s.file), args[cmdWords:]...)
+	cmd := exec.CommandContext(ctx, moatBin, full...)
+	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	return runCmd(s.t, cmd)
 }
 
 func (s *e2eStack) mustMoat(timeout time.Duration, args ...string) string {

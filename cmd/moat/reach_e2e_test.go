@@ -3,12 +3,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -20,25 +17,13 @@ import (
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
-// reachJSON runs moat reach -o json --probe on the running stack and
-// decodes its standard output into v; it returns the exit code.
+// reachJSON runs moat reach -o json on the running stack and decodes
+// its standard output into v; it returns the exit code.
 func (s *e2eStack) reachJSON(v any, args ...string) int {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, moatBin, append([]string{"reach", "-f", s.file, "-o", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatalf("moat reach %q: %v", args, err)
-	}
-	if err := json.Unmarshal(stdout.Bytes(), v); err != nil {
-		s.t.Fatalf("moat reach %q (exit %d): %v\nstdout: %s\nstderr: %s", args, code, err, stdout.String(), stderr.String())
+	stdout, stderr, code := s.moatSplit(30*time.Second, 1, append([]string{"reach", "-o", "json"}, args...)...)
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		s.t.Fatalf("moat reach %q (exit %d): %v\nstdout: %s\nstderr: %s", args, code, err, stdout, stderr)
 	}
 	return code
 }
