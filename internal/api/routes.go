@@ -66,11 +66,14 @@ var (
 	// DeleteFault: DELETE, undoes the fault now (again is a no-op); returns
 	// the Fault.
 	DeleteFault = Route{"DELETE", "/v1/faults/{id}"}
+	// GetMetrics: GET, returns Metrics: the per-second samples of the
+	// last ten minutes; with ?since=UNIX_MS only those after that time.
+	GetMetrics = Route{"GET", "/v1/metrics"}
 )
 
 // Routes are all the routes, in the order above.
 var Routes = []Route{GetStatus, PostShutdown, GetEvents, GetInstances, GetTargets, PostScale, PostRefresh,
-	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe, PostFault, GetFaults, DeleteFault}
+	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe, PostFault, GetFaults, DeleteFault, GetMetrics}
 
 // ServeMuxPattern is the route as a net/http.ServeMux pattern.
 func (r Route) ServeMuxPattern() string { return r.Method + " " + r.Pattern }
@@ -103,6 +106,10 @@ func (r Route) Path(args ...string) string {
 
 // Follow is the query that makes GetEvents and GetLogs keep streaming.
 const Follow = "follow=1"
+
+// Since is the query parameter of GetMetrics: a time in Unix
+// milliseconds.
+const Since = "since"
 
 // All is the query that makes GetInstances list recently terminated ones too.
 const All = "all=1"

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
@@ -141,6 +142,18 @@ func (c *Client) StopFault(ctx context.Context, id string) (api.Fault, error) {
 	var f api.Fault
 	err := c.call(ctx, api.DeleteFault, []string{id}, "", nil, &f)
 	return f, err
+}
+
+// Metrics returns the per-second samples after since (the last ten
+// minutes' for a zero since), oldest first.
+func (c *Client) Metrics(ctx context.Context, since time.Time) (api.Metrics, error) {
+	q := ""
+	if !since.IsZero() {
+		q = api.Since + "=" + strconv.FormatInt(since.UnixMilli(), 10)
+	}
+	var m api.Metrics
+	err := c.call(ctx, api.GetMetrics, nil, q, nil, &m)
+	return m, err
 }
 
 // Logs calls fn with each line of an instance's console output (without

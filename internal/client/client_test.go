@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/events"
@@ -45,6 +46,7 @@ func TestEveryRouteIsTyped(t *testing.T) {
 		api.PostFault:     `{"id":"f-1","state":"active"}`,
 		api.GetFaults:     `[{"id":"f-1"}]`,
 		api.DeleteFault:   `{"id":"f-1","state":"ended"}`,
+		api.GetMetrics:    `{"samples":[{"time":"2026-12-02T09:00:01Z","loadBalancers":[{"name":"web","RequestCount":7}]}]}`,
 	}
 	mux := http.NewServeMux()
 	for _, r := range api.Routes {
@@ -104,6 +106,8 @@ func TestEveryRouteIsTyped(t *testing.T) {
 	check("ListFaults", err, len(fs) == 1 && fs[0].ID == "f-1")
 	f, err = c.StopFault(ctx, "f 1")
 	check("StopFault", err, f.State == "ended")
+	mt, err := c.Metrics(ctx, time.UnixMilli(1764666000123))
+	check("Metrics", err, len(mt.Samples) == 1 && mt.Samples[0].LoadBalancers[0].RequestCount == 7)
 
 	want := map[api.Route]string{
 		api.GetEvents:     "/v1/events?follow=1",
@@ -111,6 +115,7 @@ func TestEveryRouteIsTyped(t *testing.T) {
 		api.PostScale:     "/v1/groups/web%20g/scale",
 		api.GetActivities: "/v1/groups/web%20g/activities",
 		api.DeleteFault:   "/v1/faults/f%201",
+		api.GetMetrics:    "/v1/metrics?since=1764666000123",
 	}
 	for _, r := range api.Routes {
 		if len(hits[r]) != 1 {

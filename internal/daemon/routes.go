@@ -117,6 +117,7 @@ var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Reques
 		}
 		writeJSON(w, http.StatusOK, f)
 	},
+	api.GetMetrics: (*stack).handleMetrics,
 }
 
 // noGroup is the error for an auto scaling group name the stack does not
@@ -144,10 +145,11 @@ func (s *stack) instances(all bool) []api.Instance {
 	return out
 }
 
-// targets lists every target of every load balancer's target groups,
-// naming instances by id.
-func (s *stack) targets() []api.Target {
-	ids := map[string]string{} // address -> instance id
+// targetInstanceIDs names the instances' targets: instance id by target
+// address (ip:port of each target group the instance's group registers
+// it in).
+func (s *stack) targetInstanceIDs() map[string]string {
+	ids := map[string]string{}
 	for _, inst := range s.instances(false) {
 		for _, g := range s.plan.AutoScalingGroups {
 			if g.Name != inst.Group {
@@ -160,6 +162,13 @@ func (s *stack) targets() []api.Target {
 			}
 		}
 	}
+	return ids
+}
+
+// targets lists every target of every load balancer's target groups,
+// naming instances by id.
+func (s *stack) targets() []api.Target {
+	ids := s.targetInstanceIDs()
 	out := []api.Target{}
 	for _, l := range s.plan.LoadBalancers {
 		b := s.balancer(l.Name)

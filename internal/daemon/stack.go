@@ -16,6 +16,7 @@ import (
 	"github.com/moat-dev/moat/internal/keypair"
 	"github.com/moat-dev/moat/internal/metadata"
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/telemetry"
 	"github.com/moat-dev/moat/internal/vpc"
 )
 
@@ -42,6 +43,7 @@ type stack struct {
 	balancers map[string]*lbRuntime // by load balancer name
 	tgLB      map[string]string     // target group -> load balancer name
 	groups    map[string]*groupRuntime
+	sampler   *telemetry.Sampler
 	// sshLog receives the instances' SSH audit records (JSON lines).
 	sshLog *slog.Logger
 	audit  io.Writer
@@ -60,6 +62,7 @@ type stack struct {
 	undo []func(context.Context) error
 	// loops are the background control loops; stop waits for them.
 	cancelLoops context.CancelFunc
+	loopCtx     context.Context
 	loops       sync.WaitGroup
 }
 
@@ -103,7 +106,8 @@ func (s *stack) event(component, typ, format string, args ...any) {
 // bastion, then the auto scaling groups' instances.
 func (s *stack) start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.Background())
-	s.cancelLoops = cancel
+	s.cancelLoops, s.loopCtx = cancel, loopCtx
+	s.startTelemetry()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error

@@ -103,6 +103,7 @@ func TestControlAPIWhileStarting(t *testing.T) {
 		"targets":    func() error { _, err := cl.Targets(ctx); return err },
 		"membership": func() error { _, err := cl.Membership(ctx); return err },
 		"ssh":        func() error { _, err := cl.SSHAccess(ctx); return err },
+		"metrics":    func() error { _, err := cl.Metrics(ctx, time.Time{}); return err },
 		"activities": func() error { _, err := cl.Activities(ctx, "web"); return err },
 		"events":     func() error { return cl.Events(ctx, false, func(events.Event) {}) },
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,9 @@ type Engine struct {
 	log     *slog.Logger
 	access  *slog.Logger
 	metrics *Metrics
+	other   *cell // responses to requests that reached no target group
+	// malformed counts the requests refused before routing (in other too)
+	malformed atomic.Uint64
 
 	cfg    atomic.Pointer[Config]
 	mu     sync.Mutex
@@ -63,9 +68,12 @@ type group struct {
 	m       *groupMetrics
 	sticky  atomic.Pointer[targetgroup.Stickiness]
 
+	none *cell // requests that found no target
+
 	mu      sync.Mutex
 	pools   map[*targetgroup.Target]*pool
 	tunnels map[*targetgroup.Target]map[net.Conn]struct{}
+	gone    totals // counts of the targets whose pools were removed
 }
 
 // New builds an engine from cfg; it starts health checks for every target
@@ -87,7 +95,7 @@ func New(cfg Config, opts Options) (*Engine, error) {
 	if opts.DrainTick <= 0 {
 		opts.DrainTick = time.Second
 	}
-	e := &Engine{opts: opts, log: opts.Log, groups: map[string]*group{}, lns: map[string]*listenerState{}}
+	e := &Engine{opts: opts, log: opts.Log, groups: map[string]*group{}, lns: map[string]*listenerState{}, other: newCell()}
 	if opts.AccessLog != nil {
 		e.access = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
 	}
@@ -138,7 +146,7 @@ func (e *Engine) Apply(cfg Config) error {
 			continue
 		}
 		g := &group{name: tc.Name, tg: targetgroup.New(tc, e.opts.Now), pools: map[*targetgroup.Target]*pool{},
-			tunnels: map[*targetgroup.Target]map[net.Conn]struct{}{}, m: e.metrics.group(tc.Name)}
+			tunnels: map[*targetgroup.Target]map[net.Conn]struct{}{}, m: e.metrics.group(tc.Name), none: newCell()}
 		g.checker = targetgroup.NewChecker(g.tg, e.opts.Dial, e.log, nil)
 		g.sticky.Store(&st)
 		e.groups[tc.Name] = g
@@ -202,6 +210,20 @@ func (e *Engine) RequestCount(tg string) uint64 {
 	return 0
 }
 
+// sortedGroups are the target groups, by name.
+func (e *Engine) sortedGroups() []*group {
+	m := e.snap.Load()
+	if m == nil {
+		return nil
+	}
+	gs := make([]*group, 0, len(*m))
+	for _, g := range *m {
+		gs = append(gs, g)
+	}
+	slices.SortFunc(gs, func(a, b *group) int { return strings.Compare(a.name, b.name) })
+	return gs
+}
+
 func (e *Engine) group(name string) *group {
 	if m := e.snap.Load(); m != nil {
 		return (*m)[name]
@@ -231,6 +253,7 @@ func (e *Engine) drainLoop() {
 				g.mu.Lock()
 				if p := g.pools[t]; p != nil {
 					p.closeAll()
+					p.cell.addTo(&g.gone)
 					delete(g.pools, t)
 				}
 				for c := range g.tunnels[t] {
@@ -356,8 +379,11 @@ func (e *Engine) pickGroup(fw []WeightedGroup) *group {
 	return e.group(fw[len(fw)-1].TargetGroup)
 }
 
-// pool is a target's idle keep-alive upstream connections.
+// pool is a target's idle keep-alive upstream connections and the
+// counts of its responses.
 type pool struct {
+	cell *cell
+
 	mu   sync.Mutex
 	idle []*upConn
 }
@@ -396,7 +422,7 @@ func (g *group) pool(t *targetgroup.Target) *pool {
 	defer g.mu.Unlock()
 	p := g.pools[t]
 	if p == nil {
-		p = &pool{}
+		p = &pool{cell: newCell()}
 		g.pools[t] = p
 	}
 	return p

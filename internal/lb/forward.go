@@ -52,14 +52,15 @@ type exchange interface {
 type meta struct {
 	ip, proto, port      string
 	method, target, host []byte
-	xff, trace           []byte // incoming X-Forwarded-For and X-Amzn-Trace-Id
-	contentLength        int64  // -1 when unknown
-	chunked              bool   // the body goes to the target chunked
-	closeConn            bool   // the client asked to close after this request
-	upgrade              []byte // the Upgrade header of a Connection: upgrade request
-	expect               bool   // Expect: 100-continue, relayed to the target
-	traceOut             []byte // the X-Amzn-Trace-Id sent to the target
-	status               int    // the status sent to the client (for logs and metrics)
+	xff, trace           []byte        // incoming X-Forwarded-For and X-Amzn-Trace-Id
+	contentLength        int64         // -1 when unknown
+	chunked              bool          // the body goes to the target chunked
+	closeConn            bool          // the client asked to close after this request
+	upgrade              []byte        // the Upgrade header of a Connection: upgrade request
+	expect               bool          // Expect: 100-continue, relayed to the target
+	traceOut             []byte        // the X-Amzn-Trace-Id sent to the target
+	status               int           // the status sent to the client (for logs and metrics)
+	ttfb                 time.Duration // from start to the target's response head
 }
 
 func (m *meta) hasBody() bool { return m.chunked || m.contentLength > 0 }
@@ -78,6 +79,7 @@ func (e *Engine) handleRequest(x exchange, m *meta, lc *Listener, start time.Tim
 	keep = !m.closeConn
 	if xffCount(m.xff) > maxXFF {
 		m.status = statusXFFTooLong
+		e.refuse(m.status)
 		e.logAccess(m, nil, nil, start)
 		return x.reply(statusXFFTooLong, "", "", "", false), false
 	}
@@ -93,6 +95,7 @@ func (e *Engine) handleRequest(x exchange, m *meta, lc *Listener, start time.Tim
 	switch act.Type {
 	case ActionFixed:
 		m.status = act.Fixed.StatusCode
+		e.other.fromELB(m.status)
 		return x.reply(act.Fixed.StatusCode, "", orDefault(act.Fixed.ContentType, "text/plain"), act.Fixed.Body, keep), false
 	case ActionRedirect:
 		code := act.Redirect.StatusCode
@@ -100,11 +103,13 @@ func (e *Engine) handleRequest(x exchange, m *meta, lc *Listener, start time.Tim
 			code = 302
 		}
 		m.status = code
+		e.other.fromELB(code)
 		return x.reply(code, RedirectURL(act.Redirect, req, m.proto, m.port), "", "", keep), false
 	}
 	g := e.pickGroup(act.Forward)
 	if g == nil {
 		m.status = 503
+		e.other.fromELB(503)
 		return x.reply(503, "", "", "", false), false
 	}
 	return e.forward(x, m, g, start)
@@ -126,23 +131,27 @@ func (e *Engine) forward(x exchange, m *meta, g *group, start time.Time) (keep, 
 		t := g.tg.PickSticky(stickyID, tried)
 		if t == nil {
 			code := 503 // no registered target (none healthy and fail-open empty)
+			counted := g.none
 			if attempt > 0 {
-				code = failStatus(lastErr)
+				code, counted = failStatus(lastErr), g.pool(tried[len(tried)-1]).cell
 			}
-			return e.fail(x, m, g, nil, code, start), false
+			return e.fail(x, m, g, nil, counted, code, start), false
 		}
 		tried = append(tried, t)
+		p := g.pool(t)
 		t.Begin()
-		keep, hijacked, sent, err := e.tryTarget(x, m, g, t)
+		keep, hijacked, sent, err := e.tryTarget(x, m, g, t, p, start)
 		t.End()
 		if err == nil {
-			e.metrics.observe(g, m.status, start)
+			p.cell.fromTarget(m.status, m.ttfb)
+			e.metrics.observe(g, start)
 			e.logAccess(m, g, t, start)
 			return keep, hijacked
 		}
 		if errors.Is(err, errClient) {
 			m.status = statusClientClosed
-			e.metrics.observe(g, m.status, start)
+			p.cell.fromELB(m.status)
+			e.metrics.observe(g, start)
 			e.logAccess(m, g, t, start)
 			return false, false
 		}
@@ -151,20 +160,22 @@ func (e *Engine) forward(x exchange, m *meta, g *group, start time.Time) (keep, 
 				g.m.ejections.Inc()
 			}
 		} else if isTimeout(err) || m.hasBody() || !idempotent(m.method) {
-			return e.fail(x, m, g, t, failStatus(err), start), false
+			return e.fail(x, m, g, t, p.cell, failStatus(err), start), false
 		}
 		lastErr = err
 		if attempt >= 3 {
-			return e.fail(x, m, g, t, failStatus(err), start), false
+			return e.fail(x, m, g, t, p.cell, failStatus(err), start), false
 		}
 		g.m.retries.Inc()
 	}
 }
 
-// fail answers with an LB-generated error status and records it.
-func (e *Engine) fail(x exchange, m *meta, g *group, t *targetgroup.Target, code int, start time.Time) bool {
+// fail answers with an LB-generated error status and records it, counted
+// in c (the target's cell, or the group's for no target).
+func (e *Engine) fail(x exchange, m *meta, g *group, t *targetgroup.Target, c *cell, code int, start time.Time) bool {
 	m.status = code
-	e.metrics.observe(g, code, start)
+	c.fromELB(code)
+	e.metrics.observe(g, start)
 	e.logAccess(m, g, t, start)
 	return x.reply(code, "", "", "", false)
 }
@@ -194,8 +205,7 @@ const continueWait = time.Second
 // sent reports whether request bytes may have reached the target. A nil
 // error means a response was relayed (or the client went away after it
 // started).
-func (e *Engine) tryTarget(x exchange, m *meta, g *group, t *targetgroup.Target) (keep, hijacked, sent bool, err error) {
-	p := g.pool(t)
+func (e *Engine) tryTarget(x exchange, m *meta, g *group, t *targetgroup.Target, p *pool, start time.Time) (keep, hijacked, sent bool, err error) {
 	u := p.get()
 	for {
 		if u == nil {
@@ -260,7 +270,7 @@ func (e *Engine) tryTarget(x exchange, m *meta, g *group, t *targetgroup.Target)
 			return false, false, true, err
 		}
 	}
-	m.status = u.hd.status
+	m.status, m.ttfb = u.hd.status, time.Since(start)
 	keep, hijacked, err = x.relay(g, t, p, u)
 	return keep, hijacked, true, err
 }

@@ -34,6 +34,7 @@ func (f *tlsFront) serveHTTP2(rw http.ResponseWriter, r *http.Request) {
 	if code := headLimit(r); code != 0 {
 		// malformed or over the quotas as an HTTP/1.1 head would be (the target gets one)
 		m.status = code
+		f.e.refuse(code)
 		x.reply(code, "", "", "", false)
 		return
 	}

@@ -14,14 +14,16 @@ import (
 	"github.com/moat-dev/moat/internal/targetgroup"
 )
 
-// Metrics is the engine's Prometheus registry (names moat_*).
+// Metrics is the engine's Prometheus registry (names moat_*). Request
+// counts and open connections are read from the engine's own counts
+// (stats.go) when scraped, not counted a second time.
 type Metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	retries  *prometheus.CounterVec
-	ejects   *prometheus.CounterVec
-	active   prometheus.Gauge
+	reg     *prometheus.Registry
+	latency *prometheus.HistogramVec
+	retries *prometheus.CounterVec
+	ejects  *prometheus.CounterVec
+	// activeConns are the open client connections.
+	activeConns atomic.Int64
 
 	mu     sync.Mutex
 	groups map[string]*groupMetrics
@@ -29,17 +31,13 @@ type Metrics struct {
 
 type groupMetrics struct {
 	name      string
-	m         *Metrics
 	latency   prometheus.Observer
 	retries   prometheus.Counter
 	ejections prometheus.Counter
-	codes     [600]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics(e *Engine) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), groups: map[string]*groupMetrics{}}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moat_lb_requests_total",
-		Help: "Requests forwarded, by target group and HTTP status code."}, []string{"target_group", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "moat_lb_request_duration_seconds",
 		Help: "Time from request head to response relayed, by target group.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)},
 		[]string{"target_group"})
@@ -47,8 +45,9 @@ func newMetrics(e *Engine) *Metrics {
 		Help: "Requests retried on another target after a connection failure."}, []string{"target_group"})
 	m.ejects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moat_lb_ejections_total",
 		Help: "Targets ejected passively after a failed connection."}, []string{"target_group"})
-	m.active = prometheus.NewGauge(prometheus.GaugeOpts{Name: "moat_lb_active_connections", Help: "Open client connections."})
-	m.reg.MustRegister(m.requests, m.latency, m.retries, m.ejects, m.active, &healthCollector{e: e})
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moat_lb_active_connections", Help: "Open client connections."},
+		func() float64 { return float64(m.activeConns.Load()) })
+	m.reg.MustRegister(m.latency, m.retries, m.ejects, active, &healthCollector{e: e}, &requestsCollector{e: e})
 	return m
 }
 
@@ -58,25 +57,46 @@ func (m *Metrics) group(name string) *groupMetrics {
 	if g := m.groups[name]; g != nil {
 		return g
 	}
-	g := &groupMetrics{name: name, m: m, latency: m.latency.WithLabelValues(name),
+	g := &groupMetrics{name: name, latency: m.latency.WithLabelValues(name),
 		retries: m.retries.WithLabelValues(name), ejections: m.ejects.WithLabelValues(name)}
 	m.groups[name] = g
 	return g
 }
 
-func (m *Metrics) observe(g *group, code int, start time.Time) {
-	gm := g.m
-	if code < 0 || code >= len(gm.codes) {
-		code = 0
+// observe records a forwarded request's duration (its response is
+// counted in a cell).
+func (m *Metrics) observe(g *group, start time.Time) {
+	g.m.latency.Observe(time.Since(start).Seconds())
+}
+
+// requestsCollector reports moat_lb_requests_total from the cells at
+// scrape time: every response of a target group, whoever made it.
+type requestsCollector struct{ e *Engine }
+
+var requestsDesc = prometheus.NewDesc("moat_lb_requests_total",
+	"Requests forwarded, by target group and HTTP status code.", []string{"target_group", "code"}, nil)
+
+func (r *requestsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- requestsDesc }
+
+func (r *requestsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range r.e.sortedGroups() {
+		var t totals
+		g.none.addTo(&t)
+		g.mu.Lock()
+		for _, p := range g.pools {
+			p.cell.addTo(&t)
+		}
+		for i := range t.target {
+			t.target[i] += g.gone.target[i]
+			t.elb[i] += g.gone.elb[i]
+		}
+		g.mu.Unlock()
+		for code := range t.target {
+			if n := t.target[code] + t.elb[code]; n > 0 {
+				ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(n), g.name, strconv.Itoa(code))
+			}
+		}
 	}
-	cp := gm.codes[code].Load()
-	if cp == nil {
-		c := m.requests.WithLabelValues(gm.name, strconv.Itoa(code))
-		cp = &c
-		gm.codes[code].Store(cp)
-	}
-	(*cp).Inc()
-	gm.latency.Observe(time.Since(start).Seconds())
 }
 
 // Registry returns the Prometheus registry with every moat_lb_* metric.

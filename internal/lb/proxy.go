@@ -36,8 +36,8 @@ type connState struct {
 var _ exchange = (*connState)(nil)
 
 func (e *Engine) serveConn(c net.Conn, ls *listenerState, proto, port string) {
-	e.metrics.active.Inc()
-	defer e.metrics.active.Dec()
+	e.metrics.activeConns.Add(1)
+	defer e.metrics.activeConns.Add(-1)
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("connection handler panicked", "panic", r)
@@ -87,13 +87,18 @@ func (cs *connState) loop() bool {
 		}
 		err := cs.h.readHead(cs.r, true)
 		if err != nil {
+			code := 0
 			switch {
 			case errors.Is(err, errURITooLong):
-				cs.reply(414, "", "", "", false)
+				code = 414
 			case errors.Is(err, errTooLarge):
-				cs.reply(431, "", "", "", false)
+				code = 431
 			case errors.Is(err, errBadRequest):
-				cs.reply(400, "", "", "", false)
+				code = 400
+			}
+			if code != 0 {
+				cs.e.refuse(code)
+				cs.reply(code, "", "", "", false)
 			}
 			cs.w.Flush()
 			return false

@@ -82,7 +82,7 @@ func (f *tlsFront) serve(c net.Conn) {
 		f.e.serveConn(tc, f.ls, "https", f.port)
 		return
 	}
-	f.e.metrics.active.Inc()
-	defer f.e.metrics.active.Dec()
+	f.e.metrics.activeConns.Add(1)
+	defer f.e.metrics.activeConns.Add(-1)
 	f.h2.ServeConn(tc, f.opts)
 }

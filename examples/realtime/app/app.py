@@ -9,6 +9,8 @@ environment variables and the hostname.
   GET /events   Server-Sent Events: a tick every second, with who served it
   GET /health   200 "ok" (503 once /health/fail was called: for demos)
   GET /whoami   JSON of the instance identity
+  GET /burn?seconds=N  burn one CPU for N seconds (at most 10; for demos
+                of CPU metrics and scaling); answers at once with /whoami
   GET /ws       WebSocket echo (text and binary messages come back as sent)
 """
 import base64
@@ -120,6 +122,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, "text/plain", "health will now fail\n")
         elif path == "/whoami":
             self.send(200, "application/json", json.dumps(IDENTITY) + "\n")
+        elif path == "/burn":
+            query = dict(p.split("=", 1) for p in self.path.partition("?")[2].split("&") if "=" in p)
+            try:
+                seconds = min(max(float(query.get("seconds", "5")), 0), 10)
+            except ValueError:
+                seconds = 5
+            threading.Thread(target=burn, args=(seconds,), daemon=True).start()
+            self.send(200, "application/json", json.dumps(IDENTITY) + "\n")
         elif path == "/events":
             self.events()
         elif path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
@@ -188,6 +198,12 @@ class Handler(BaseHTTPRequestHandler):
                 wr.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def burn(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
 
 
 def main():

@@ -1,0 +1,144 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/testutil"
+)
+
+// TestMetrics runs the example stack, sends a known number of requests
+// through the load balancer's published port and finds each one counted,
+// per target, in GET /v1/metrics; then makes one instance burn a CPU for
+// a few seconds and sees its CPUUtilization rise.
+func TestMetrics(t *testing.T) {
+	testutil.RequireRoot(t, "starting a stack: network namespaces, nftables")
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is missing: scripts/deps.sh installs it")
+	}
+	p := exampleStack(t, "telemetry")
+	dir := daemon.StackDir(p.Stack)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
+	}()
+	cl := client.New(dir.Socket())
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the stack did not start within 3 minutes")
+	}
+	defer shutdown(t, cl, done, 90*time.Second)
+	base := "http://" + p.LoadBalancers[0].Listeners[0].Publish.String()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	start := time.Now()
+	const ok, missing = 40, 3
+	for range ok {
+		if code, _ := get("/whoami"); code != 200 {
+			t.Fatalf("GET /whoami: %d", code)
+		}
+	}
+	for range missing {
+		if code, _ := get("/nope"); code != 404 {
+			t.Fatalf("GET /nope: %d", code)
+		}
+	}
+	// Every request is counted once, in the second it was answered, by
+	// target; health checks are not requests.
+	var lbTotal, lb2xx, lb4xx uint64
+	perTarget := map[string]uint64{}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		m, err := cl.Metrics(ctx, start.Add(-time.Second))
+		if err != nil {
+			return err
+		}
+		lbTotal, lb2xx, lb4xx = 0, 0, 0
+		clear(perTarget)
+		for _, s := range m.Samples {
+			for _, l := range s.LoadBalancers {
+				lbTotal += l.RequestCount
+				lb2xx += l.HTTPCode_Target_2XX_Count
+				lb4xx += l.HTTPCode_Target_4XX_Count
+				for _, tm := range l.Targets {
+					perTarget[tm.ID+" "+tm.Addr] += tm.RequestCount
+				}
+			}
+		}
+		if lbTotal != ok+missing || lb2xx != ok || lb4xx != missing {
+			return fmt.Errorf("counted %d requests (%d 2XX, %d 4XX), want %d (%d, %d)", lbTotal, lb2xx, lb4xx, ok+missing, ok, missing)
+		}
+		return nil
+	})
+	var sum uint64
+	for k, n := range perTarget {
+		if !strings.HasPrefix(k, "i-") {
+			t.Errorf("target %q is not named by its instance id", k)
+		}
+		sum += n
+	}
+	if len(perTarget) != 2 || sum != ok+missing {
+		t.Errorf("per target %v: want both instances, %d in all", perTarget, ok+missing)
+	}
+	for k, n := range perTarget {
+		if n == 0 {
+			t.Errorf("target %s got no request of round robin's %d: %v", k, ok+missing, perTarget)
+		}
+	}
+	t.Logf("per target: %v", perTarget)
+
+	// One instance burns a CPU for 4 s (bounded by the app to 10 s).
+	code, body := get("/burn?seconds=4")
+	var who struct{ Instance string }
+	if err := json.Unmarshal([]byte(body), &who); code != 200 || err != nil || !strings.HasPrefix(who.Instance, "i-") {
+		t.Fatalf("GET /burn: %d %q (%v)", code, body, err)
+	}
+	burnt := time.Now()
+	var peak float64
+	testutil.Eventually(t, 15*time.Second, func() error {
+		m, err := cl.Metrics(ctx, burnt)
+		if err != nil {
+			return err
+		}
+		for _, s := range m.Samples {
+			for _, in := range s.Instances {
+				if in.ID == who.Instance {
+					peak = max(peak, in.CPUUtilization)
+					if in.MemoryUsedBytes <= 0 {
+						return fmt.Errorf("instance %s uses %d bytes of memory", in.ID, in.MemoryUsedBytes)
+					}
+				}
+			}
+		}
+		if peak < 20 {
+			return fmt.Errorf("instance %s CPUUtilization peaked at %.1f%% since it started burning, want 20%% or more", who.Instance, peak)
+		}
+		return nil
+	})
+	t.Logf("instance %s burning one CPU of 2 vCPUs: CPUUtilization up to %.1f%%", who.Instance, peak)
+}
