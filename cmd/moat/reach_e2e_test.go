@@ -219,9 +219,10 @@ func TestReachOnARunningStack(t *testing.T) {
 			}
 			return nil
 		})
-		out, _ := s.moat(30*time.Second, "reach", "internet", "lb:web:80")
-		if !strings.Contains(out, "health: unhealthy (Target.Timeout") || !strings.Contains(out, reply) {
-			t.Errorf("moat reach does not show the health and the return-path rule:\n%s", out)
+		out, _ := s.moat(30*time.Second, "reach", "--probe", "internet", "lb:web:80")
+		if !strings.Contains(out, "health: unhealthy (Target.Timeout") || !strings.Contains(out, reply) ||
+			!strings.Contains(out, "probe: timed out after 1s (dropped on the way there or back); the kernel agrees") {
+			t.Errorf("moat reach does not show the health, the return-path rule and the probes:\n%s", out)
 		}
 
 		// The file put back, the replies pass again.
