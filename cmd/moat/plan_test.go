@@ -102,7 +102,7 @@ func TestPlanJSONListsEverything(t *testing.T) {
 	for _, g := range p.SecurityGroups {
 		rules += len(g.Ingress) + len(g.Egress)
 	}
-	if len(p.Subnets) != 4 || len(p.SecurityGroups) != 3 || rules != 7 || len(p.Endpoints) != 3 {
+	if len(p.Subnets) != 4 || len(p.SecurityGroups) != 3 || rules != 7 || len(p.Endpoints) != 4 {
 		t.Errorf("%d subnets, %d groups, %d rules, %d endpoints", len(p.Subnets), len(p.SecurityGroups), rules, len(p.Endpoints))
 	}
 	for _, s := range p.Subnets {

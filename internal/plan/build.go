@@ -260,9 +260,12 @@ func resolve(dir string, s spec.Stack) *Plan {
 		}
 		p.LoadBalancers = append(p.LoadBalancers, l)
 	}
-	p.Local = Local{Egress: s.Local.Egress, Metrics: netip.MustParseAddrPort(s.Local.Metrics), MetricPeriod: seconds(s.Local.MetricPeriod)}
+	p.Local = Local{Egress: s.Local.Egress, Metrics: netip.MustParseAddrPort(s.Local.Metrics), MetricPeriod: seconds(s.Local.MetricPeriod),
+		Console: netip.MustParseAddrPort(s.Local.Console)}
 	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointMetrics, Name: "metrics", Publish: p.Local.Metrics, Target: "Prometheus metrics",
 		URL: fmt.Sprintf("http://%s/metrics", p.Local.Metrics)})
+	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointConsole, Name: "console", Publish: p.Local.Console, Target: "the live web console",
+		URL: fmt.Sprintf("http://%s/", p.Local.Console)})
 	p.AWS = AWS{Region: s.AWS.Region, AMI: s.AWS.AMI, AssetBucket: s.AWS.AssetBucket}
 	return p
 }

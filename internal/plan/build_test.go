@@ -293,7 +293,7 @@ func TestDefaults(t *testing.T) {
 	if lb.IdleTimeout != 60*time.Second || lb.Listeners[0].Protocol != "HTTP" || lb.Listeners[0].Publish.String() != "127.0.0.1:8080" {
 		t.Errorf("load balancer %+v", lb)
 	}
-	if p.Local.Metrics.String() != "127.0.0.1:9464" || p.Local.MetricPeriod != time.Minute || p.AWS.Region != "us-east-1" || p.AWS.AMI != spec.DefaultAMI {
+	if p.Local.Metrics.String() != "127.0.0.1:9464" || p.Local.Console.String() != "127.0.0.1:9465" || p.Local.MetricPeriod != time.Minute || p.AWS.Region != "us-east-1" || p.AWS.AMI != spec.DefaultAMI {
 		t.Errorf("local %+v aws %+v", p.Local, p.AWS)
 	}
 	lt, _ := p.LaunchTemplate("app")
@@ -320,7 +320,7 @@ func TestEndpointsAndPublish(t *testing.T) {
 	for _, e := range p.Endpoints {
 		got = append(got, e.Kind+" "+e.Name+" "+e.Publish.String())
 	}
-	want := []string{"listener web:443 127.0.0.1:8080", "listener web:80 127.0.0.1:8081", "metrics metrics 127.0.0.1:9464"}
+	want := []string{"listener web:443 127.0.0.1:8080", "listener web:80 127.0.0.1:8081", "metrics metrics 127.0.0.1:9464", "console console 127.0.0.1:9465"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("endpoints %v, want %v", got, want)
 	}

@@ -379,6 +379,7 @@ const (
 	EndpointListener = "listener"
 	EndpointBastion  = "bastion"
 	EndpointMetrics  = "metrics"
+	EndpointConsole  = "console"
 )
 
 // Endpoint is something reachable from "the internet" (locally: loopback).
@@ -397,6 +398,8 @@ type Local struct {
 	Egress       bool           `json:"egress"`
 	Metrics      netip.AddrPort `json:"metrics"`
 	MetricPeriod time.Duration  `json:"metricPeriod"`
+	// Console is where the live web console listens (package console).
+	Console netip.AddrPort `json:"console"`
 }
 
 // AWS renderer settings.

@@ -23,6 +23,7 @@ const (
 	DefaultLBAddress          = "127.0.0.1:8080"
 	DefaultBastionAddress     = "127.0.0.1:2222"
 	DefaultMetricsAddress     = "127.0.0.1:9464"
+	DefaultConsoleAddress     = "127.0.0.1:9465"
 	DefaultMetricPeriod       = 60
 	DefaultHealthCheckType    = "EC2"
 	DefaultGracePeriod        = 300
@@ -273,6 +274,9 @@ func defaultLocal(s *Stack) {
 	}
 	if l.Metrics == "" {
 		l.Metrics = DefaultMetricsAddress
+	}
+	if l.Console == "" {
+		l.Console = DefaultConsoleAddress
 	}
 	if l.MetricPeriod == 0 {
 		l.MetricPeriod = DefaultMetricPeriod

@@ -380,6 +380,10 @@ type Local struct {
 	Bastion string `yaml:"bastion,omitempty" json:"bastion,omitempty"`
 	// Metrics is the loopback address of the Prometheus endpoint, default 127.0.0.1:9464.
 	Metrics string `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// Console is the loopback address of the live web console (the map,
+	// target health, scaling, timeline, reachability), default
+	// 127.0.0.1:9465. moat up, moat status and moat console print its URL.
+	Console string `yaml:"console,omitempty" json:"console,omitempty"`
 	// Egress lets TCP and DNS leaving the VPC through its internet gateway
 	// (public subnets, and private ones behind NAT) reach the host's
 	// network, carried on by moat from the host namespace; 198.18.0.2

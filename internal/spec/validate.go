@@ -897,6 +897,7 @@ func (v *validator) local() {
 		check("local.bastion", l.Bastion, "the bastion")
 	}
 	check("local.metrics", l.Metrics, "the metrics endpoint")
+	check("local.console", l.Console, "the console")
 	v.between("local.metricPeriod", l.MetricPeriod, 1, 3600, "metric period")
 }
 
