@@ -41,7 +41,7 @@ func TestStackALBConformance(t *testing.T) {
 	name := fmt.Sprintf("albconf-%04x", os.Getpid()&0xffff)
 	httpAddr, httpsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	text := albconformance.StackFile(albconformance.StackOptions{Name: name, HTTP: httpAddr, HTTPS: httpsAddr,
-		Metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Command: backend, BackendOn: ":8000"})
+		Metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Console: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Command: backend, BackendOn: ":8000"})
 	s := newE2EStackFile(t, name, t.TempDir(), text)
 	s.mustMoat(120*time.Second, "up", "-d", "--wait")
 	albconformance.Test(t, &albconformance.Target{HTTP: "http://" + httpAddr, HTTPS: "https://" + httpsAddr, Targets: stackTargets{s}})

@@ -22,4 +22,5 @@ var linuxOnly = []struct{ use, short string }{
 	{"ssh", "SSH to an instance through the bastion"},
 	{"lb", "Run the load balancer on its own"},
 	{"chaos", "Run AWS FIS experiments against the running stack"},
+	{"console", "Print the live web console's URL and open it"},
 }

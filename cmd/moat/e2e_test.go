@@ -58,6 +58,7 @@ type e2eStack struct {
 	home    string
 	web     string // http://127.0.0.1:PORT
 	bastion int
+	console int // the console's port
 }
 
 // newE2EStack writes a copy of the example under a unique stack name on
@@ -71,10 +72,10 @@ func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack 
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, ssh, metrics := freePort(t), freePort(t), freePort(t)
+	web, ssh, metrics, cons := freePort(t), freePort(t), freePort(t), freePort(t)
 	text := strings.Replace(string(src), "name: realtime", "name: "+name, 1)
 	text = strings.Replace(text, "address: 127.0.0.1:8080", fmt.Sprintf("address: 127.0.0.1:%d", web), 1)
-	text = strings.Replace(text, "bastion: 127.0.0.1:2222", fmt.Sprintf("bastion: 127.0.0.1:%d\n  metrics: 127.0.0.1:%d", ssh, metrics), 1)
+	text = strings.Replace(text, "bastion: 127.0.0.1:2222", fmt.Sprintf("bastion: 127.0.0.1:%d\n  metrics: 127.0.0.1:%d\n  console: 127.0.0.1:%d", ssh, metrics, cons), 1)
 	if edit != nil {
 		text = edit(text)
 	}
@@ -82,7 +83,7 @@ func newE2EStack(t *testing.T, name string, edit func(string) string) *e2eStack 
 		t.Fatal(err)
 	}
 	s := newE2EStackFile(t, name, dir, text)
-	s.web, s.bastion = fmt.Sprintf("http://127.0.0.1:%d", web), ssh
+	s.web, s.bastion, s.console = fmt.Sprintf("http://127.0.0.1:%d", web), ssh, cons
 	return s
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/console"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/egress"
 	"github.com/moat-dev/moat/internal/plan"
@@ -67,12 +68,13 @@ control plane runs detached; stop it with moat down.`,
 			// The events tell what happens; the log adds only warnings.
 			logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			errOut := c.ErrOrStderr()
-			return daemon.Run(ctx, p, daemon.Options{File: path, Dir: dir, Logger: logger, Echo: errOut, Ready: func(err error) {
+			token := console.NewToken()
+			return daemon.Run(ctx, p, daemon.Options{File: path, Dir: dir, Logger: logger, Echo: errOut, ConsoleToken: token, Ready: func(err error) {
 				if err != nil {
 					return
 				}
 				fmt.Fprintf(errOut, "stack %s is up (Ctrl-C to tear it down)\n", p.Stack)
-				for _, e := range p.Endpoints {
+				for _, e := range console.WithToken(p.Endpoints, token) {
 					fmt.Fprintf(c.OutOrStdout(), "%-9s %-10s %s\n", e.Kind, e.Name, endpointURL(e))
 				}
 			}})

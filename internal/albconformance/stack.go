@@ -41,6 +41,7 @@ type StackOptions struct {
 	HTTP      string // loopback address the HTTP listener is published on
 	HTTPS     string // and the HTTPS listener
 	Metrics   string // loopback address of the stack's metrics endpoint
+	Console   string // and of its console
 	Files     string // the launch template's files directory, if any
 	Command   string // the backend's command; it listens on $MOAT_ALBCONFORMANCE_BACKEND
 	BackendOn string // the value of that variable, e.g. ":8000"
@@ -145,5 +146,8 @@ local:
     - {loadBalancer: alb, listener: 443, address: {{.HTTPS}}}
 {{- if .Metrics}}
   metrics: {{.Metrics}}
+{{- end}}
+{{- if .Console}}
+  console: {{.Console}}
 {{- end}}
 `))

@@ -1,6 +1,7 @@
 // Package browsertest drives a real headless Chromium through the Chrome
 // DevTools protocol, for tests of pages moat serves. It speaks just enough
-// of the protocol to open a page and evaluate JavaScript in it.
+// of the protocol to open a page, evaluate JavaScript in it, and send any
+// other command (Call), such as a screenshot.
 package browsertest
 
 import (
@@ -78,10 +79,10 @@ type Page struct {
 	next int
 }
 
-// Open opens a new tab on url.
+// Open opens a new tab on url (which may have a #fragment).
 func (b *Browser) Open(t *testing.T, url string) *Page {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:"+b.port+"/json/new?"+url, nil)
+	req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:"+b.port+"/json/new?about:blank", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -98,30 +99,30 @@ func (b *Browser) Open(t *testing.T, url string) *Page {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	return &Page{ws: ws}
+	p := &Page{ws: ws}
+	if _, err := p.Call("Page.navigate", map[string]any{"url": url}); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return p
 }
 
-// Eval evaluates a JavaScript expression and returns its JSON value.
-func (p *Page) Eval(expr string) (json.RawMessage, error) {
+// Call sends one DevTools protocol command and returns its result.
+func (p *Page) Call(method string, params any) (json.RawMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.next++
 	id := p.next
-	msg := map[string]any{"id": id, "method": "Runtime.evaluate",
-		"params": map[string]any{"expression": expr, "returnByValue": true}}
-	if err := websocket.JSON.Send(p.ws, msg); err != nil {
+	if err := websocket.JSON.Send(p.ws, map[string]any{"id": id, "method": method, "params": params}); err != nil {
 		return nil, err
 	}
 	_ = p.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		var resp struct {
-			ID     int `json:"id"`
-			Result struct {
-				Result struct {
-					Value json.RawMessage `json:"value"`
-				} `json:"result"`
-				ExceptionDetails json.RawMessage `json:"exceptionDetails"`
-			} `json:"result"`
+			ID     int             `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
+				Message string `json:"message"`
+			} `json:"error"`
 		}
 		if err := websocket.JSON.Receive(p.ws, &resp); err != nil {
 			return nil, err
@@ -129,11 +130,32 @@ func (p *Page) Eval(expr string) (json.RawMessage, error) {
 		if resp.ID != id {
 			continue // an event
 		}
-		if len(resp.Result.ExceptionDetails) > 0 {
-			return nil, fmt.Errorf("javascript: %s", resp.Result.ExceptionDetails)
+		if resp.Error != nil {
+			return nil, fmt.Errorf("%s: %s", method, resp.Error.Message)
 		}
-		return resp.Result.Result.Value, nil
+		return resp.Result, nil
 	}
+}
+
+// Eval evaluates a JavaScript expression and returns its JSON value.
+func (p *Page) Eval(expr string) (json.RawMessage, error) {
+	raw, err := p.Call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true})
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		ExceptionDetails json.RawMessage `json:"exceptionDetails"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, err
+	}
+	if len(res.ExceptionDetails) > 0 {
+		return nil, fmt.Errorf("javascript: %s", res.ExceptionDetails)
+	}
+	return res.Result.Value, nil
 }
 
 // WaitFor polls a JavaScript expression until it is true or the timeout passes.

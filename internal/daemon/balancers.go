@@ -68,7 +68,7 @@ func (s *stack) startBalancers(ctx context.Context) error {
 				return fmt.Errorf("publish load balancer %s listener %d: %w", l.Name, ln.Port, err)
 			}
 			s.serve(func() error { return e.Serve(lis, listenerName(ln)) }, lis)
-			for _, tg := range forwardTargets(ln) {
+			for _, tg := range ln.TargetGroups() {
 				tgLB[tg] = l.Name
 			}
 			scheme := "http"

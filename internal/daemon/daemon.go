@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/client"
+	"github.com/moat-dev/moat/internal/console"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 )
@@ -30,6 +32,9 @@ type Options struct {
 	Ready func(error)
 	// Echo, if set, receives every event as a line (foreground moat up).
 	Echo io.Writer
+	// ConsoleToken is the per-start token the console's changes must
+	// carry; empty: a fresh one (console.NewToken).
+	ConsoleToken string
 }
 
 // Daemon runs one stack.
@@ -40,6 +45,8 @@ type Daemon struct {
 	log     *slog.Logger
 	events  *events.Log
 	started time.Time
+
+	consoleToken string
 
 	mu     sync.Mutex
 	phase  string
@@ -54,7 +61,10 @@ type Daemon struct {
 // down what it made and returns the error.
 func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 	d := &Daemon{plan: p, opts: opts, dir: opts.Dir, log: opts.Logger, phase: api.PhaseStarting,
-		started: time.Now().UTC(), stopCh: make(chan struct{})}
+		started: time.Now().UTC(), stopCh: make(chan struct{}), consoleToken: opts.ConsoleToken}
+	if d.consoleToken == "" {
+		d.consoleToken = console.NewToken()
+	}
 	if d.dir == "" {
 		d.dir = StackDir(p.Stack)
 	}
@@ -121,6 +131,12 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		_ = os.Remove(d.dir.PIDFile())
 	}()
 
+	stopConsole, err := d.startConsole()
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
+
 	d.events.Addf("daemon", "stack.starting", nil, "Starting stack %s (pid %d)", p.Stack, os.Getpid())
 	st := newStack(p, d.dir, d.events, d.log)
 	d.mu.Lock()
@@ -168,7 +184,7 @@ func (d *Daemon) status() api.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := api.Status{Stack: d.plan.Stack, PID: os.Getpid(), Phase: d.phase, Started: d.started,
-		StateDir: string(d.dir), File: d.opts.File, Endpoints: d.plan.Endpoints, Egress: d.plan.Local.Egress}
+		StateDir: string(d.dir), File: d.opts.File, Endpoints: console.WithToken(d.plan.Endpoints, d.consoleToken), Egress: d.plan.Local.Egress}
 	if d.err != nil {
 		s.Error = d.err.Error()
 	}
@@ -280,4 +296,43 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, api.Error{Error: err.Error()})
+}
+
+// startConsole publishes the live web console on local.console (when the
+// plan has one): it reads and acts on the stack through this daemon's
+// control API, as the CLI does. stop closes it and its streams.
+func (d *Daemon) startConsole() (stop func(), err error) {
+	addr := d.plan.Local.Console
+	if !addr.IsValid() {
+		return func() {}, nil
+	}
+	cs, err := console.New(console.Options{Plan: d.plan, Source: client.New(d.dir.Socket()), Addr: addr,
+		Token: d.consoleToken, Logger: d.log.With("component", "console")})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := listenLoopback(addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("publish the console: %w; set local.console to a free loopback address", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		cs.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("console stopped", "err", err)
+		}
+	}()
+	d.events.Addf("console", "console.start", nil, "Console on http://%s/ (moat console prints its URL)", addr)
+	return func() {
+		cancel()
+		_ = srv.Close() // its streams never end by themselves
+		wg.Wait()
+	}, nil
 }

@@ -26,7 +26,7 @@ func lbConfig(p *plan.Plan, l plan.LoadBalancer) lb.Config {
 		}
 		localRedirects(&out, l)
 		cfg.Listeners = append(cfg.Listeners, out)
-		for _, name := range forwardTargets(ln) {
+		for _, name := range ln.TargetGroups() {
 			if seen[name] {
 				continue
 			}
@@ -63,27 +63,6 @@ func localRedirects(out *lb.Listener, l plan.LoadBalancer) {
 
 // listenerName names a listener by its port, as ALB's console does.
 func listenerName(l plan.Listener) string { return l.Protocol + ":" + strconv.Itoa(l.Port) }
-
-// forwardTargets lists the target groups a listener forwards to.
-func forwardTargets(l plan.Listener) []string {
-	var out []string
-	fwds := []*spec.Forward{l.DefaultAction.Forward}
-	for _, r := range l.Rules {
-		fwds = append(fwds, r.Action.Forward)
-	}
-	for _, f := range fwds {
-		if f == nil {
-			continue
-		}
-		if f.TargetGroup != "" {
-			out = append(out, f.TargetGroup)
-		}
-		for _, w := range f.TargetGroups {
-			out = append(out, w.Name)
-		}
-	}
-	return out
-}
 
 func tgConfig(tg plan.TargetGroup) targetgroup.Config {
 	hc := targetgroup.HealthCheck{Protocol: tg.HealthCheck.Protocol, Path: tg.HealthCheck.Path, Port: "traffic-port",

@@ -400,3 +400,25 @@ func (p *Plan) LoadBalancer(name string) (LoadBalancer, bool) {
 	}
 	return LoadBalancer{}, false
 }
+
+// TargetGroups lists the target groups a listener forwards to: its default
+// action's and its rules', in that order.
+func (l Listener) TargetGroups() []string {
+	var out []string
+	fwds := []*spec.Forward{l.DefaultAction.Forward}
+	for _, r := range l.Rules {
+		fwds = append(fwds, r.Action.Forward)
+	}
+	for _, f := range fwds {
+		if f == nil {
+			continue
+		}
+		if f.TargetGroup != "" {
+			out = append(out, f.TargetGroup)
+		}
+		for _, w := range f.TargetGroups {
+			out = append(out, w.Name)
+		}
+	}
+	return out
+}
