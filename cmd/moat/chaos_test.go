@@ -257,3 +257,50 @@ func TestChaosExperiments(t *testing.T) {
 		testutil.Eventually(t, 60*time.Second, s.healthy(2))
 	})
 }
+
+// TestExperimentsInStackFile: moat validate reports the problems of the
+// stack file's experiment templates where they are; moat template renders
+// them (and --experiment) as AWS::FIS::ExperimentTemplate, valid offline.
+func TestExperimentsInStackFile(t *testing.T) {
+	good := `{"targets": {"web": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"},
+  "filters": [{"path": "Placement.AvailabilityZone", "values": ["a"]}], "selectionMode": "COUNT(1)"}},
+ "actions": {"stop": {"actionId": "aws:ec2:stop-instances", "parameters": {"startInstancesAfterDuration": "PT2M"}, "targets": {"Instances": "web"}}},
+ "stopConditions": [{"source": "none"}]}`
+	path := copyExample(t, "\nlocal:\n", "\nexperiments:\n  - name: stop-one\n    template: stop-one.json\n\nlocal:\n")
+	dir := filepath.Dir(path)
+	os.WriteFile(filepath.Join(dir, "stop-one.json"), []byte(strings.Replace(good, "PT2M", "2m", 1)), 0o644)
+	_, stderr, code := run(t, "validate", "-f", path)
+	if code != exitInvalid || !strings.Contains(stderr, filepath.Join(dir, "stop-one.json")+`:3:76: actions.stop.parameters.startInstancesAfterDuration: "2m" is not an ISO 8601 duration`) {
+		t.Errorf("validate: exit %d\n%s", code, stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "stop-one.json"), []byte(good), 0o644)
+	if _, stderr, code := run(t, "validate", "-f", path); code != exitOK || strings.Contains(stderr, "roleArn") {
+		t.Errorf("validate a good one: exit %d\n%s", code, stderr)
+	}
+	extra := filepath.Join(t.TempDir(), "wait-a-bit.json")
+	os.WriteFile(extra, []byte(`{"actions": {"w": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT1M"}}}, "stopConditions": [{"source": "none"}]}`), 0o644)
+	out, stderr, code := run(t, "template", "-f", path, "-o", "json", "--experiment", extra)
+	if code != exitOK {
+		t.Fatalf("template: exit %d\n%s", code, stderr)
+	}
+	var tpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ExperimentStopOne", "ExperimentWaitABit"} {
+		if tpl.Resources[id].Type != "AWS::FIS::ExperimentTemplate" {
+			t.Errorf("%s: %+v", id, tpl.Resources[id])
+		}
+	}
+	if tpl.Resources["FISExperimentRole"].Type != "AWS::IAM::Role" {
+		t.Errorf("no FIS role")
+	}
+	if _, stderr, code := run(t, "template", "-f", path, "--validate", "--experiment", extra); code != exitOK {
+		t.Errorf("template --validate: exit %d\n%s", code, stderr)
+	}
+}

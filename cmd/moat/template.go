@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moat-dev/moat/internal/awscfn"
 	"github.com/moat-dev/moat/internal/awscost"
+	"github.com/moat-dev/moat/internal/plan"
 )
 
 func init() { register(newTemplateCommand) }
@@ -16,12 +20,14 @@ func init() { register(newTemplateCommand) }
 // templateFlags are shared by moat template and moat template validate.
 type templateFlags struct {
 	file, output, bucket string
+	experiments          []string
 }
 
 func (f *templateFlags) add(c *cobra.Command, outputHelp string) {
 	fileFlag(c, &f.file)
 	c.Flags().StringVarP(&f.output, "output", "o", "", outputHelp)
 	c.Flags().StringVar(&f.bucket, "asset-bucket", "", "ship app files through this S3 bucket instead of inlining them in user data (default: the file's aws.assetBucket, as moat deploy does)")
+	c.Flags().StringArrayVar(&f.experiments, "experiment", nil, "also render this AWS FIS experiment template (JSON) as AWS::FIS::ExperimentTemplate, named after the file (besides the stack file's experiments)")
 }
 
 // render loads the stack file and renders its template.
@@ -29,6 +35,20 @@ func (f *templateFlags) render(stderr io.Writer) (*awscfn.Template, error) {
 	p, err := loadPlan(f.file, stderr)
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range f.experiments {
+		name := strings.TrimSuffix(filepath.Base(e), filepath.Ext(e))
+		if slices.ContainsFunc(p.Experiments, func(x plan.Experiment) bool { return x.Name == name }) {
+			return nil, withCode(exitUsage, fmt.Errorf("--experiment %s: the stack already has an experiment named %s", e, name))
+		}
+		path, err := filepath.Abs(e)
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("--experiment: %w", err))
+		}
+		p.Experiments = append(p.Experiments, plan.Experiment{Name: name, Template: path})
 	}
 	bucket := f.bucket
 	if bucket == "" {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-dev/moat/internal/fis"
 	"github.com/moat-dev/moat/internal/spec"
 )
 
@@ -31,7 +34,7 @@ func newValidateCommand() *cobra.Command {
 				}
 				problems = ps
 			} else {
-				problems = spec.Validate(f)
+				problems = append(spec.Validate(f), experimentProblems(f)...)
 			}
 			if output == "json" {
 				if problems == nil {
@@ -70,4 +73,34 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// experimentProblems are the problems of the stack file's experiment
+// templates (AWS FIS JSON), with their own file:line:column.
+func experimentProblems(f *spec.File) spec.Problems {
+	var out spec.Problems
+	for _, e := range f.Stack.Experiments {
+		path := e.Template
+		if path == "" {
+			continue
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(f.Dir, path)
+		}
+		t, err := fis.LoadFile(path)
+		var ps fis.Problems
+		switch {
+		case errors.As(err, &ps):
+			out = append(out, ps...)
+		case err != nil:
+			continue // spec.Validate reports a file it cannot read
+		default:
+			for _, p := range fis.Validate(t) {
+				if p.Path != "roleArn" { // moat template renders the role
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
 }

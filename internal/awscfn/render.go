@@ -135,6 +135,9 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 			return nil, err
 		}
 	}
+	if err := r.experiments(); err != nil {
+		return nil, err
+	}
 	r.outputs()
 	return r.t, nil
 }

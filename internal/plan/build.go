@@ -267,6 +267,9 @@ func resolve(dir string, s spec.Stack) *Plan {
 	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointConsole, Name: "console", Publish: p.Local.Console, Target: "the live web console",
 		URL: fmt.Sprintf("http://%s/", p.Local.Console)})
 	p.AWS = AWS{Region: s.AWS.Region, AMI: s.AWS.AMI, AssetBucket: s.AWS.AssetBucket}
+	for _, e := range s.Experiments {
+		p.Experiments = append(p.Experiments, Experiment{Name: e.Name, Template: abs(dir, e.Template)})
+	}
 	return p
 }
 

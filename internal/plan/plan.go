@@ -34,6 +34,8 @@ type Plan struct {
 	TargetGroups      []TargetGroup      `json:"targetGroups"`
 	AutoScalingGroups []AutoScalingGroup `json:"autoScalingGroups"`
 	LoadBalancers     []LoadBalancer     `json:"loadBalancers"`
+	// Experiments are AWS FIS experiment templates kept with the stack.
+	Experiments []Experiment `json:"experiments,omitempty"`
 	// Endpoints are what moat publishes on loopback (local) and what AWS
 	// exposes publicly.
 	Endpoints []Endpoint `json:"endpoints"`
@@ -372,6 +374,13 @@ type Listener struct {
 	Rules         []spec.ListenerRule `json:"rules,omitempty"`
 	// Publish is the loopback address the listener is published on locally.
 	Publish netip.AddrPort `json:"publish"`
+}
+
+// Experiment is an AWS FIS experiment template of the stack.
+type Experiment struct {
+	Name string `json:"name"`
+	// Template is the template file's absolute path.
+	Template string `json:"template"`
 }
 
 // Endpoint kinds.

@@ -23,6 +23,9 @@ type Stack struct {
 	AutoScalingGroups []AutoScalingGroup `yaml:"autoScalingGroups,omitempty" json:"autoScalingGroups,omitempty"`
 	TargetGroups      []TargetGroup      `yaml:"targetGroups,omitempty" json:"targetGroups,omitempty"`
 	LoadBalancers     []LoadBalancer     `yaml:"loadBalancers,omitempty" json:"loadBalancers,omitempty"`
+	// Experiments are AWS FIS experiment templates: moat chaos runs them
+	// here, moat template renders them as AWS::FIS::ExperimentTemplate.
+	Experiments []Experiment `yaml:"experiments,omitempty" json:"experiments,omitempty"`
 	// Local holds settings only the local runtime (moat up) uses.
 	Local Local `yaml:"local,omitempty" json:"local,omitempty"`
 	// AWS holds settings only the AWS renderer (moat deploy) uses.
@@ -418,4 +421,13 @@ type AWS struct {
 	// through (moat template and moat deploy); without it they travel in
 	// user data when they fit.
 	AssetBucket string `yaml:"assetBucket,omitempty" json:"assetBucket,omitempty"`
+}
+
+// Experiment is an AWS FIS experiment template kept beside the stack.
+type Experiment struct {
+	// Name of the experiment (its logical id on AWS).
+	Name string `yaml:"name" json:"name"`
+	// Template is the path of the experiment template's JSON (as aws fis
+	// create-experiment-template takes it), relative to the stack file.
+	Template string `yaml:"template" json:"template"`
 }

@@ -71,6 +71,7 @@ func (v *validator) run() {
 	v.targetGroups()
 	v.autoScalingGroups()
 	v.loadBalancers(vpc)
+	v.experiments()
 	v.local()
 	v.aws()
 	v.reachability()

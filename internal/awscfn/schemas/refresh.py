@@ -44,6 +44,7 @@ TYPES = [
     "AWS::ElasticLoadBalancingV2::ListenerRule",
     "AWS::ElasticLoadBalancingV2::LoadBalancer",
     "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::FIS::ExperimentTemplate",
     "AWS::IAM::InstanceProfile",
     "AWS::IAM::Role",
 ]
