@@ -130,6 +130,9 @@ Exit code 0 when allowed, 1 when denied (or when a probe disagreed).`,
 				}
 			default:
 				writeVerdict(w, v, r.live)
+				if to.Kind == secgroup.EndpointNode && to.Node.Kind == secgroup.KindLoadBalancer && proto == plan.ProtoTCP {
+					fmt.Fprintf(w, "  note:    this is one node of load balancer %s; lb:%s:%d follows its listener to the targets\n", to.Node.Owner, to.Node.Owner, port)
+				}
 			}
 			return verdictExit(v.Allowed, []secgroup.Verdict{v})
 		},

@@ -85,6 +85,12 @@ func TestReachThroughTheLoadBalancer(t *testing.T) {
 		}
 	}
 
+	// The load balancer as a plain destination is one node; the answer
+	// says how to follow the listener.
+	if stdout, _, _ := run(t, "reach", "-f", exampleFile, "--offline", "internet", "lb:web", "80"); !strings.Contains(stdout, "lb:web:80 follows its listener to the targets") {
+		t.Errorf("internet lb:web 80 gives no hint at lb:web:80:\n%s", stdout)
+	}
+
 	forgot := copyExample(t, "\nbastion:\n", forgetEphemeral(naclsOnTheExample)+"\nbastion:\n")
 	_, stderr, code = runBin(t, "validate", forgot)
 	if code != exitOK || !strings.Contains(stderr, "network ACL private blocks") || !strings.Contains(stderr, "rule 200 denies them") {
