@@ -329,3 +329,39 @@ func TestPageWeight(t *testing.T) {
 		t.Errorf("page weight %d bytes, want under 300 KB", total)
 	}
 }
+
+// TestConsoleTrafficAndExposure: each second's metrics go on the map
+// (request rate and 5XX per target edge, CPU per instance) and into the
+// charts under CloudWatch's names; "what can the internet reach" marks
+// exactly the load balancer's nodes and the bastion.
+func TestConsoleTrafficAndExposure(t *testing.T) {
+	src := newFakeStack(examplePlan(t), 3)
+	src.traffic = true
+	addr := startConsole(t, src, NewToken())
+	b := browsertest.Start(t)
+	page := b.Open(t, URL(addr, ""))
+	page.WaitFor(t, fmt.Sprintf(`%s.length === 3`, mapInstances), 10*time.Second)
+	insts, _ := src.Instances(context.Background(), false)
+	first := insts[0].ID
+	page.WaitFor(t, fmt.Sprintf(`(() => { const e = document.querySelector('#map line.edge.target[data-to=%q]');
+		return e && e.dataset.rps === '10' && e.dataset.errors === '2' && e.classList.contains('erroring'); })()`, first), 10*time.Second)
+	page.WaitFor(t, fmt.Sprintf(`document.querySelector('#map line.edge.target[data-to=%q]').dataset.errors === '0'`, insts[1].ID), 5*time.Second)
+	page.WaitFor(t, fmt.Sprintf(`document.querySelector('#map .node[data-name=%q] text.cpu').textContent === 'CPU 10%%'`, first), 5*time.Second)
+	page.WaitFor(t, `document.querySelector('#map line.edge[data-kind=ingress][data-to=bastion]').dataset.sessions === '1'`, 5*time.Second)
+	for metric, value := range map[string]string{"RequestCount": "30", "Target_5XX": "2", "Target_2XX": "28", "HealthyHostCount": "3", "p99": "20"} {
+		page.WaitFor(t, fmt.Sprintf(`(() => { const l = document.querySelector('#metrics .leg[data-series=%q]'); return !!l && l.dataset.value === %q; })()`, metric, value), 5*time.Second)
+	}
+	page.WaitFor(t, `document.querySelectorAll('#instance-metrics tr[data-instance]').length === 3`, 5*time.Second)
+
+	js(t, page, `document.getElementById('exposed-go').click()`, nil)
+	page.WaitFor(t, `!!document.getElementById('exposed-table')`, 5*time.Second)
+	var exposed, rows []string
+	js(t, page, `[...document.querySelectorAll('#map .node.exposed')].map(n => n.dataset.name).sort()`, &exposed)
+	if !slices.Equal(exposed, []string{"bastion", "lb-web-0", "lb-web-1"}) {
+		t.Errorf("exposed nodes %q, want the bastion and the load balancer's nodes", exposed)
+	}
+	js(t, page, `[...document.querySelectorAll('#exposed-table tr[data-target]')].map(r => r.cells[0].innerText + ' ' + r.cells[1].innerText)`, &rows)
+	if !slices.Equal(rows, []string{"bastion tcp 22", "lb:web tcp 80"}) {
+		t.Errorf("exposed %q", rows)
+	}
+}

@@ -32,6 +32,7 @@ type fakeStack struct {
 	subs      []chan events.Event
 	calls     []string
 	healAfter time.Duration
+	traffic   bool
 }
 
 var _ Source = (*fakeStack)(nil)
@@ -186,6 +187,43 @@ func (f *fakeStack) Refresh(_ context.Context, group string) error {
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "refresh "+group)
 	return nil
+}
+
+// Metrics: one sample a call when f.traffic is set, with requests to
+// every instance (5XX from the first), its CPU and memory.
+func (f *fakeStack) Metrics(_ context.Context, since time.Time) (api.Metrics, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.traffic {
+		return api.Metrics{Samples: []api.MetricsSample{}}, nil
+	}
+	now := time.Now().UTC()
+	lb := api.LBMetrics{Name: "web", ActiveConnectionCount: 3, TargetResponseTimeP50: 0.004, TargetResponseTimeP99: 0.02,
+		TargetGroups: []api.TargetGroupMetrics{{Name: "web"}}}
+	smp := api.MetricsSample{Time: now, Bastion: api.BastionMetrics{ActiveSessions: 1},
+		NAT: []api.NATMetrics{{Name: "nat-a", BytesOutToDestination: 2048, PacketsOutToDestination: 4}}}
+	for i, in := range f.insts {
+		t := api.TargetMetrics{TargetGroup: "web", ID: in.ID, Addr: in.IP + ":8000", State: f.health[in.ID], RequestCount: 10, P50: 0.004, P99: 0.02}
+		if i == 0 {
+			t.HTTPCode_Target_5XX_Count, t.Errors5XX = 2, 2
+		}
+		lb.Targets = append(lb.Targets, t)
+		lb.RequestCount += t.RequestCount
+		lb.HTTPCode_Target_2XX_Count += t.RequestCount - t.Errors5XX
+		lb.HTTPCode_Target_5XX_Count += t.HTTPCode_Target_5XX_Count
+		if f.health[in.ID] == "healthy" {
+			lb.TargetGroups[0].HealthyHostCount++
+		} else {
+			lb.TargetGroups[0].UnHealthyHostCount++
+		}
+		smp.Instances = append(smp.Instances, api.InstanceMetrics{ID: in.ID, Group: "web", CPUUtilization: float64(10 + i),
+			MemoryUsedBytes: 50 << 20, MemoryLimitBytes: 1 << 30})
+	}
+	smp.LoadBalancers = []api.LBMetrics{lb}
+	if !now.After(since) {
+		return api.Metrics{Samples: []api.MetricsSample{}}, nil
+	}
+	return api.Metrics{Samples: []api.MetricsSample{smp}}, nil
 }
 
 func (f *fakeStack) callLog() []string {

@@ -27,6 +27,7 @@ type Source interface {
 	Scale(ctx context.Context, group string, desired int) error
 	Terminate(ctx context.Context, id string, decrementDesired bool) error
 	Refresh(ctx context.Context, group string) error
+	Metrics(ctx context.Context, since time.Time) (api.Metrics, error)
 }
 
 var _ Source = (*client.Client)(nil)
@@ -42,8 +43,13 @@ type Snapshot struct {
 	Error string `json:"error,omitempty"`
 }
 
-// maxActivities is how many activities per group a snapshot carries.
-const maxActivities = 30
+// What a snapshot carries and the ring keeps: activities per group,
+// events (the timeline), seconds of metrics.
+const (
+	maxActivities = 30
+	maxEvents     = 2000
+	maxSamples    = 120
+)
 
 // hub follows the stack and fans its changes out to the pages' streams.
 type hub struct {
@@ -52,17 +58,19 @@ type hub struct {
 	log  *slog.Logger
 	tick time.Duration
 
-	mu    sync.Mutex
-	ring  *ring
-	subs  map[chan struct{}]struct{}
-	last  []byte // the last snapshot's JSON
-	kick  chan struct{}
-	ready chan struct{} // closed once the first snapshot is in
-	once  sync.Once
+	mu   sync.Mutex
+	ring *ring
+	subs map[chan struct{}]struct{}
+	last []byte // the last snapshot's JSON
+	// sampled is the time of the last metrics sample published.
+	sampled time.Time
+	kick    chan struct{}
+	ready   chan struct{} // closed once the first snapshot is in
+	once    sync.Once
 }
 
 func newHub(p *plan.Plan, src Source, log *slog.Logger, epoch string) *hub {
-	return &hub{plan: p, src: src, log: log, tick: time.Second, ring: newRing(epoch, 2000, 120),
+	return &hub{plan: p, src: src, log: log, tick: time.Second, ring: newRing(epoch, maxEvents, maxSamples),
 		subs: map[chan struct{}]struct{}{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
@@ -117,7 +125,7 @@ func (h *hub) followEvents(ctx context.Context) {
 		}
 		// The history comes again: start the timeline over.
 		h.mu.Lock()
-		h.ring = newRing(h.ring.epoch+"r", h.ring.caps[KindEvent], h.ring.caps[KindMetrics])
+		h.ring = newRing(h.ring.epoch+"r", maxEvents, maxSamples)
 		h.last = nil
 		h.mu.Unlock()
 	}
@@ -152,6 +160,33 @@ func (h *hub) refresh(ctx context.Context) {
 		h.publish(KindSnapshot, b)
 	}
 	h.once.Do(func() { close(h.ready) })
+	h.refreshMetrics(ctx)
+}
+
+// refreshMetrics publishes the metrics samples taken since the last one
+// published (at most the ring's worth on the first call).
+func (h *hub) refreshMetrics(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := h.src.Metrics(ctx, h.sampled)
+	if err != nil {
+		return // a stack without metrics yet
+	}
+	samples := m.Samples
+	if len(samples) > maxSamples {
+		samples = samples[len(samples)-maxSamples:]
+	}
+	for _, smp := range samples {
+		if !smp.Time.After(h.sampled) {
+			continue
+		}
+		b, err := json.Marshal(smp)
+		if err != nil {
+			continue
+		}
+		h.sampled = smp.Time
+		h.publish(KindMetrics, b)
+	}
 }
 
 // wanted reports whether a page is watching, or no snapshot was taken yet.

@@ -82,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /events", s.handleEvents)
 	mux.HandleFunc("GET /api/reach", s.handleReach)
+	mux.HandleFunc("GET /api/exposed", s.handleExposed)
 	mux.HandleFunc("POST /api/scale", s.change(s.scale))
 	mux.HandleFunc("POST /api/terminate", s.change(s.terminate))
 	mux.HandleFunc("POST /api/refresh", s.change(s.refresh))
@@ -181,6 +182,20 @@ func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, secgroup.Reach(s.opts.Plan, m, from, to, proto, port))
+}
+
+// handleExposed answers what the internet can reach (moat reach
+// --exposed), on the live membership.
+func (s *Server) handleExposed(w http.ResponseWriter, r *http.Request) {
+	m, err := s.opts.Source.Membership(r.Context())
+	if err != nil {
+		m = secgroup.OfflineMembership(s.opts.Plan)
+	}
+	out := secgroup.Exposed(s.opts.Plan, m)
+	if out == nil {
+		out = []secgroup.Exposure{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // change wraps an action: it must pass checkChange; its JSON body is

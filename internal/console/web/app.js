@@ -163,18 +163,25 @@ function drawMap() {
     if (n.kind === "internet") { pos.set(n.name, { x: cx + W / 2, y: 10 + H / 2 }); nodesG.append(drawNode(n, cx, 10)); }
     if (n.kind === "igw") { pos.set(n.name, { x: cx + W / 2, y: top - 20 + H / 2 }); nodesG.append(drawNode(n, cx, top - 20)); }
   }
-  for (const e of m.edges) {
+  const labelsG = svg("g", { class: "edge-labels" });
+  m.edges.forEach((e, i) => {
     const a = pos.get(e.from), b = pos.get(e.to);
-    if (!a || !b) continue;
+    if (!a || !b) return;
     const failing = e.kind === "target" && targetState(e.to, e.targetGroup) === "unhealthy";
+    const id = "e" + i;
     edgesG.append(svg("line", { class: "edge " + e.kind + (failing ? " failing" : ""), x1: a.x, y1: a.y, x2: b.x, y2: b.y,
-      dataset: { from: e.from, to: e.to, kind: e.kind } }));
-  }
-  root.append(edgesG, nodesG);
+      dataset: { id, from: e.from, to: e.to, kind: e.kind, tg: e.targetGroup || "" } }));
+    if (["target", "internet", "egress"].includes(e.kind) || (e.kind === "ingress" && e.to === "bastion")) {
+      // Traffic labels sit a third of the way along, nearer the source.
+      labelsG.append(svg("text", { class: "edge-lbl", x: a.x + (b.x - a.x) * 0.62 + 4, y: a.y + (b.y - a.y) * 0.62, dataset: { for: id } }));
+    }
+  });
+  root.append(edgesG, nodesG, labelsG);
   const map = $("map");
   map.setAttribute("width", vpcX + vpcW + 10);
   map.setAttribute("height", top + vpcH + 10);
   map.replaceChildren(root);
+  applyTraffic();
 }
 
 function targetState(id, tg) {
@@ -221,6 +228,8 @@ function drawNode(n, x, y) {
     svg("title", {}, n.label + (n.addr ? " " + n.addr : "")),
     svg("rect", { width: W, height: H }),
     text(6, 14, lines[0], "title"), text(6, 28, lines[1], "small"), text(6, 42, lines[2], "small"));
+  if (n.instance) g.append(svg("text", { class: "lbl small cpu", x: W - 5, y: 42, "text-anchor": "end" }));
+  if (state.exposed && state.exposed.has(n.name)) g.classList.add("exposed");
   g.addEventListener("click", () => { state.selected = n.gone ? null : n.name; drawMap(); drawDetail(); });
   return g;
 }
@@ -379,17 +388,146 @@ function onEvent(e) {
   if (live) window.moatLatencies.push(Date.now() - t.getTime());
 }
 
-// ---- metrics ----
+// ---- metrics: traffic on the map, and the charts ----
 
 function onMetrics(sample) {
   state.metrics.push(sample);
   if (state.metrics.length > 120) state.metrics.shift();
+  applyTraffic();
+  drawMetrics();
+}
+
+function fmtBytes(n) {
+  if (n >= 1 << 30) return (n / (1 << 30)).toFixed(1) + " GiB";
+  if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MiB";
+  if (n >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KiB";
+  return n + " B";
+}
+
+// applyTraffic draws the last second on the map: each target edge as
+// thick as its request rate, red when it answered 5XX; the internet's
+// requests, SSH sessions through the bastion, NAT egress; each
+// instance's CPU.
+function applyTraffic() {
+  const s = state.metrics[state.metrics.length - 1];
+  if (!s) return;
+  const byTarget = new Map();
+  let rps = 0, conns = 0;
+  for (const lb of s.loadBalancers || []) {
+    rps += lb.RequestCount; conns += lb.ActiveConnectionCount;
+    for (const t of lb.targets || []) byTarget.set(t.targetGroup + "/" + t.id, t);
+  }
+  const label = (line, txt) => {
+    const l = document.querySelector(`#map text.edge-lbl[data-for="${line.dataset.id}"]`);
+    if (l) l.textContent = txt;
+  };
+  for (const line of document.querySelectorAll("#map line.edge")) {
+    const k = line.dataset.kind;
+    if (k === "target") {
+      const t = byTarget.get(line.dataset.tg + "/" + line.dataset.to);
+      const r = t ? t.RequestCount : 0, errs = t ? t.Errors5XX : 0;
+      line.style.strokeWidth = (1.5 + Math.log2(1 + r) * 1.3).toFixed(1);
+      line.classList.toggle("erroring", errs > 0);
+      line.dataset.rps = r;
+      line.dataset.errors = errs;
+      label(line, r || errs ? r + " req/s" + (errs ? " · " + errs + " 5xx" : "") : "");
+    } else if (k === "internet") {
+      line.style.strokeWidth = (1.5 + Math.log2(1 + rps) * 1.3).toFixed(1);
+      label(line, rps + " req/s · " + conns + " conn");
+    } else if (k === "ingress" && line.dataset.to === "bastion") {
+      const n = (s.bastion || {}).ActiveSessions || 0;
+      line.dataset.sessions = n;
+      label(line, n ? n + " SSH" : "");
+    } else if (k === "egress") {
+      const nat = (s.nat || []).find((x) => x.name === line.dataset.from);
+      label(line, nat ? fmtBytes(nat.BytesOutToDestination) + "/s" : "");
+    }
+  }
+  for (const i of s.instances || []) {
+    const t = document.querySelector(`#map .node[data-name="${CSS.escape(i.id)}"] text.cpu`);
+    if (t) t.textContent = "CPU " + i.CPUUtilization.toFixed(0) + "%";
+  }
+}
+
+// spark is a small chart of series (each {name, values}) over the last
+// seconds, with the latest value of each.
+function spark(metric, series, unit, small) {
+  const w = small ? 120 : 260, h = small ? 16 : 46;
+  const max = Math.max(1e-9, ...series.flatMap((x) => x.values));
+  const n = Math.max(...series.map((x) => x.values.length), 2);
+  const chart = svg("svg", { width: w, height: h, class: "spark" },
+    series.map((x, si) => svg("polyline", { class: "s" + si, fill: "none",
+      points: x.values.map((v, i) => `${(w * (i + n - x.values.length) / (n - 1)).toFixed(1)},${(h - 2 - (h - 4) * v / max).toFixed(1)}`).join(" ") })));
+  const legend = series.map((x, si) => {
+    const v = x.values.length ? x.values[x.values.length - 1] : 0;
+    return el("span", { class: "leg s" + si, dataset: { series: x.name, value: String(v) } }, x.name + " " + (Number.isInteger(v) ? v : v.toFixed(1)) + (unit || ""));
+  });
+  return el("div", { class: "chart", dataset: { metric } }, el("div", { class: "chart-title" }, metric), chart, el("div", { class: "legend" }, legend));
+}
+
+function drawMetrics() {
+  const box = $("metrics");
+  const ms = state.metrics;
+  if (!ms.length) return;
+  const last = ms[ms.length - 1];
+  const parts = [];
+  for (const lb of last.loadBalancers || []) {
+    const of = (f) => ms.map((m) => { const x = (m.loadBalancers || []).find((l) => l.name === lb.name); return x ? f(x) : 0; });
+    const hosts = (f) => of((x) => (x.targetGroups || []).reduce((a, g) => a + f(g), 0));
+    parts.push(el("h3", {}, "Load balancer " + lb.name),
+      el("div", { class: "charts" },
+        spark("RequestCount", [{ name: "RequestCount", values: of((x) => x.RequestCount) }], "/s"),
+        spark("HTTP codes", [
+          { name: "Target_2XX", values: of((x) => x.HTTPCode_Target_2XX_Count) },
+          { name: "Target_4XX", values: of((x) => x.HTTPCode_Target_4XX_Count) },
+          { name: "Target_5XX", values: of((x) => x.HTTPCode_Target_5XX_Count) },
+          { name: "ELB_4XX", values: of((x) => x.HTTPCode_ELB_4XX_Count) },
+          { name: "ELB_5XX", values: of((x) => x.HTTPCode_ELB_5XX_Count) }]),
+        spark("TargetResponseTime", [
+          { name: "p50", values: of((x) => x.TargetResponseTimeP50 * 1000) },
+          { name: "p99", values: of((x) => x.TargetResponseTimeP99 * 1000) }], " ms"),
+        spark("ActiveConnectionCount", [{ name: "ActiveConnectionCount", values: of((x) => x.ActiveConnectionCount) }]),
+        spark("Hosts", [{ name: "HealthyHostCount", values: hosts((g) => g.HealthyHostCount) },
+          { name: "UnHealthyHostCount", values: hosts((g) => g.UnHealthyHostCount) }])));
+  }
+  const insts = last.instances || [];
+  if (insts.length) {
+    const cpu = (id) => ms.map((m) => { const x = (m.instances || []).find((i) => i.id === id); return x ? x.CPUUtilization : 0; });
+    parts.push(el("h3", {}, "Instances"), el("table", { id: "instance-metrics" },
+      el("tr", {}, el("th", {}, "Instance"), el("th", {}, "CPUUtilization"), el("th", {}, "Memory used / limit"), el("th", {}, "")),
+      insts.map((i) => el("tr", { dataset: { instance: i.id, cpu: String(i.CPUUtilization) } }, el("td", {}, i.id),
+        el("td", {}, i.CPUUtilization.toFixed(1) + " %"),
+        el("td", {}, fmtBytes(i.MemoryUsedBytes) + (i.MemoryLimitBytes ? " / " + fmtBytes(i.MemoryLimitBytes) : "")),
+        el("td", {}, spark("CPUUtilization " + i.id, [{ name: "cpu", values: cpu(i.id) }], " %", true))))));
+  }
+  const nat = (last.nat || []).map((n) => n.name + " " + fmtBytes(n.BytesOutToDestination) + "/s out");
+  parts.push(el("p", { class: "muted", id: "other-metrics" }, "Bastion ActiveSessions " + ((last.bastion || {}).ActiveSessions || 0) +
+    (nat.length ? " · NAT " + nat.join(", ") : "") + " · at " + new Date(last.time).toLocaleTimeString()));
+  box.replaceChildren(...parts);
+}
+
+// ---- what the internet can reach ----
+
+async function exposed() {
+  const box = $("exposed-result");
+  if (state.exposed) { state.exposed = null; box.replaceChildren(); drawMap(); return; }
+  const resp = await fetch("/api/exposed");
+  const list = await resp.json();
+  if (!resp.ok) { box.replaceChildren(el("p", { class: "verdict denied" }, list.error)); return; }
+  state.exposed = new Set(list.flatMap((e) => e.nodes));
+  box.replaceChildren(el("table", { id: "exposed-table" },
+    el("tr", {}, el("th", {}, "Target"), el("th", {}, "Ports"), el("th", {}, "From"), el("th", {}, "Listener"), el("th", {}, "Allowed by")),
+    list.map((e) => el("tr", { dataset: { target: e.target } }, el("td", {}, e.target),
+      el("td", {}, e.protocol + (e.fromPort !== undefined ? " " + (e.fromPort === e.toPort ? e.fromPort : e.fromPort + "-" + e.toPort) : "")),
+      el("td", {}, e.from), el("td", {}, e.listener || ""), el("td", {}, (e.allowedBy || []).join("; "))))));
+  drawMap();
 }
 
 function init() {
   $("mode").textContent = token ? "changes enabled" : "read-only";
   $("mode").className = "pill " + (token ? "ok" : "");
   $("reach-form").addEventListener("submit", reach);
+  $("exposed-go").addEventListener("click", exposed);
   $("show-routes").addEventListener("change", () => state.snap && drawRoutes());
   window.addEventListener("resize", () => state.snap && drawMap());
   connect();
