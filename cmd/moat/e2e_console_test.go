@@ -77,6 +77,26 @@ func TestConsoleEndToEnd(t *testing.T) {
 	testutil.Eventually(t, 15*time.Second, sameAsPS)
 	page.WaitFor(t, `[...document.querySelectorAll('#map .node.instance')].every(n => n.dataset.health === 'healthy')`, 15*time.Second)
 
+	t.Run("traffic on the map", func(t *testing.T) {
+		// A bounded load through the load balancer (loopback only): 200
+		// requests over at most 10 seconds, while the map shows it.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			deadline := time.Now().Add(10 * time.Second)
+			for i := 0; i < 200 && time.Now().Before(deadline); i++ {
+				if resp, err := http.Get(s.web + "/whoami"); err == nil {
+					resp.Body.Close()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		defer func() { <-done }()
+		page.WaitFor(t, `[...document.querySelectorAll('#map line.edge.target')].filter(e => Number(e.dataset.rps) > 0).length === 2`, 15*time.Second)
+		page.WaitFor(t, `Number((document.querySelector('#metrics .leg[data-series=RequestCount]') || {dataset: {}}).dataset.value) > 0`, 5*time.Second)
+		page.WaitFor(t, `document.querySelectorAll('#instance-metrics tr[data-instance]').length === 2`, 5*time.Second)
+	})
+
 	t.Run("terminate with the button", func(t *testing.T) {
 		s := s.with(t)
 		before := s.instances()
