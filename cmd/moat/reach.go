@@ -120,19 +120,17 @@ Exit code 0 when allowed, 1 when denied (or when a probe disagreed).`,
 					return err
 				}
 			}
-			switch output {
-			case "json":
-				if err := writeJSON(w, struct {
-					secgroup.Verdict
-					Live bool `json:"live"`
-				}{v, r.live}); err != nil {
-					return err
-				}
-			default:
+			err = writeAnswer(w, output, struct {
+				secgroup.Verdict
+				Live bool `json:"live"`
+			}{v, r.live}, func() {
 				writeVerdict(w, v, r.live)
 				if to.Kind == secgroup.EndpointNode && to.Node.Kind == secgroup.KindLoadBalancer && proto == plan.ProtoTCP {
 					fmt.Fprintf(w, "  note:    this is one node of load balancer %s; lb:%s:%d follows its listener to the targets\n", to.Node.Owner, to.Node.Owner, port)
 				}
+			})
+			if err != nil {
+				return err
 			}
 			return verdictExit(v.Allowed, []secgroup.Verdict{v})
 		},
@@ -164,6 +162,15 @@ func parseLBPort(s string) (name string, port int, ok bool) {
 		return "", 0, false
 	}
 	return name, port, true
+}
+
+// writeAnswer writes v as JSON with -o json, else calls text.
+func writeAnswer(w io.Writer, output string, v any, text func()) error {
+	if output == "json" {
+		return writeJSON(w, v)
+	}
+	text()
+	return nil
 }
 
 // verdictExit is exit 1 when denied or when a probe disagreed with its
@@ -217,16 +224,12 @@ func (r reacher) throughLB(w io.Writer, output string, from secgroup.Endpoint, n
 			return err
 		}
 	}
-	switch output {
-	case "json":
-		if err := writeJSON(w, struct {
-			secgroup.LBVerdict
-			Live bool `json:"live"`
-		}{v, r.live}); err != nil {
-			return err
-		}
-	default:
-		writeLBVerdict(w, v, r.live)
+	err := writeAnswer(w, output, struct {
+		secgroup.LBVerdict
+		Live bool `json:"live"`
+	}{v, r.live}, func() { writeLBVerdict(w, v, r.live) })
+	if err != nil {
+		return err
 	}
 	var all []secgroup.Verdict
 	for _, h := range hops {

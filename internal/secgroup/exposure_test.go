@@ -3,33 +3,15 @@ package secgroup
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moat-dev/moat/internal/plan"
-	"github.com/moat-dev/moat/internal/spec"
 )
 
 // examplePlan is the bundled example's plan.
-func examplePlan(t *testing.T) *plan.Plan {
-	t.Helper()
-	path := "../../examples/realtime/moat.yaml"
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := spec.Parse(path, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, problems := plan.Build(f)
-	if p == nil {
-		t.Fatalf("build plan: %v", problems)
-	}
-	return p
-}
+func examplePlan(t testing.TB) *plan.Plan { return planFile(t, "../../examples/realtime/moat.yaml") }
 
 // exposures renders Exposed's answer as "target proto ports from [nodes]".
 func exposures(es []Exposure) []string {

@@ -22,7 +22,14 @@ func testPlan(t testing.TB) *plan.Plan { return testPlanWith(t, "") }
 // appended (e.g. nacl.yaml).
 func testPlanWith(t testing.TB, more ...string) *plan.Plan {
 	t.Helper()
-	src, err := os.ReadFile("testdata/stack.yaml")
+	return planFile(t, "testdata/stack.yaml", more...)
+}
+
+// planFile builds the plan of a stack file with more testdata files
+// appended.
+func planFile(t testing.TB, path string, more ...string) *plan.Plan {
+	t.Helper()
+	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +43,7 @@ func testPlanWith(t testing.TB, more ...string) *plan.Plan {
 		}
 		src = append(append(src, '\n'), b...)
 	}
-	f, err := spec.Parse("testdata/stack.yaml", src)
+	f, err := spec.Parse(path, src)
 	if err != nil {
 		t.Fatal(err)
 	}
