@@ -99,3 +99,20 @@ func TestExposed(t *testing.T) {
 		t.Errorf("bastion exposure allowed by %q", b.AllowedBy)
 	}
 }
+
+// BenchmarkExposed: --exposed on the network ACL test stack with 50 live
+// instances (Reach once per node, source, protocol and port interval).
+func BenchmarkExposed(b *testing.B) {
+	p := naclPlan(b)
+	m := liveMembership(p)
+	for i := range 50 {
+		sn := []string{"private-a", "private-b"}[i%2]
+		m.Members = append(m.Members, Member{Name: fmt.Sprintf("i-%02d", i), Kind: KindInstance, Owner: "web", Subnet: sn,
+			Addr: netip.AddrFrom4([4]byte{10, 42, byte(128 + i%2), byte(20 + i)}), Groups: []string{"app"}})
+	}
+	for b.Loop() {
+		if es := Exposed(p, m); len(es) != 2 {
+			b.Fatalf("%d exposures", len(es))
+		}
+	}
+}
