@@ -91,8 +91,18 @@ type InstanceMetrics struct {
 
 // BastionMetrics is the bastion at the end of the second.
 type BastionMetrics struct {
-	// ActiveSessions are the SSH connections open through the bastion.
+	// ActiveSessions are the authenticated SSH connections open.
 	ActiveSessions int `json:"ActiveSessions"`
+	// Forwards are the open forwards (ssh -J, -W, -L) by destination.
+	Forwards []BastionForward `json:"forwards,omitempty"`
+}
+
+// BastionForward is the forwards open to one destination.
+type BastionForward struct {
+	// Destination is ip:port; ID is the instance there, if one is.
+	Destination string `json:"destination"`
+	ID          string `json:"id,omitempty"`
+	Count       int    `json:"count"`
 }
 
 // NATMetrics is one NAT gateway's second, as AWS/NATGateway names it.

@@ -70,6 +70,8 @@ func (s *Server) forward(ctx context.Context, nch ssh.NewChannel, st *connState,
 	}
 	go ssh.DiscardRequests(reqs)
 	s.audit.Info("forward_open", append(base, "destination", dstText)...)
+	s.countForward(dst, 1)
+	defer s.countForward(dst, -1)
 
 	var closeOnce sync.Once
 	closeBoth := func() {

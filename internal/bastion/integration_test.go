@@ -90,6 +90,7 @@ type env struct {
 	instanceLog  *syncBuffer
 	fingerprint  string
 	dials        atomic.Int64
+	server       *bastion.Server
 }
 
 func need(t *testing.T, tools ...string) {
@@ -186,6 +187,7 @@ func start(t *testing.T, maxFailures ...int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.server = b
 	is, err := instancessh.New(instancessh.Config{
 		HostKey:        instanceHost,
 		AuthorizedKeys: sshpolicy.NewKeySet(keys...),
@@ -280,6 +282,36 @@ func TestJumpRunsCommandOnInstance(t *testing.T) {
 	if _, ok := fwd["duration_ms"]; !ok {
 		t.Errorf("forward audit without duration: %v", fwd)
 	}
+}
+
+// TestActivity: a session through the bastion and its forward are counted
+// while open (telemetry's ActiveSessions), and no longer once closed.
+func TestActivity(t *testing.T) {
+	e := start(t)
+	if a := e.server.Activity(); a.Sessions != 0 || len(a.Forwards) != 0 {
+		t.Fatalf("before any client: %+v", a)
+	}
+	done := make(chan int, 1)
+	go func() {
+		_, _, code := e.run(t, "ssh", "-F", e.cfgFile, "web-1", "sleep 3")
+		done <- code
+	}()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		a := e.server.Activity()
+		if a.Sessions != 1 || a.Forwards[e.instanceAddr] != 1 || len(a.Forwards) != 1 {
+			return fmt.Errorf("while ssh runs: %+v, want 1 session forwarding to %s", a, e.instanceAddr)
+		}
+		return nil
+	})
+	if code := <-done; code != 0 {
+		t.Fatalf("ssh exit %d", code)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if a := e.server.Activity(); a.Sessions != 0 || len(a.Forwards) != 0 {
+			return fmt.Errorf("after ssh: %+v, want nothing open", a)
+		}
+		return nil
+	})
 }
 
 func TestExplicitJumpFlag(t *testing.T) {

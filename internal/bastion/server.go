@@ -103,6 +103,42 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// forwards counts the open forwards by destination.
+	forwards map[netip.AddrPort]int
+	sessions int // authenticated connections open
+}
+
+// Activity is what goes through the bastion now.
+type Activity struct {
+	// Sessions are the authenticated SSH connections open.
+	Sessions int
+	// Forwards are the open forwards (ssh -J, -W, -L) by destination.
+	Forwards map[netip.AddrPort]int
+}
+
+// Activity says what goes through the bastion now.
+func (s *Server) Activity() Activity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := Activity{Sessions: s.sessions, Forwards: make(map[netip.AddrPort]int, len(s.forwards))}
+	for d, n := range s.forwards {
+		a.Forwards[d] = n
+	}
+	return a
+}
+
+func (s *Server) countSession(d int) {
+	s.mu.Lock()
+	s.sessions += d
+	s.mu.Unlock()
+}
+
+func (s *Server) countForward(dst netip.AddrPort, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forwards[dst] += d; s.forwards[dst] <= 0 {
+		delete(s.forwards, dst)
+	}
 }
 
 // New checks cfg and returns a Server.
@@ -155,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 		limiter:  newFailureLimiter(cfg.Limiter),
 		startups: make(chan struct{}, cfg.MaxStartups),
 		conns:    map[net.Conn]struct{}{},
+		forwards: map[netip.AddrPort]int{},
 	}, nil
 }
 
@@ -312,6 +349,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	}
 	s.audit.Info("login", "conn", st.id, "source", st.source, "user", sconn.User(), "fingerprint", fp,
 		"client", string(sconn.ClientVersion()))
+	s.countSession(1)
+	defer s.countSession(-1)
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -65,6 +65,9 @@ func (s *stack) startBastion(ctx context.Context) error {
 	s.mu.Lock()
 	s.bastionHostKey = sshpolicy.KnownHostsLine(b.Publish.String(), hk.PublicKey())
 	s.mu.Unlock()
+	s.partsMu.Lock()
+	s.bastionSrv = srv
+	s.partsMu.Unlock()
 	s.event("bastion", "bastion.start", "Bastion %s listening on %s (ssh -p %d %s@%s)", b.Address, b.Publish, b.Publish.Port(), b.User, b.Publish.Addr())
 	return nil
 }

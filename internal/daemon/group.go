@@ -55,7 +55,8 @@ type instanceRec struct {
 	rebooting bool
 
 	cpu       float64 // percent of the instance type's vCPUs, last sample
-	mem       int64
+	mem       int64   // the memory cgroup's working set, or resident memory without one
+	memLimit  int64   // the memory cgroup's limit; 0 without one
 	lastCPU   float64
 	lastCPUAt time.Time
 	// periodCPU accumulates CPU seconds at the start of the metric period.
@@ -251,6 +252,9 @@ func (g *groupRuntime) sampleUsage(now time.Time) {
 			continue
 		}
 		cpu, mem := r.proc.Usage()
+		if used, limit, ok := r.proc.CgroupMemory(); ok {
+			mem, r.memLimit = used, limit
+		}
 		if !r.lastCPUAt.IsZero() {
 			r.cpu = instance.CPUUtilization(r.lastCPU, cpu, now.Sub(r.lastCPUAt).Seconds(), vcpus)
 		} else {

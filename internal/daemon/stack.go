@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/keypair"
 	"github.com/moat-dev/moat/internal/metadata"
@@ -38,12 +39,13 @@ type stack struct {
 	// builds them. start publishes each one complete, under partsMu, and
 	// nothing changes them afterwards; read them with network, group,
 	// groupMap and engineFor.
-	partsMu   sync.RWMutex
-	net       *vpc.VPC
-	balancers map[string]*lbRuntime // by load balancer name
-	tgLB      map[string]string     // target group -> load balancer name
-	groups    map[string]*groupRuntime
-	sampler   *telemetry.Sampler
+	partsMu    sync.RWMutex
+	net        *vpc.VPC
+	balancers  map[string]*lbRuntime // by load balancer name
+	tgLB       map[string]string     // target group -> load balancer name
+	groups     map[string]*groupRuntime
+	sampler    *telemetry.Sampler
+	bastionSrv *bastion.Server
 	// sshLog receives the instances' SSH audit records (JSON lines).
 	sshLog *slog.Logger
 	audit  io.Writer

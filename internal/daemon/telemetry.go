@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/bastion"
 	"github.com/moat-dev/moat/internal/telemetry"
 )
 
@@ -78,7 +79,35 @@ func (s *stack) readTelemetry() telemetry.Reading {
 			rd.Instances = append(rd.Instances, rt.usage()...)
 		}
 	}
+	if n := s.network(); n != nil {
+		if nat, err := n.NATEgress(); err == nil {
+			for _, g := range nat {
+				rd.NAT = append(rd.NAT, telemetry.NATReading{Name: g.Name, Bytes: g.Bytes, Packets: g.Packets})
+			}
+		}
+	}
+	s.partsMu.RLock()
+	b := s.bastionSrv
+	s.partsMu.RUnlock()
+	if b != nil {
+		rd.Bastion = bastionMetrics(b.Activity(), s.instances(false))
+	}
 	return rd
+}
+
+// bastionMetrics is the bastion's activity, naming the instances it
+// forwards to.
+func bastionMetrics(a bastion.Activity, instances []api.Instance) api.BastionMetrics {
+	byIP := map[string]string{}
+	for _, in := range instances {
+		byIP[in.IP] = in.ID
+	}
+	m := api.BastionMetrics{ActiveSessions: a.Sessions}
+	for dst, n := range a.Forwards {
+		m.Forwards = append(m.Forwards, api.BastionForward{Destination: dst.String(), ID: byIP[dst.Addr().String()], Count: n})
+	}
+	sort.Slice(m.Forwards, func(i, j int) bool { return m.Forwards[i].Destination < m.Forwards[j].Destination })
+	return m
 }
 
 // usage is the running instances' last usage sample, by id.
@@ -90,7 +119,7 @@ func (g *groupRuntime) usage() []api.InstanceMetrics {
 		if r.proc == nil || r.state != stateRunning {
 			continue
 		}
-		out = append(out, api.InstanceMetrics{ID: r.id, Group: g.name, CPUUtilization: r.cpu, MemoryUsedBytes: r.mem})
+		out = append(out, api.InstanceMetrics{ID: r.id, Group: g.name, CPUUtilization: r.cpu, MemoryUsedBytes: r.mem, MemoryLimitBytes: r.memLimit})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/testutil"
 )
 
@@ -90,6 +91,11 @@ func TestMetrics(t *testing.T) {
 				}
 			}
 		}
+		if n := len(m.Samples); n > 0 {
+			if nat := m.Samples[n-1].NAT; len(nat) != 1 || nat[0].Name != p.NATGateways[0].Name {
+				return fmt.Errorf("NAT in the last sample: %+v, want one gateway, %s", nat, p.NATGateways[0].Name)
+			}
+		}
 		if lbTotal != ok+missing || lb2xx != ok || lb4xx != missing {
 			return fmt.Errorf("counted %d requests (%d 2XX, %d 4XX), want %d (%d, %d)", lbTotal, lb2xx, lb4xx, ok+missing, ok, missing)
 		}
@@ -112,8 +118,10 @@ func TestMetrics(t *testing.T) {
 	}
 	t.Logf("per target: %v", perTarget)
 
-	// One instance burns a CPU for 4 s (bounded by the app to 10 s).
-	code, body := get("/burn?seconds=4")
+	// One instance burns a CPU for 6 s (bounded by the app to 10 s); idle,
+	// an instance of the example uses about 1%. The machine may be busy:
+	// 10% (a fifth of the core burnt) is enough to tell.
+	code, body := get("/burn?seconds=6")
 	var who struct{ Instance string }
 	if err := json.Unmarshal([]byte(body), &who); code != 200 || err != nil || !strings.HasPrefix(who.Instance, "i-") {
 		t.Fatalf("GET /burn: %d %q (%v)", code, body, err)
@@ -132,11 +140,15 @@ func TestMetrics(t *testing.T) {
 					if in.MemoryUsedBytes <= 0 {
 						return fmt.Errorf("instance %s uses %d bytes of memory", in.ID, in.MemoryUsedBytes)
 					}
+					// t3.micro: 1 GiB, where this host applies limits
+					if limited := instance.LimitsApplicable() == nil; limited && in.MemoryLimitBytes != 1<<30 {
+						return fmt.Errorf("instance %s memory limit %d, want 1 GiB (t3.micro)", in.ID, in.MemoryLimitBytes)
+					}
 				}
 			}
 		}
-		if peak < 20 {
-			return fmt.Errorf("instance %s CPUUtilization peaked at %.1f%% since it started burning, want 20%% or more", who.Instance, peak)
+		if peak < 10 {
+			return fmt.Errorf("instance %s CPUUtilization peaked at %.1f%% since it started burning, want 10%% or more", who.Instance, peak)
 		}
 		return nil
 	})

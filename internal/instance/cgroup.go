@@ -224,3 +224,51 @@ func (cs *cgroupSet) procs() map[int]bool {
 	}
 	return out
 }
+
+// memory reads the instance's memory cgroup: its working set (usage less
+// the inactive page cache the kernel reclaims first, as kubelet and
+// docker stats count it) and its limit. ok is false without one.
+func (cs *cgroupSet) memory() (used, limit int64, ok bool) {
+	if cs == nil {
+		return 0, 0, false
+	}
+	cs.mu.Lock()
+	var dir string
+	for _, d := range cs.dirs {
+		if strings.HasPrefix(d, filepath.Join(cgroupRoot, "memory")+"/") {
+			dir = d
+		}
+	}
+	cs.mu.Unlock()
+	if dir == "" {
+		return 0, 0, false
+	}
+	usage, err1 := readInt(filepath.Join(dir, "memory.usage_in_bytes"))
+	limit, err2 := readInt(filepath.Join(dir, "memory.limit_in_bytes"))
+	stat, err3 := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0, 0, false
+	}
+	return workingSet(usage, string(stat)), limit, true
+}
+
+// workingSet is a memory cgroup's usage less its inactive file cache
+// (total_inactive_file in memory.stat), never below zero (pure).
+func workingSet(usage int64, stat string) int64 {
+	for _, line := range strings.Split(stat, "\n") {
+		if v, ok := strings.CutPrefix(line, "total_inactive_file "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return max(0, usage-n)
+			}
+		}
+	}
+	return usage
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}

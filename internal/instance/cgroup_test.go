@@ -70,6 +70,11 @@ func TestLimitsInheritedByTheCommand(t *testing.T) {
 	if !strings.Contains(string(b), "moat-"+s.ID) {
 		t.Fatalf("command not in its cgroup:\n%s", b)
 	}
+	// its memory cgroup counts its use, within the limit
+	used, limit, ok := in.CgroupMemory()
+	if !ok || limit != 256<<20 || used <= 0 || used >= limit {
+		t.Errorf("CgroupMemory: used %d, limit %d, ok %v; want some use under a 256 MiB limit", used, limit, ok)
+	}
 	// moat itself stays where it was.
 	self, _ := os.ReadFile("/proc/self/cgroup")
 	if strings.Contains(string(self), "moat-i-") {
@@ -118,6 +123,23 @@ func TestCgroupPath(t *testing.T) {
 		got, ok := cgroupPath(tc.content, tc.controller)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("cgroupPath(%q, %s) = %q, %v; want %q, %v", tc.content, tc.controller, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestWorkingSet(t *testing.T) {
+	for _, tc := range []struct {
+		usage int64
+		stat  string
+		want  int64
+	}{
+		{100 << 20, "cache 4096\ntotal_inactive_file 10485760\ntotal_active_file 0\n", 90 << 20},
+		{100 << 20, "cache 4096\n", 100 << 20},                               // no total_inactive_file: all of it
+		{1 << 20, "total_inactive_file 2097152\n", 0},                        // never below zero
+		{5 << 20, "inactive_file 1048576\ntotal_inactive_file x\n", 5 << 20}, // unreadable: all of it
+	} {
+		if got := workingSet(tc.usage, tc.stat); got != tc.want {
+			t.Errorf("workingSet(%d, %q) = %d, want %d", tc.usage, tc.stat, got, tc.want)
 		}
 	}
 }

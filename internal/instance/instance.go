@@ -591,6 +591,11 @@ func (in *Instance) Usage() (cpuSeconds float64, memBytes int64) {
 	return float64(ticks) / clockTicks, memBytes
 }
 
+// CgroupMemory is the instance's memory use and limit as its memory
+// cgroup counts them (the working set: usage less inactive page cache);
+// ok is false when it runs without one (Usage has its resident memory).
+func (in *Instance) CgroupMemory() (used, limit int64, ok bool) { return in.cg.memory() }
+
 // copyTree copies the contents of src into dst (files, directories,
 // symbolic links; modes kept).
 func copyTree(src, dst string) error {

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
@@ -33,8 +32,6 @@ type LBReading struct {
 type NATReading struct {
 	Name           string
 	Bytes, Packets uint64
-	// Subnets are the subnets it serves (for the console's map).
-	Subnets []netip.Prefix
 }
 
 // Classes are response counts by status class: index 1 to 5 for 1xx to

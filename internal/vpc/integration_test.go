@@ -337,6 +337,10 @@ func TestVPC(t *testing.T) {
 	})
 
 	t.Run("nat", func(t *testing.T) {
+		before, err := a.v.NATEgress()
+		if err != nil {
+			t.Fatal(err)
+		}
 		// With NAT the internet sees the router's uplink address.
 		if seen := a.check(t, "i-app1", "internet", 443, true); seen != uplinkRouter.Addr().String() {
 			t.Errorf("internet saw %q from a NATed private instance, want %s", seen, uplinkRouter.Addr())
@@ -345,6 +349,22 @@ func TestVPC(t *testing.T) {
 		// Public subnets use the internet gateway without NAT.
 		if seen := a.check(t, "bastion", "internet", 443, true); seen != a.addr("bastion").String() {
 			t.Errorf("internet saw %q from the bastion, want %s", seen, a.addr("bastion"))
+		}
+		// The NAT gateway counted what the two private instances sent
+		// out (at least SYN, ACK and FIN each), and nothing of the
+		// bastion's (a public subnet's).
+		after, err := a.v.NATEgress()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(before) != 1 || len(after) != 1 || after[0].Name != a.p.NATGateways[0].Name || len(after[0].Subnets) != 2 {
+			t.Fatalf("NAT egress before %+v, after %+v: want one gateway, %s, for both private subnets", before, after, a.p.NATGateways[0].Name)
+		}
+		if p, by := after[0].Packets-before[0].Packets, after[0].Bytes-before[0].Bytes; p < 6 || by < 6*40 {
+			t.Errorf("NAT gateway sent %d packets, %d bytes for two connections; want at least 6 packets of 40 bytes", p, by)
+		}
+		if none, err := b.v.NATEgress(); err != nil || len(none) != 0 {
+			t.Errorf("a VPC without NAT gateways counts %+v (%v)", none, err)
 		}
 		// Without a NAT gateway a private subnet has no way out.
 		b.check(t, "i-app1", "internet", 443, false)

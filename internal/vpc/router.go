@@ -2,8 +2,11 @@ package vpc
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -36,20 +39,22 @@ type routerPolicy struct {
 	NoRoute []netip.Prefix
 	// Masquerade subnets reach the internet through a NAT gateway.
 	Masquerade []netip.Prefix
+	// NAT names the gateway of each Masquerade subnet.
+	NAT map[netip.Prefix]string
 }
 
 // policyOf derives the router policy from the plan (pure).
 func policyOf(p *plan.Plan, uplink string) routerPolicy {
-	rp := routerPolicy{Uplink: uplink}
+	rp := routerPolicy{Uplink: uplink, NAT: map[netip.Prefix]string{}}
 	for _, sn := range p.Subnets {
-		target := ""
+		target, nat := "", ""
 		for _, rt := range p.RouteTables {
 			if rt.Name != sn.RouteTable {
 				continue
 			}
 			for _, r := range rt.Routes {
 				if r.Destination.Bits() == 0 {
-					target = r.Target
+					target, nat = r.Target, r.NAT
 				}
 			}
 		}
@@ -59,6 +64,7 @@ func policyOf(p *plan.Plan, uplink string) routerPolicy {
 		switch target {
 		case plan.TargetNAT:
 			rp.Masquerade = append(rp.Masquerade, sn.CIDR)
+			rp.NAT[sn.CIDR] = nat
 		case plan.TargetInternetGateway:
 		default:
 			rp.NoRoute = append(rp.NoRoute, sn.CIDR)
@@ -131,6 +137,13 @@ func applyRouter(c *nftables.Conn, rp routerPolicy) error {
 	acceptPolicy := nftables.ChainPolicyAccept
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &acceptPolicy})
+	// Every packet a NAT gateway sends out is counted here, before the
+	// stateful accept (the nat chain below sees only each connection's
+	// first packet).
+	for _, p := range rp.Masquerade {
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(matchIf(expr.MetaKeyOIFNAME, rp.Uplink), matchNet(12, p), []expr.Any{&expr.Counter{}}),
+			UserData: comment(natCounterComment(rp.NAT[p], p))})
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(established(), accept), UserData: comment("stateful")})
 	for _, p := range rp.Private {
 		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(matchIf(expr.MetaKeyIIFNAME, rp.Uplink), matchNet(16, p), drop),
@@ -157,6 +170,75 @@ func applyRouter(c *nftables.Conn, rp routerPolicy) error {
 		return fmt.Errorf("apply router rules: %w", err)
 	}
 	return nil
+}
+
+// natCounterPrefix starts the comment of a NAT gateway's egress counter.
+const natCounterPrefix = "NAT gateway egress: "
+
+func natCounterComment(nat string, p netip.Prefix) string {
+	return natCounterPrefix + nat + " from " + p.String()
+}
+
+// NATEgress is what a NAT gateway sent toward the internet since the VPC
+// came up.
+type NATEgress struct {
+	Name           string
+	Bytes, Packets uint64
+	Subnets        []netip.Prefix
+}
+
+// natEgress sums the router's NAT egress counters by gateway, in name
+// order (pure).
+func natEgress(rules []*nftables.Rule) []NATEgress {
+	by := map[string]*NATEgress{}
+	var names []string
+	for _, r := range rules {
+		c, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+		rest, found := strings.CutPrefix(c, natCounterPrefix)
+		if !ok || !found {
+			continue
+		}
+		name, cidr, _ := strings.Cut(rest, " from ")
+		e := by[name]
+		if e == nil {
+			e = &NATEgress{Name: name}
+			by[name] = e
+			names = append(names, name)
+		}
+		if p, err := netip.ParsePrefix(cidr); err == nil {
+			e.Subnets = append(e.Subnets, p)
+		}
+		for _, x := range r.Exprs {
+			if cnt, ok := x.(*expr.Counter); ok {
+				e.Bytes += cnt.Bytes
+				e.Packets += cnt.Packets
+			}
+		}
+	}
+	sort.Strings(names)
+	out := make([]NATEgress, 0, len(names))
+	for _, n := range names {
+		out = append(out, *by[n])
+	}
+	return out
+}
+
+// NATEgress reads every NAT gateway's egress counters in the router.
+func (v *VPC) NATEgress() ([]NATEgress, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.down {
+		return nil, errors.New("read nat counters: the vpc is down")
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(v.router)))
+	if err != nil {
+		return nil, fmt.Errorf("read nat counters: nftables in router namespace: %w", err)
+	}
+	rules, err := c.GetRules(&nftables.Table{Family: nftables.TableFamilyINet, Name: "moat"}, &nftables.Chain{Name: "forward"})
+	if err != nil {
+		return nil, fmt.Errorf("read nat counters: %w", err)
+	}
+	return natEgress(rules), nil
 }
 
 // Ports in the internet namespace where moat's egress proxy listens when
