@@ -33,9 +33,12 @@ func (d Dir) faultDir() string { return d.Path("faults") }
 
 // faultRun is one injected fault.
 type faultRun struct {
-	spec  fault.Spec
-	f     api.Fault
-	undo  []fault.Step
+	spec fault.Spec
+	f    api.Fault
+	undo []fault.Step
+	// stops end what runs in the daemon for the fault (a latency's
+	// queue), after the undo steps.
+	stops []func() error
 	timer *time.Timer
 }
 
@@ -153,7 +156,7 @@ func (r *faultRuntime) start(ctx context.Context, req api.FaultRequest) (api.Fau
 		return api.Fault{}, err
 	}
 	if err := r.inject(ctx, fr); err != nil {
-		uerr := r.runUndo(fr.undo)
+		uerr := errors.Join(r.runUndo(fr.undo), runStops(fr.stops))
 		r.forget(fr)
 		end := time.Now().UTC()
 		fr.f.State, fr.f.Ended, fr.undo = api.FaultFailed, &end, nil
@@ -237,11 +240,11 @@ func (r *faultRuntime) stop(id, why string) (api.Fault, error) {
 	if fr.timer != nil {
 		fr.timer.Stop()
 	}
-	undo := fr.undo
-	fr.undo = nil
+	undo, stops := fr.undo, fr.stops
+	fr.undo, fr.stops = nil, nil
 	r.mu.Unlock()
 
-	err := r.runUndo(undo)
+	err := errors.Join(r.runUndo(undo), runStops(stops))
 	r.forget(fr)
 	end := time.Now().UTC()
 	r.mu.Lock()
@@ -374,6 +377,14 @@ func (r *faultRuntime) runUndo(steps []fault.Step) error {
 	return errors.Join(errs...)
 }
 
+func runStops(stops []func() error) error {
+	var errs []error
+	for _, f := range stops {
+		errs = append(errs, f())
+	}
+	return errors.Join(errs...)
+}
+
 // undoStep undoes one step. It is the one undo for a live daemon and for
 // a crashed one's records (reclaim), so it works from the record alone.
 func undoStep(st fault.Step) error {
@@ -382,8 +393,6 @@ func undoStep(st fault.Step) error {
 		signalIn(st.NetNS, st.PIDs, syscall.SIGCONT)
 	case fault.OpDeleteTable:
 		return vpc.RemoveTable(st.NetNS, st.Table)
-	case fault.OpDeleteQdisc:
-		return vpc.ClearNetem(st.NetNS)
 	case fault.OpKill:
 		deadline := time.Now().Add(5 * time.Second)
 		for signalIn(st.NetNS, st.PIDs, syscall.SIGKILL) > 0 && time.Now().Before(deadline) {
@@ -547,10 +556,17 @@ func (r *faultRuntime) injectInstance(ctx context.Context, fr *faultRun, id stri
 	case fault.RebootInstances:
 		return g.reboot(ctx, rec)
 	case fault.NetworkLatency, fault.PacketLoss:
-		if err := r.did(fr, fault.Step{Op: fault.OpDeleteQdisc, Target: id, Instance: id, NetNS: node.NSPath, Device: vpc.NodeDevice}); err != nil {
+		if err := r.did(fr, fault.Step{Op: fault.OpDeleteTable, Target: id, Instance: id, NetNS: node.NSPath, Table: vpc.DisruptTable(fr.f.ID)}); err != nil {
 			return err
 		}
-		return vpc.SetNetem(node.NSPath, fault.NetemOf(spec))
+		_, stop, err := vpc.Degrade(node.NSPath, fr.f.ID, fault.NetemOf(spec))
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		fr.stops = append(fr.stops, stop)
+		r.mu.Unlock()
+		return nil
 	case fault.CPUStress, fault.MemoryStress:
 		vcpus := proc.CPUs()
 		if vcpus == 0 {

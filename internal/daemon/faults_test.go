@@ -19,6 +19,7 @@ import (
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/testutil"
 	"github.com/moat-dev/moat/internal/vpc"
 )
@@ -27,6 +28,12 @@ import (
 // period (instances a fault makes unhealthy stay, so that the test sees
 // them come back) and returns its client.
 func faultStack(t *testing.T, name string) (*client.Client, string) {
+	cl, p := faultStackPlan(t, name)
+	return cl, p.Stack
+}
+
+// faultStackPlan is faultStack with the stack's plan.
+func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan) {
 	t.Helper()
 	testutil.RequireRoot(t, "faults act on a running stack: network namespaces, nftables, processes")
 	p := exampleStack(t, name)
@@ -55,7 +62,7 @@ func faultStack(t *testing.T, name string) (*client.Client, string) {
 		}
 	})
 	testutil.Eventually(t, 60*time.Second, func() error { return healthyTargets(cl, 2) })
-	return cl, p.Stack
+	return cl, p
 }
 
 func stackNS(stack string) []string {
@@ -364,4 +371,164 @@ func TestStopAndRebootInstances(t *testing.T) {
 		t.Errorf("after the reboot the instance is %s", got.State)
 	}
 	t.Logf("stopped %d processes; rebooted into %d", len(procs), len(after))
+}
+
+// TestNetworkFaults: network-latency adds 200 ms to a connection from the
+// load balancer's namespace to the instance, packet-loss of 100% cuts it,
+// disrupt-connectivity drops a subnet's traffic (scope all) or only its
+// traffic with other zones (availability-zone), in a router table of its
+// own; each is gone when its fault ends (qdiscs and tables counted).
+func TestNetworkFaults(t *testing.T) {
+	cl, p := faultStackPlan(t, "fltnet")
+	ctx := context.Background()
+	list, err := cl.Instances(ctx, false)
+	if err != nil || len(list) < 2 {
+		t.Fatalf("instances: %v %+v", err, list)
+	}
+	in, other := list[0], list[1]
+	if in.Zone == other.Zone {
+		t.Fatalf("both instances in zone %s: the test needs two zones", in.Zone)
+	}
+	nsPath := vpc.NamespacePath(p.Stack, in.ID)
+	// The load balancer's node in the instance's zone, and one in another.
+	var lbSame, lbOther string
+	for i, n := range p.LoadBalancers[0].Nodes {
+		sn, _ := p.Subnet(n.Subnet)
+		path := vpc.NamespacePath(p.Stack, fmt.Sprintf("lb-%s-%d", p.LoadBalancers[0].Name, i))
+		if sn.Zone == in.Zone {
+			lbSame = path
+		} else {
+			lbOther = path
+		}
+	}
+	if lbSame == "" || lbOther == "" {
+		t.Fatalf("load balancer nodes %+v: want one in zone %s and one elsewhere", p.LoadBalancers[0].Nodes, in.Zone)
+	}
+	addr := in.IP + ":8000"
+	otherAddr := other.IP + ":8000"
+	baseline, err := dialTime(lbSame, addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("connect from the load balancer to %s before any fault: %v", addr, err)
+	}
+
+	// Latency.
+	f, err := cl.StartFault(ctx, api.FaultRequest{Kind: "network-latency", Targets: []string{in.ID},
+		Params: map[string]string{"delayMilliseconds": "200", "jitterMilliseconds": "0"}, DurationSeconds: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables, err := vpc.FaultTables(nsPath); err != nil || len(tables) != 1 {
+		t.Errorf("fault tables in the instance's namespace: %v, %v; want 1", tables, err)
+	}
+	// A second netem fault on the instance is refused.
+	if _, err := cl.StartFault(ctx, api.FaultRequest{Kind: "packet-loss", Targets: []string{in.ID}}); err == nil || !strings.Contains(err.Error(), "already has fault "+f.ID) {
+		t.Errorf("packet-loss on an instance with latency: %v, want a conflict", err)
+	}
+	slow, err := dialTime(lbSame, addr, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slow < 190*time.Millisecond || slow > 600*time.Millisecond {
+		t.Errorf("connect with 200 ms latency took %v (baseline %v), want about 200 ms", slow, baseline)
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tables, err := vpc.FaultTables(nsPath); err != nil || len(tables) != 0 {
+		t.Errorf("fault tables in the instance's namespace after the fault: %v, %v; want none", tables, err)
+	}
+	fast, err := dialTime(lbSame, addr, 2*time.Second)
+	if err != nil || fast > 100*time.Millisecond {
+		t.Errorf("connect after the latency fault: %v, %v; want fast again", fast, err)
+	}
+	t.Logf("connect from the load balancer: %v before, %v with 200 ms latency, %v after", baseline, slow, fast)
+
+	// Loss.
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "packet-loss", Targets: []string{in.ID}, Params: map[string]string{"lossPercent": "100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialTime(lbSame, addr, 1500*time.Millisecond); err == nil {
+		t.Error("connected to an instance that loses every packet")
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialTime(lbSame, addr, 2*time.Second); err != nil {
+		t.Errorf("connect after the loss fault: %v", err)
+	}
+	// A share: of 40 connects with 1 s each, some fail and some pass
+	// (the SYN-ACK, or the SYN's retransmission, is lost with 50%).
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "packet-loss", Targets: []string{in.ID}, Params: map[string]string{"lossPercent": "50"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for range 40 {
+		if _, err := dialTime(lbSame, addr, 300*time.Millisecond); err != nil {
+			failed++
+		}
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if failed == 0 || failed == 40 {
+		t.Errorf("with 50%% loss %d of 40 connects failed, want some", failed)
+	}
+	t.Logf("50%% loss: %d of 40 connects failed within 300 ms", failed)
+
+	// Disrupt connectivity, scope all: nothing enters or leaves the
+	// instance's subnet; the other subnet is reached.
+	if n := len(routerFaultTables(t, p.Stack)); n != 0 {
+		t.Fatalf("%d fault tables in the router before any disruption", n)
+	}
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "disrupt-connectivity", Targets: []string{in.Subnet}, DurationSeconds: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables := routerFaultTables(t, p.Stack); len(tables) != 1 || tables[0] != "moat-fis-"+f.ID {
+		t.Errorf("router fault tables %v, want moat-fis-%s", tables, f.ID)
+	}
+	if _, err := dialTime(lbSame, addr, time.Second); err == nil {
+		t.Errorf("connected into disrupted subnet %s", in.Subnet)
+	}
+	if _, err := dialTime(lbSame, otherAddr, 2*time.Second); err != nil {
+		t.Errorf("connect to the other subnet during the disruption of %s: %v", in.Subnet, err)
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tables := routerFaultTables(t, p.Stack); len(tables) != 0 {
+		t.Errorf("router fault tables after the fault: %v", tables)
+	}
+	if _, err := dialTime(lbSame, addr, 2*time.Second); err != nil {
+		t.Errorf("connect after the disruption: %v", err)
+	}
+
+	// Scope availability-zone: the subnet's own zone still reaches it,
+	// another zone does not.
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "disrupt-connectivity", Targets: []string{in.Subnet},
+		Params: map[string]string{"scope": "availability-zone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialTime(lbSame, addr, 2*time.Second); err != nil {
+		t.Errorf("connect from the same zone during an availability-zone disruption: %v", err)
+	}
+	if _, err := dialTime(lbOther, addr, time.Second); err == nil {
+		t.Errorf("connected from another zone into %s during an availability-zone disruption", in.Subnet)
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialTime(lbOther, addr, 2*time.Second); err != nil {
+		t.Errorf("connect from another zone after the disruption: %v", err)
+	}
+	if tables := routerFaultTables(t, p.Stack); len(tables) != 0 {
+		t.Errorf("router fault tables after the faults: %v", tables)
+	}
+	// Unknown subnets are named.
+	if _, err := cl.StartFault(ctx, api.FaultRequest{Kind: "disrupt-connectivity", Targets: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `subnet "nope" does not exist: the stack's subnets are`) {
+		t.Errorf("disrupt an unknown subnet: %v", err)
+	}
 }

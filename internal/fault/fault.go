@@ -4,9 +4,10 @@
 // and undoes, and the undo record a daemon persists in the stack's state
 // directory so that a crashed daemon's faults are undone by the next moat
 // up or moat down. The effects live next to the parts they touch: the
-// freeze, reboot and burners in package instance, the subnet blackhole in
-// package vpc (compiled by package secgroup/nft), netem on the instance's
-// interface in package vpc; the daemon wires them (internal/daemon).
+// freeze, reboot and burners in package instance, the subnet blackhole and
+// the degradation of an instance's traffic (netem's latency and loss, in
+// nftables and an NFQUEUE queue) in package vpc (compiled by package
+// secgroup/nft); the daemon wires them (internal/daemon).
 package fault
 
 import (
@@ -38,11 +39,11 @@ const (
 	// InsufficientCapacity fails the groups' launches in zones
 	// (aws:ec2:asg-insufficient-instance-capacity-error).
 	InsufficientCapacity Kind = "insufficient-capacity"
-	// NetworkLatency delays the instances' outgoing packets (netem;
-	// AWSFIS-Run-Network-Latency).
+	// NetworkLatency delays the instances' outgoing packets
+	// (AWSFIS-Run-Network-Latency).
 	NetworkLatency Kind = "network-latency"
-	// PacketLoss drops a share of the instances' outgoing packets (netem;
-	// AWSFIS-Run-Network-Packet-Loss).
+	// PacketLoss drops a share of the instances' outgoing packets
+	// (AWSFIS-Run-Network-Packet-Loss).
 	PacketLoss Kind = "packet-loss"
 	// CPUStress runs CPU burners inside the instances' limits
 	// (AWSFIS-Run-CPU-Stress).
@@ -99,10 +100,10 @@ var Kinds = []Info{
 	{Kind: NetworkLatency, Target: TargetInstance, Params: []Param{
 		{"delayMilliseconds", "200", "delay added to every packet the instance sends"},
 		{"jitterMilliseconds", "10", "random variation of the delay"}},
-		Doc: "delay the instances' outgoing packets (netem on the instance's interface)"},
+		Doc: "delay the instances' outgoing packets (as netem would, on the instance's interface)"},
 	{Kind: PacketLoss, Target: TargetInstance, Params: []Param{
 		{"lossPercent", "7", "share of the packets the instance sends that are dropped"}},
-		Doc: "drop a share of the instances' outgoing packets (netem on the instance's interface)"},
+		Doc: "drop a share of the instances' outgoing packets (as netem would, on the instance's interface)"},
 	{Kind: CPUStress, Target: TargetInstance, Params: []Param{
 		{"cpu", "0", "number of burners (0: one per vCPU of the instance type)"},
 		{"loadPercent", "100", "load of each burner, in percent of a CPU"}},
@@ -368,8 +369,8 @@ func (s Spec) Ends(started time.Time) time.Time {
 }
 
 // Class is what a fault holds on a target: two active faults of one class
-// on one target conflict (a second netem qdisc would replace the first,
-// a second freeze could not be undone apart). One-shot kinds hold nothing.
+// on one target conflict (two degradations would share one queue, a
+// second freeze could not be undone apart). One-shot kinds hold nothing.
 func (s Spec) Class() string {
 	switch s.Kind {
 	case NetworkLatency, PacketLoss:

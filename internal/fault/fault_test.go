@@ -229,7 +229,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	r := Record{Fault: api.Fault{ID: "f-01", Kind: "stop-instances", Targets: []string{"i-1"}, State: api.FaultActive,
 		Started: end.Add(-time.Minute), Ends: end},
 		Undo: []Step{{Op: OpContinue, Target: "i-1", Instance: "i-1", NetNS: "/run/netns/x", PIDs: []int{3, 4}},
-			{Op: OpDeleteQdisc, Target: "i-1", NetNS: "/run/netns/x", Device: "eth0"}}}
+			{Op: OpDeleteTable, Target: "i-1", NetNS: "/run/netns/x", Table: "moat-fis-f-01"}}}
 	b, err := r.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, r) {
 		t.Errorf("round trip:\n%+v\nwant\n%+v", got, r)
 	}
-	if order := UndoOrder(r.Undo); order[0].Op != OpDeleteQdisc || order[1].Op != OpContinue {
+	if order := UndoOrder(r.Undo); order[0].Op != OpDeleteTable || order[1].Op != OpContinue {
 		t.Errorf("undo order = %+v, want the reverse of the order done", order)
 	}
 	for _, bad := range []struct{ text, err string }{

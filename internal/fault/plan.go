@@ -55,7 +55,8 @@ func Blocks(spec Spec, subnets []Subnet) ([]Block, error) {
 	return out, nil
 }
 
-// Netem is what NetworkLatency and PacketLoss put on an interface.
+// Netem is what NetworkLatency and PacketLoss do to what an interface
+// sends, in netem's terms.
 type Netem struct {
 	Latency, Jitter time.Duration
 	LossPercent     float64

@@ -16,10 +16,9 @@ const (
 	// stop-instances freeze).
 	OpContinue Op = "continue"
 	// OpDeleteTable deletes nftables table inet Table in NetNS (a
-	// disrupt-connectivity blackhole in the router).
+	// disrupt-connectivity blackhole in the router; a network-latency or
+	// packet-loss degradation in an instance's namespace).
 	OpDeleteTable Op = "delete-table"
-	// OpDeleteQdisc deletes the root qdisc of Device in NetNS (netem).
-	OpDeleteQdisc Op = "delete-qdisc"
 	// OpKill SIGKILLs PIDs that still live in NetNS, then removes
 	// Cgroups (burners).
 	OpKill Op = "kill"
@@ -35,7 +34,6 @@ type Step struct {
 	Target   string   `json:"target"`
 	NetNS    string   `json:"netns,omitempty"`
 	Table    string   `json:"table,omitempty"`
-	Device   string   `json:"device,omitempty"`
 	PIDs     []int    `json:"pids,omitempty"`
 	Cgroups  []string `json:"cgroups,omitempty"`
 	Instance string   `json:"instance,omitempty"`
@@ -70,7 +68,7 @@ func DecodeRecord(b []byte) (Record, error) {
 	}
 	for i, s := range r.Undo {
 		switch s.Op {
-		case OpContinue, OpDeleteTable, OpDeleteQdisc, OpKill, OpForget:
+		case OpContinue, OpDeleteTable, OpKill, OpForget:
 		default:
 			return Record{}, fmt.Errorf("read fault record %s: undo step %d: operation %q is unknown", r.Fault.ID, i, s.Op)
 		}

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
+	"strings"
 
 	"github.com/google/nftables"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/moat-dev/moat/internal/fault"
@@ -16,7 +15,8 @@ import (
 
 // This file holds the network effects of fault injection (package
 // fault): a subnet's traffic dropped in the router (disrupt-connectivity)
-// and netem on a node's interface (network-latency, packet-loss). Each
+// and a node's outgoing traffic degraded (network-latency, packet-loss).
+// Each
 // undo works from a namespace path and a name alone, so a crashed
 // daemon's faults are undone from their records.
 
@@ -93,92 +93,66 @@ func RemoveTable(nsPath, table string) error {
 	return nft.DeleteDisruption(c, table)
 }
 
-// SetNetem makes netem the root qdisc of the node's interface in the
-// namespace at nsPath: every packet it sends is delayed by latency (±
-// jitter) and lost with lossPercent. It fails if the interface has a
-// root qdisc other than the kernel's default already (another fault).
-func SetNetem(nsPath string, n fault.Netem) error {
+// latencyQueue is the NFQUEUE queue number a node's latency uses (queues
+// are per network namespace; one latency fault per node at a time).
+const latencyQueue = 7
+
+// Degrade degrades what a node (the namespace at nsPath) sends out of its
+// interface, as netem would: a share lost (kernel random numbers in
+// nftables) and the rest delayed by the latency ± jitter (held in an
+// NFQUEUE queue by moat). It is table DisruptTable(faultID) in the node's
+// namespace; stop ends the delaying. Undo: RemoveTable(nsPath, table),
+// then stop. This kernel has no netem qdisc (sch_netem), hence nftables
+// and a queue; a crashed daemon's queue is bypassed, so packets pass
+// undelayed until reclaim removes the table.
+func Degrade(nsPath, faultID string, n fault.Netem) (table string, stop func() error, err error) {
 	h, err := netns.GetFromPath(nsPath)
 	if err != nil {
-		return fmt.Errorf("netem: open %s: %w", nsPath, err)
+		return "", nil, fmt.Errorf("degrade network: open %s: %w", nsPath, err)
 	}
 	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
+	stop = func() error { return nil }
+	deg := nft.Degradation{Device: NodeDevice, LossPerMyriad: uint32(n.LossPercent*100 + 0.5), Delay: n.Latency > 0, Queue: latencyQueue}
+	if deg.Delay {
+		d, err := startDelayer(nsPath, latencyQueue, n.Latency, n.Jitter)
+		if err != nil {
+			return "", nil, err
+		}
+		stop = d.close
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err == nil {
+		table = DisruptTable(faultID)
+		err = nft.AddDegradation(c, table, deg)
+	}
 	if err != nil {
-		return fmt.Errorf("netem: netlink in %s: %w", nsPath, err)
+		_ = stop()
+		return "", nil, fmt.Errorf("degrade network in %s: %w", nsPath, err)
 	}
-	defer nh.Close()
-	link, err := nh.LinkByName(NodeDevice)
-	if err != nil {
-		return fmt.Errorf("netem: %s in %s: %w", NodeDevice, nsPath, err)
-	}
-	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
-		netlink.NetemQdiscAttrs{Latency: us(n.Latency), Jitter: us(n.Jitter), Loss: float32(n.LossPercent)})
-	if err := nh.QdiscAdd(q); err != nil {
-		return fmt.Errorf("netem on %s in %s: %w", NodeDevice, nsPath, err)
-	}
-	return nil
+	return table, stop, nil
 }
 
-func us(d time.Duration) uint32 { return uint32(d / time.Microsecond) }
-
-// ClearNetem deletes the root netem qdisc of the node's interface in the
-// namespace at nsPath (the kernel's default comes back); a missing
-// namespace, interface or qdisc is no error.
-func ClearNetem(nsPath string) error {
-	h, err := netns.GetFromPath(nsPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("clear netem: open %s: %w", nsPath, err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return fmt.Errorf("clear netem: netlink in %s: %w", nsPath, err)
-	}
-	defer nh.Close()
-	link, err := nh.LinkByName(NodeDevice)
-	if err != nil {
-		return nil // the node is gone
-	}
-	qs, err := nh.QdiscList(link)
-	if err != nil {
-		return fmt.Errorf("clear netem: list qdiscs in %s: %w", nsPath, err)
-	}
-	for _, q := range qs {
-		if q.Type() == "netem" && q.Attrs().Parent == netlink.HANDLE_ROOT {
-			if err := nh.QdiscDel(q); err != nil {
-				return fmt.Errorf("clear netem in %s: %w", nsPath, err)
-			}
-		}
-	}
-	return nil
-}
-
-// Netems counts the netem qdiscs in the namespace at nsPath (tests and
-// leftovers checks).
-func Netems(nsPath string) (int, error) {
+// FaultTables lists moat's fault tables in the namespace at nsPath
+// (tests, leftover checks).
+func FaultTables(nsPath string) ([]string, error) {
 	h, err := netns.GetFromPath(nsPath)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer nh.Close()
-	qs, err := nh.QdiscList(nil)
+	ts, err := c.ListTables()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
-	for _, q := range qs {
-		if q.Type() == "netem" {
-			n++
+	var out []string
+	for _, t := range ts {
+		if strings.HasPrefix(t.Name, nft.DisruptTablePrefix) {
+			out = append(out, t.Name)
 		}
 	}
-	return n, nil
+	return out, nil
 }
