@@ -342,6 +342,7 @@ func newStatusCommand() *cobra.Command {
 func newEventsCommand() *cobra.Command {
 	var file, stack, output string
 	var follow bool
+	var after uint64
 	c := &cobra.Command{
 		Use:   "events",
 		Short: "Show what the control plane did (-f to follow)",
@@ -354,12 +355,13 @@ func newEventsCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			w := c.OutOrStdout()
-			return cl.Events(ctx, follow, func(e eventT) { printEvent(w, e, output) })
+			return cl.EventsAfter(ctx, after, follow, func(e eventT) { printEvent(w, e, output) })
 		},
 	}
 	c.Flags().StringVar(&file, "file", "", "stack file (default $MOAT_FILE, then ./moat.yaml)")
 	c.Flags().StringVar(&stack, "stack", "", "stack name (default: the stack file's name)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
+	c.Flags().Uint64Var(&after, "after", 0, "only the events after this sequence number (the seq of -o json)")
 	outputFlag(c, &output)
 	return c
 }

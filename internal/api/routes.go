@@ -24,8 +24,9 @@ var (
 	GetStatus = Route{"GET", "/v1/status"}
 	// PostShutdown: POST, no body; tears the stack down; returns Accepted.
 	PostShutdown = Route{"POST", "/v1/shutdown"}
-	// GetEvents: GET, returns the event log as JSON lines of events.Event;
-	// with ?follow=1, then new events as they happen.
+	// GetEvents: GET, returns the event log as JSON lines of events.Event
+	// in Seq order (?after=SEQ: only those after that Seq); with
+	// ?follow=1, then new events as they happen.
 	GetEvents = Route{"GET", "/v1/events"}
 	// GetInstances: GET, returns []Instance; ?all=1 adds recently
 	// terminated ones.
@@ -106,6 +107,10 @@ func (r Route) Path(args ...string) string {
 
 // Follow is the query that makes GetEvents and GetLogs keep streaming.
 const Follow = "follow=1"
+
+// After is the query parameter of GetEvents: the Seq of the last event
+// seen.
+const After = "after"
 
 // Since is the query parameter of GetMetrics: a time in Unix
 // milliseconds.

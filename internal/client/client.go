@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
@@ -79,7 +80,20 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // Events calls fn for every event in the log, then, when follow is set,
 // for new events until ctx is done or the daemon exits.
 func (c *Client) Events(ctx context.Context, follow bool, fn func(events.Event)) error {
-	return c.stream(ctx, api.GetEvents, query(follow, api.Follow), nil, func(line []byte) {
+	return c.EventsAfter(ctx, 0, follow, fn)
+}
+
+// EventsAfter is Events from the event after Seq after on: a reader that
+// saw events up to Seq N resumes with N and gets each later event once.
+func (c *Client) EventsAfter(ctx context.Context, after uint64, follow bool, fn func(events.Event)) error {
+	var q []string
+	if after > 0 {
+		q = append(q, api.After+"="+strconv.FormatUint(after, 10))
+	}
+	if follow {
+		q = append(q, api.Follow)
+	}
+	return c.stream(ctx, api.GetEvents, strings.Join(q, "&"), nil, func(line []byte) {
 		var e events.Event
 		if json.Unmarshal(line, &e) == nil {
 			fn(e)

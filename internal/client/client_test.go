@@ -165,3 +165,38 @@ func TestImportsNothingLinuxOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsAfter: a resumed read says after which Seq, with or without
+// follow.
+func TestEventsAfter(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "moat.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.RequestURI())
+		mu.Unlock()
+		w.Write([]byte(`{"seq":8,"type":"a"}` + "\n"))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := New(sock)
+	var seqs []uint64
+	fn := func(e events.Event) { seqs = append(seqs, e.Seq) }
+	for _, follow := range []bool{false, true} {
+		if err := c.EventsAfter(context.Background(), 7, follow, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Events(context.Background(), false, fn); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/v1/events?after=7", "/v1/events?after=7&follow=1", "/v1/events"}
+	if !slices.Equal(got, want) || !slices.Equal(seqs, []uint64{8, 8, 8}) {
+		t.Fatalf("requests %q (seqs %v), want %q", got, seqs, want)
+	}
+}

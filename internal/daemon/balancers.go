@@ -17,6 +17,7 @@ import (
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
 	"github.com/moat-dev/moat/internal/targetgroup"
+	"github.com/moat-dev/moat/internal/telemetry"
 	"github.com/moat-dev/moat/internal/vpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,7 +56,11 @@ func (s *stack) startBalancers(ctx context.Context) error {
 			return err
 		}
 		s.onStop(func(context.Context) error { return access.Close() })
-		e, err := lb.New(lbConfig(s.plan, l), lb.Options{Dial: dial, Log: s.log.With("component", "lb", "lb", l.Name), AccessLog: access})
+		lbName := l.Name
+		e, err := lb.New(lbConfig(s.plan, l), lb.Options{Dial: dial, Log: s.log.With("component", "lb", "lb", l.Name), AccessLog: access,
+			OnTargetHealth: func(tg string, tr targetgroup.Transition) {
+				s.events.Add(telemetry.TargetHealthEvent(lbName, tg, s.targetName(tg, tr.Target.Addr), tr))
+			}})
 		if err != nil {
 			return fmt.Errorf("load balancer %s: %w", l.Name, err)
 		}
@@ -117,11 +122,27 @@ func (s *stack) engineFor(tg string) *lb.Engine {
 	return nil
 }
 
-func (s *stack) register(tg, addr string) error {
+// register registers instance id's address addr in target group tg.
+func (s *stack) register(tg, addr, id string) error {
+	s.namesMu.Lock()
+	if s.targetNames == nil {
+		s.targetNames = map[string]string{}
+	}
+	s.targetNames[tg+" "+addr] = id
+	s.namesMu.Unlock()
 	if e := s.engineFor(tg); e != nil {
 		return e.Register(tg, addr)
 	}
 	return nil
+}
+
+// targetName is the instance id registered at addr in tg, or "". It takes
+// no other lock: target health events are told while a group's lock may
+// be held (a launch registers its instance under it).
+func (s *stack) targetName(tg, addr string) string {
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	return s.targetNames[tg+" "+addr]
 }
 
 func (s *stack) deregister(tg, addr string) error {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -247,27 +248,51 @@ func (d *Daemon) onStack(route api.Route, f func(*stack, http.ResponseWriter, *h
 	}
 }
 
-// handleEvents streams the event log as JSON lines: the history, then,
-// with ?follow=1, new events as they happen.
+// handleEvents streams the event log as JSON lines: the history (after
+// ?after=SEQ, when given), then, with ?follow=1, new events as they
+// happen, each once and in Seq order: an event both in the file and in
+// the live feed is sent once, and events the live feed dropped (a slow
+// reader) are read back from the file.
 func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
-	follow := r.URL.Query().Get("follow") == "1"
+	q := r.URL.Query()
+	follow := q.Get("follow") == "1"
+	var after uint64
+	if v := q.Get(api.After); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("bad after %q: give the Seq of the last event seen (0 for all)", v))
+			return
+		}
+		after = n
+	}
 	var ch <-chan events.Event
 	if follow {
 		var cancel func()
 		ch, cancel = d.events.Subscribe()
 		defer cancel()
 	}
-	past, _ := events.ReadFile(d.dir.Events())
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
-	for _, e := range past {
-		_ = enc.Encode(e)
-	}
 	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
+	last := after
+	// sendFile sends the file's events after last and before upTo (0: all).
+	sendFile := func(upTo uint64) bool {
+		past, _ := events.ReadFileAfter(d.dir.Events(), last)
+		for _, e := range past {
+			if upTo != 0 && e.Seq >= upTo {
+				break
+			}
+			if enc.Encode(e) != nil {
+				return false
+			}
+			last = e.Seq
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
 	}
-	if !follow {
+	if !sendFile(0) || !follow {
 		return
 	}
 	for {
@@ -278,9 +303,16 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
+			if e.Seq <= last {
+				continue // sent from the file already
+			}
+			if e.Seq > last+1 && !sendFile(e.Seq) {
+				return
+			}
 			if enc.Encode(e) != nil {
 				return
 			}
+			last = e.Seq
 			if flusher != nil {
 				flusher.Flush()
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 func TestLockIsExclusiveAndReleasedOnExit(t *testing.T) {
@@ -101,5 +103,77 @@ func shutdown(t *testing.T, cl *client.Client, done <-chan error, limit time.Dur
 		}
 	case <-time.After(limit):
 		t.Fatal("daemon did not stop")
+	}
+}
+
+// TestEventSeq: the event log's Seq goes 1, 2, 3 ... across two runs of
+// the daemon on the same state directory, and a reader that resumes after
+// a Seq (GET /v1/events?after=SEQ&follow=1) gets each later event once,
+// in order: the history, then the live ones.
+func TestEventSeq(t *testing.T) {
+	dir := daemon.Dir(t.TempDir())
+	p := &plan.Plan{Stack: "seqtest"}
+	run := func() (*client.Client, <-chan error) {
+		ready := make(chan error, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
+		}()
+		if err := <-ready; err != nil {
+			t.Fatal(err)
+		}
+		return client.New(dir.Socket()), done
+	}
+	ctx := context.Background()
+	cl, done := run()
+	shutdown(t, cl, done, 30*time.Second)
+	cl, done = run()
+	var all []events.Event
+	if err := cl.Events(ctx, false, func(e events.Event) { all = append(all, e) }); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range all {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d of two runs has seq %d: %+v", i+1, e.Seq, all)
+		}
+	}
+	if n := len(all); n < 6 || all[n-1].Type != "stack.running" {
+		t.Fatalf("events of two runs: %+v", all)
+	}
+	// Resume after the second to last: the last one, then the teardown's,
+	// live, until the daemon exits.
+	from := all[len(all)-2].Seq
+	var (
+		mu      sync.Mutex
+		resumed []events.Event
+	)
+	streamed := make(chan error, 1)
+	go func() {
+		streamed <- cl.EventsAfter(ctx, from, true, func(e events.Event) {
+			mu.Lock()
+			resumed = append(resumed, e)
+			mu.Unlock()
+		})
+	}()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(resumed) == 0 {
+			return errors.New("no event yet")
+		}
+		return nil
+	})
+	shutdown(t, cl, done, 30*time.Second)
+	<-streamed
+	if len(resumed) < 3 || resumed[0].Seq != from+1 || resumed[0].Type != "stack.running" {
+		t.Fatalf("resumed after %d: %+v", from, resumed)
+	}
+	for i, e := range resumed {
+		if e.Seq != from+1+uint64(i) {
+			t.Fatalf("resumed stream repeats or skips: seq %d at %d: %+v", e.Seq, i, resumed)
+		}
+	}
+	if last := resumed[len(resumed)-1]; last.Type != "stack.stopped" {
+		t.Errorf("the stream ended before the last event: %+v", last)
 	}
 }

@@ -392,7 +392,7 @@ func (g *groupRuntime) launch(ctx context.Context, rec *instanceRec) {
 		return
 	}
 	for _, tg := range tgs {
-		if err := g.s.register(tg.Name, g.targetAddr(rec, tg)); err != nil {
+		if err := g.s.register(tg.Name, g.targetAddr(rec, tg), rec.id); err != nil {
 			g.log.Warn("register target", "instance", rec.id, "err", err)
 		}
 	}

@@ -39,13 +39,18 @@ type stack struct {
 	// builds them. start publishes each one complete, under partsMu, and
 	// nothing changes them afterwards; read them with network, group,
 	// groupMap and engineFor.
-	partsMu    sync.RWMutex
-	net        *vpc.VPC
-	balancers  map[string]*lbRuntime // by load balancer name
-	tgLB       map[string]string     // target group -> load balancer name
-	groups     map[string]*groupRuntime
-	sampler    *telemetry.Sampler
-	bastionSrv *bastion.Server
+	partsMu   sync.RWMutex
+	net       *vpc.VPC
+	balancers map[string]*lbRuntime // by load balancer name
+	tgLB      map[string]string     // target group -> load balancer name
+	groups    map[string]*groupRuntime
+	sampler   *telemetry.Sampler
+	// targetNames are the instance ids of the registered targets, by
+	// "group addr" (an address used again is registered again under the
+	// new instance's id); see targetName.
+	namesMu     sync.Mutex
+	targetNames map[string]string
+	bastionSrv  *bastion.Server
 	// sshLog receives the instances' SSH audit records (JSON lines).
 	sshLog *slog.Logger
 	audit  io.Writer

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
+	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/testutil"
 )
@@ -45,6 +46,18 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("the stack did not start within 3 minutes")
 	}
 	defer shutdown(t, cl, done, 90*time.Second)
+	// The targets' health transitions are events, naming the instances.
+	healthy := map[string]bool{}
+	if err := cl.Events(ctx, false, func(e events.Event) {
+		if e.Type == "target.health" && e.Fields["from"] == "initial" && e.Fields["to"] == "healthy" && strings.HasPrefix(e.Fields["target"], "i-") {
+			healthy[e.Fields["target"]] = true
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(healthy) != 2 {
+		t.Errorf("target.health events initial -> healthy for %v, want both instances", healthy)
+	}
 	base := "http://" + p.LoadBalancers[0].Listeners[0].Publish.String()
 	hc := &http.Client{Timeout: 5 * time.Second}
 	get := func(path string) (int, string) {

@@ -5,6 +5,7 @@ package events
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,11 @@ import (
 
 // Event is one thing the control plane did or saw.
 type Event struct {
+	// Seq numbers the stack's events 1, 2, 3, ... in the order they were
+	// logged, across runs of the daemon (the count goes on from the
+	// file), so a reader can resume after the last one it saw. Lines
+	// written before Seq existed are numbered by their place in the file.
+	Seq  uint64    `json:"seq"`
 	Time time.Time `json:"time"`
 	// Component that acted: vpc, autoscale, lb, bastion, daemon, ...
 	Component string `json:"component"`
@@ -36,15 +42,25 @@ type Log struct {
 	w    io.WriteCloser
 	subs map[chan Event]struct{}
 	now  func() time.Time
+	seq  uint64 // the last event's
 }
 
-// Open opens (appending) the log file at path.
+// Open opens (appending) the log file at path; its events are numbered
+// on from the file's last.
 func Open(path string) (*Log, error) {
+	past, err := ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
-	return New(f), nil
+	l := New(f)
+	if n := len(past); n > 0 {
+		l.seq = past[n-1].Seq
+	}
+	return l, nil
 }
 
 // New returns a log writing to w.
@@ -59,6 +75,8 @@ func (l *Log) Add(e Event) {
 	if e.Time.IsZero() {
 		e.Time = l.now().UTC()
 	}
+	l.seq++
+	e.Seq = l.seq
 	if l.w != nil {
 		b, _ := json.Marshal(e)
 		_, _ = l.w.Write(append(b, '\n'))
@@ -108,7 +126,9 @@ func (l *Log) Close() error {
 	return err
 }
 
-// ReadFile reads every event in a log file.
+// ReadFile reads every event in a log file. An event without a Seq (a
+// line written before Seq existed) gets the one after the previous
+// event's, as Open counts on.
 func ReadFile(path string) ([]Event, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -121,8 +141,23 @@ func ReadFile(path string) ([]Event, error) {
 	for sc.Scan() {
 		var e Event
 		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			if n := len(out); e.Seq == 0 && n > 0 {
+				e.Seq = out[n-1].Seq + 1
+			} else if e.Seq == 0 {
+				e.Seq = 1
+			}
 			out = append(out, e)
 		}
 	}
 	return out, sc.Err()
+}
+
+// ReadFileAfter reads the events of a log file whose Seq is after seq.
+func ReadFileAfter(path string, seq uint64) ([]Event, error) {
+	evs, err := ReadFile(path)
+	i := 0
+	for i < len(evs) && evs[i].Seq <= seq {
+		i++
+	}
+	return evs[i:], err
 }

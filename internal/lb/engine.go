@@ -31,6 +31,9 @@ type Options struct {
 	AccessLog io.Writer        // JSON lines; nil disables
 	// DrainTick is how often draining targets are expired; default 1s.
 	DrainTick time.Duration
+	// OnTargetHealth, if set, hears every target's change of health
+	// state (targetgroup.Transition), outside the engine's locks.
+	OnTargetHealth func(targetGroup string, tr targetgroup.Transition)
 }
 
 // Engine is a running load balancer. Create it with New, feed it
@@ -147,6 +150,10 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 		g := &group{name: tc.Name, tg: targetgroup.New(tc, e.opts.Now), pools: map[*targetgroup.Target]*pool{},
 			tunnels: map[*targetgroup.Target]map[net.Conn]struct{}{}, m: e.metrics.group(tc.Name), none: newCell()}
+		if f := e.opts.OnTargetHealth; f != nil {
+			name := tc.Name
+			g.tg.SetOnTransition(func(tr targetgroup.Transition) { f(name, tr) })
+		}
 		g.checker = targetgroup.NewChecker(g.tg, e.opts.Dial, e.log, nil)
 		g.sticky.Store(&st)
 		e.groups[tc.Name] = g

@@ -145,6 +145,48 @@ type Group struct {
 
 	rr       atomic.Uint64
 	requests atomic.Uint64
+
+	// onTransition, if set, hears every state change, after mu is
+	// released; pending are the changes made under mu not yet told.
+	onTransition func(Transition)
+	pending      []Transition
+}
+
+// Transition is a target's change of health state: a registration
+// (from unused to initial), a health check's verdict, a passive
+// ejection, a deregistration (to draining) or the end of draining (to
+// unused).
+type Transition struct {
+	Target Status
+	From   State
+}
+
+// SetOnTransition makes f hear every state change of the group's
+// targets, in order, outside the group's lock (f may call the group).
+func (g *Group) SetOnTransition(f func(Transition)) {
+	g.mu.Lock()
+	g.onTransition = f
+	g.mu.Unlock()
+}
+
+// note records t's change from state from, when it changed. Called with
+// mu held.
+func (g *Group) note(t *Target, from State) {
+	if g.onTransition != nil && t.state != from {
+		g.pending = append(g.pending, Transition{From: from,
+			Target: Status{ID: t.ID, Addr: t.Addr, State: t.state, Reason: t.reason, Description: t.description}})
+	}
+}
+
+// unlock releases mu, then tells onTransition what changed. Every method
+// that changes a state ends with it.
+func (g *Group) unlock() {
+	pending, f := g.pending, g.onTransition
+	g.pending = nil
+	g.mu.Unlock()
+	for _, tr := range pending {
+		f(tr)
+	}
 }
 
 type routeSet struct {
@@ -183,12 +225,13 @@ func (g *Group) SetConfig(cfg Config) {
 // Registering an existing address under the same id only updates the address.
 func (g *Group) Register(id, addr string) *Target {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	defer g.unlock()
 	if t := g.find(id); t != nil {
 		t.Addr = addr
 		if t.state == StateDraining {
 			t.state, t.reason, t.description = StateInitial, ReasonRegistrationInProgress, ""
 			t.passes, t.fails = 0, 0
+			g.note(t, StateDraining)
 		}
 		g.rebuild()
 		return t
@@ -196,6 +239,7 @@ func (g *Group) Register(id, addr string) *Target {
 	t := &Target{ID: id, Addr: addr, state: StateInitial, reason: ReasonRegistrationInProgress,
 		description: "Target registration is in progress"}
 	g.targets = append(g.targets, t)
+	g.note(t, StateUnused)
 	g.rebuild()
 	return t
 }
@@ -204,12 +248,14 @@ func (g *Group) Register(id, addr string) *Target {
 // reports whether the target was registered.
 func (g *Group) Deregister(id string) bool {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	defer g.unlock()
 	t := g.find(id)
 	if t == nil || t.state == StateDraining {
 		return t != nil
 	}
+	from := t.state
 	t.state, t.reason, t.description = StateDraining, ReasonDeregistrationInProgress, "Target deregistration is in progress"
+	g.note(t, from)
 	t.drainUntil = g.now().Add(g.cfg.DeregistrationDelay)
 	g.rebuild()
 	return true
@@ -220,12 +266,16 @@ func (g *Group) Deregister(id string) bool {
 // is still open on them.
 func (g *Group) Expire() []*Target {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	defer g.unlock()
 	now := g.now()
 	var gone []*Target
 	g.targets = slices.DeleteFunc(g.targets, func(t *Target) bool {
 		if t.state == StateDraining && (!now.Before(t.drainUntil) || t.Outstanding() <= 0) {
 			gone = append(gone, t)
+			if g.onTransition != nil {
+				g.pending = append(g.pending, Transition{From: StateDraining,
+					Target: Status{ID: t.ID, Addr: t.Addr, State: StateUnused, Reason: ReasonNotRegistered, Description: "Target is not registered to the target group"}})
+			}
 			return true
 		}
 		return false
@@ -253,7 +303,7 @@ func (g *Group) DrainDeadline(id string) (time.Time, bool) {
 // and turns unhealthy after UnhealthyThreshold consecutive failures.
 func (g *Group) Observe(id string, r Result) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	defer g.unlock()
 	t := g.find(id)
 	if t == nil {
 		return
@@ -294,6 +344,7 @@ func (g *Group) Observe(id string, r Result) {
 		}
 	}
 	if t.state != before {
+		g.note(t, before)
 		g.rebuild()
 	}
 }
@@ -302,12 +353,14 @@ func (g *Group) Observe(id string, r Result) {
 // next passing health check restores it.
 func (g *Group) Eject(id string) bool {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	defer g.unlock()
 	t := g.find(id)
 	if t == nil || t.state == StateDraining || t.state == StateUnhealthy {
 		return false
 	}
+	from := t.state
 	t.state, t.reason, t.description = StateUnhealthy, ReasonFailedHealthChecks, "Ejected after a failed connection"
+	g.note(t, from)
 	t.ejected, t.passes, t.fails = true, 0, 0
 	g.rebuild()
 	return true

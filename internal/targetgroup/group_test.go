@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -203,5 +204,50 @@ func TestPickSticky(t *testing.T) {
 	}
 	if g.Config().Stickiness.Duration != 24*time.Hour {
 		t.Fatal("stickiness duration default")
+	}
+}
+
+func TestTransitions(t *testing.T) {
+	pass := Result{OK: true}
+	fail := Result{Reason: ReasonTimeout, Detail: "Request timed out"}
+	c := &clock{t: time.Unix(1000, 0)}
+	g := New(Config{DeregistrationDelay: 10 * time.Second}, c.now)
+	type step struct{ from, to State }
+	var got []step
+	var reasons []string
+	g.SetOnTransition(func(tr Transition) {
+		g.Targets() // told outside the lock: the group may be called
+		got = append(got, step{tr.From, tr.Target.State})
+		reasons = append(reasons, tr.Target.Reason)
+		if tr.Target.ID != "i-1" || tr.Target.Addr != "127.0.0.2:9001" {
+			t.Errorf("transition of %+v", tr.Target)
+		}
+	})
+	g.Register("i-1", "127.0.0.2:9001")
+	g.Observe("i-1", pass)
+	g.Observe("i-1", pass) // no change, nothing told
+	g.Observe("i-1", fail) // one failure: still healthy
+	g.Observe("i-1", fail)
+	for range 5 {
+		g.Observe("i-1", pass)
+	}
+	g.Eject("i-1")
+	g.Eject("i-1") // unhealthy already: nothing
+	g.Observe("i-1", pass)
+	g.Deregister("i-1")
+	c.t = c.t.Add(11 * time.Second)
+	g.Expire()
+	want := []step{
+		{StateUnused, StateInitial}, {StateInitial, StateHealthy}, {StateHealthy, StateUnhealthy},
+		{StateUnhealthy, StateHealthy}, {StateHealthy, StateUnhealthy}, {StateUnhealthy, StateHealthy},
+		{StateHealthy, StateDraining}, {StateDraining, StateUnused},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("transitions %v, want %v", got, want)
+	}
+	wantReasons := []string{ReasonRegistrationInProgress, "", ReasonTimeout, "", ReasonFailedHealthChecks, "",
+		ReasonDeregistrationInProgress, ReasonNotRegistered}
+	if !slices.Equal(reasons, wantReasons) {
+		t.Fatalf("reasons %q, want %q", reasons, wantReasons)
 	}
 }

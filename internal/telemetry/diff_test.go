@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
+	"github.com/moat-dev/moat/internal/targetgroup"
 )
 
 // counts builds cumulative counts: target classes, load balancer classes
@@ -201,5 +202,33 @@ func TestSamplerStep(t *testing.T) {
 	}
 	if all := s.Since(t0); len(all) != 2 {
 		t.Fatalf("ring holds %d samples, want 2", len(all))
+	}
+}
+
+func TestTargetHealthEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name, id string
+		tr       targetgroup.Transition
+		message  string
+	}{
+		{"unhealthy with reason", "i-0abc", targetgroup.Transition{From: targetgroup.StateHealthy,
+			Target: targetgroup.Status{ID: "10.0.128.4:8000", Addr: "10.0.128.4:8000", State: targetgroup.StateUnhealthy, Reason: targetgroup.ReasonTimeout, Description: "Request timed out"}},
+			"Target i-0abc (10.0.128.4:8000) of target group web: healthy -> unhealthy (Target.Timeout: Request timed out)"},
+		{"healthy, no reason", "i-0abc", targetgroup.Transition{From: targetgroup.StateInitial,
+			Target: targetgroup.Status{ID: "10.0.128.4:8000", Addr: "10.0.128.4:8000", State: targetgroup.StateHealthy}},
+			"Target i-0abc (10.0.128.4:8000) of target group web: initial -> healthy"},
+		{"not an instance: named by its id", "", targetgroup.Transition{From: targetgroup.StateDraining,
+			Target: targetgroup.Status{ID: "10.0.9.9:80", Addr: "10.0.9.9:80", State: targetgroup.StateUnused, Reason: targetgroup.ReasonNotRegistered}},
+			"Target 10.0.9.9:80 (10.0.9.9:80) of target group web: draining -> unused (Target.NotRegistered)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := TargetHealthEvent("alb", "web", tc.id, tc.tr)
+			if e.Message != tc.message || e.Type != "target.health" || e.Component != "lb" {
+				t.Fatalf("event %+v\nwant message %q", e, tc.message)
+			}
+			if e.Fields["to"] != string(tc.tr.Target.State) || e.Fields["from"] != string(tc.tr.From) || e.Fields["lb"] != "alb" || e.Fields["targetGroup"] != "web" {
+				t.Fatalf("fields %v", e.Fields)
+			}
+		})
 	}
 }

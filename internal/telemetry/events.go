@@ -8,7 +8,30 @@ import (
 
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/targetgroup"
 )
+
+// TargetHealthEvent is the timeline's event of a target's change of
+// health state (type target.health), naming the target by id (an
+// instance id where the target is one) and by address, with AWS's state
+// and reason code.
+func TargetHealthEvent(lb, tg, id string, tr targetgroup.Transition) events.Event {
+	t := tr.Target
+	if id == "" {
+		id = t.ID
+	}
+	why := ""
+	switch {
+	case t.Reason != "" && t.Description != "":
+		why = " (" + t.Reason + ": " + t.Description + ")"
+	case t.Reason != "":
+		why = " (" + t.Reason + ")"
+	}
+	return events.Event{Component: "lb", Type: "target.health",
+		Message: fmt.Sprintf("Target %s (%s) of target group %s: %s -> %s%s", id, t.Addr, tg, tr.From, t.State, why),
+		Fields: map[string]string{"lb": lb, "targetGroup": tg, "target": id, "addr": t.Addr,
+			"from": string(tr.From), "to": string(t.State), "reason": t.Reason}}
+}
 
 // Errors5XXEvents are the timeline's events of a sample: one lb.5xx per
 // load balancer that answered 5xx in that second, with the count, by
