@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/events"
@@ -227,11 +229,11 @@ func runExperiment(c *cobra.Command, f *chaosFlags, t *fis.File) error {
 		fmt.Fprintf(stderr, "%s %s: %s\n", time.Now().Format("15:04:05"), id, fmt.Sprintf(format, args...))
 	}
 	logf("experiment of %s: %d actions, planned %s", t.Path, len(steps), fis.Length(steps))
-	st := &stackWatch{cl: cl}
+	st := &stackWatch{cl: cl, start: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { st.watch(watchCtx) })
-	result := fis.Run(ctx, id, steps, fis.RunOptions{Control: faultControl{cl}, Alarms: alarms, Observer: alarmObserver{cl}, Log: logf})
+	result := fis.Run(ctx, id, steps, fis.RunOptions{Control: faultControl{cl}, Alarms: alarms, Observer: &alarmObserver{cl: cl}, Log: logf})
 	logf("experiment %s%s", result.State, reasonText(result.Reason))
 	// Watch the recovery: until every group is back to its desired
 	// capacity of healthy targets, or the timeout (or Ctrl-C again).
@@ -249,6 +251,9 @@ func runExperiment(c *cobra.Command, f *chaosFlags, t *fis.File) error {
 	}
 	stopWatch()
 	wg.Wait()
+	last, cancelLast := context.WithTimeout(context.Background(), 5*time.Second)
+	st.metrics(last) // the seconds since the watch's last reading
+	cancelLast()
 	var log []events.Event
 	evCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -388,19 +393,42 @@ type faultControl struct{ cl *client.Client }
 var _ fis.Control = faultControl{}
 
 func (f faultControl) StartFault(ctx context.Context, r fis.FaultRequest) (string, error) {
-	return "", fmt.Errorf("%s: this moat's daemon has no fault API yet", r.Kind)
+	ft, err := f.cl.StartFault(ctx, api.FaultRequest{Kind: r.Kind, Targets: r.Targets, Params: r.Params,
+		DurationSeconds: r.Duration.Seconds(), Experiment: r.Experiment})
+	if err != nil {
+		return "", err
+	}
+	if ft.State == api.FaultFailed {
+		return ft.ID, fmt.Errorf("fault %s failed: %s", ft.ID, ft.Error)
+	}
+	return ft.ID, nil
 }
 
-func (f faultControl) StopFault(ctx context.Context, id string) error { return nil }
+func (f faultControl) StopFault(ctx context.Context, id string) error {
+	ft, err := f.cl.StopFault(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ft.State == api.FaultFailed && ft.Error != "" {
+		return fmt.Errorf("fault %s: %s", id, ft.Error)
+	}
+	return nil
+}
 
 func (f faultControl) Terminate(ctx context.Context, id string) error {
 	return f.cl.Terminate(ctx, id, false)
 }
 
-// alarmObserver reads alarm metrics from the stack.
-type alarmObserver struct{ cl *client.Client }
+// alarmObserver reads alarm metrics from the stack: target health from
+// GET /v1/targets, the load balancers' 5xx from GET /v1/metrics (the
+// seconds since its last reading).
+type alarmObserver struct {
+	cl   *client.Client
+	mu   sync.Mutex
+	last map[string]time.Time // alarm -> time of the last sample read
+}
 
-func (o alarmObserver) Observe(ctx context.Context, a fis.Alarm) (fis.Observation, error) {
+func (o *alarmObserver) Observe(ctx context.Context, a fis.Alarm) (fis.Observation, error) {
 	now := time.Now()
 	switch a.Metric {
 	case fis.MetricHealthyHosts, fis.MetricUnhealthyHosts:
@@ -416,15 +444,50 @@ func (o alarmObserver) Observe(ctx context.Context, a fis.Alarm) (fis.Observatio
 		}
 		return fis.Observation{Time: now, Value: float64(n)}, nil
 	}
-	return fis.Observation{}, fmt.Errorf("%s needs the stack's per-second metrics (GET /v1/metrics), which this moat's daemon does not serve yet", a.Metric)
+	o.mu.Lock()
+	since, ok := o.last[a.Expr]
+	o.mu.Unlock()
+	if !ok {
+		since = now.Add(-2 * time.Second)
+	}
+	m, err := o.cl.Metrics(ctx, since)
+	if err != nil {
+		return fis.Observation{}, err
+	}
+	obs := fis.Observation{Time: now}
+	for _, s := range m.Samples {
+		if !s.Time.After(since) {
+			continue
+		}
+		since = s.Time
+		for _, lb := range s.LoadBalancers {
+			if lb.Name == a.Subject {
+				obs.Errors += float64(lb.HTTPCode_ELB_5XX_Count + lb.HTTPCode_Target_5XX_Count)
+				obs.Requests += float64(lb.RequestCount)
+			}
+		}
+	}
+	o.mu.Lock()
+	if o.last == nil {
+		o.last = map[string]time.Time{}
+	}
+	o.last[a.Expr] = since
+	o.mu.Unlock()
+	return obs, nil
 }
 
 // stackWatch samples the stack while an experiment runs and recovers:
 // every group's healthy capacity.
 type stackWatch struct {
-	cl  *client.Client
-	mu  sync.Mutex
-	cap []fis.CapacitySample
+	cl    *client.Client
+	start time.Time
+	mu    sync.Mutex
+	cap   []fis.CapacitySample
+	// lbs sums each load balancer's seconds since start; lastSample is
+	// the time of the last second added, metricsErr why none could be.
+	lbs        map[string]*fis.LBReport
+	lastSample time.Time
+	metricsErr error
 }
 
 func (s *stackWatch) watch(ctx context.Context) {
@@ -436,6 +499,7 @@ func (s *stackWatch) watch(ctx context.Context) {
 			s.cap = append(s.cap, cs)
 			s.mu.Unlock()
 		}
+		s.metrics(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -506,6 +570,55 @@ func (s *stackWatch) recovered() bool {
 	return ok
 }
 
+// metrics adds the load balancers' seconds since the last reading.
+func (s *stackWatch) metrics(ctx context.Context) {
+	s.mu.Lock()
+	since := s.lastSample
+	if since.IsZero() {
+		since = s.start.Add(-time.Second)
+	}
+	s.mu.Unlock()
+	m, err := s.cl.Metrics(ctx, since)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.metricsErr = err
+		}
+		return
+	}
+	s.metricsErr = nil
+	if s.lbs == nil {
+		s.lbs = map[string]*fis.LBReport{}
+	}
+	for _, smp := range m.Samples {
+		if !smp.Time.After(s.lastSample) || smp.Time.Before(s.start) {
+			continue
+		}
+		s.lastSample = smp.Time
+		for _, lb := range smp.LoadBalancers {
+			r := s.lbs[lb.Name]
+			if r == nil {
+				r = &fis.LBReport{Name: lb.Name}
+				s.lbs[lb.Name] = r
+			}
+			failed := lb.HTTPCode_ELB_5XX_Count + lb.HTTPCode_Target_5XX_Count
+			r.Requests += lb.RequestCount
+			r.Failed += failed
+			r.Served += lb.RequestCount - min(failed, lb.RequestCount)
+		}
+	}
+}
+
 func (s *stackWatch) loadBalancers() ([]fis.LBReport, error) {
-	return nil, errors.New("the stack's per-second metrics (GET /v1/metrics) are not served by this moat's daemon yet")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metricsErr != nil {
+		return nil, fmt.Errorf("read the load balancers' metrics: %w", s.metricsErr)
+	}
+	var out []fis.LBReport
+	for _, name := range slices.Sorted(maps.Keys(s.lbs)) {
+		out = append(out, *s.lbs[name])
+	}
+	return out, nil
 }

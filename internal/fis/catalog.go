@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/moat-dev/moat/internal/fault"
 )
 
 // Resource types moat resolves targets of.
@@ -25,20 +27,20 @@ const (
 	ActionSendCommand          = "aws:ssm:send-command"
 )
 
-// Fault kinds of the daemon's fault API (and two things that are not
-// faults: terminate, done through the terminate API, and wait).
+// Fault kinds of the daemon's fault API (package fault), and two things
+// that are not faults: terminate, done through the terminate API, and wait.
 const (
 	KindWait                 = "wait"
 	KindTerminate            = "terminate"
-	KindStop                 = "stop-instances"
-	KindReboot               = "reboot-instances"
-	KindDisruptConnectivity  = "disrupt-connectivity"
-	KindInsufficientCapacity = "insufficient-capacity"
-	KindNetworkLatency       = "network-latency"
-	KindPacketLoss           = "packet-loss"
-	KindCPUStress            = "cpu-stress"
-	KindMemoryStress         = "memory-stress"
-	KindKillProcess          = "kill-process"
+	KindStop                 = string(fault.StopInstances)
+	KindReboot               = string(fault.RebootInstances)
+	KindDisruptConnectivity  = string(fault.DisruptConnectivity)
+	KindInsufficientCapacity = string(fault.InsufficientCapacity)
+	KindNetworkLatency       = string(fault.NetworkLatency)
+	KindPacketLoss           = string(fault.PacketLoss)
+	KindCPUStress            = string(fault.CPUStress)
+	KindMemoryStress         = string(fault.MemoryStress)
+	KindKillProcess          = string(fault.KillProcess)
 )
 
 // maxDuration is the longest action FIS runs.

@@ -19,7 +19,8 @@ type Step struct {
 	// (instance ids, subnet names, group names).
 	Target  string   `json:"target,omitempty"`
 	Targets []string `json:"targets,omitempty"`
-	// Params are the fault's parameters (CONTRACTS.md part A names).
+	// Params are the fault's parameters (package fault's names; those the
+	// template leaves out take the fault's defaults, which are FIS's).
 	Params map[string]string `json:"params,omitempty"`
 	// Duration is how long the action runs: the next actions wait for it.
 	// Zero for actions that complete at once (terminate, reboot, a stop
@@ -131,11 +132,11 @@ func step(name string, a Action, f *File, res Resolution) (*Step, error) {
 		}
 	case ActionDisruptConnectivity:
 		st.Kind, st.Duration = KindDisruptConnectivity, dur("duration")
-		st.Params["scope"] = orDefault(p["scope"], "all")
+		setIf(st.Params, "scope", p["scope"])
 	case ActionInsufficientCapacity:
 		st.Kind, st.Duration = KindInsufficientCapacity, dur("duration")
 		st.Params["zones"] = p["availabilityZoneIdentifiers"]
-		st.Params["percentage"] = orDefault(p["percentage"], "100")
+		setIf(st.Params, "percentage", p["percentage"])
 	case ActionSendCommand:
 		doc := documentName(p["documentArn"])
 		dp, err := documentParams(p["documentParameters"])
@@ -154,13 +155,13 @@ func step(name string, a Action, f *File, res Resolution) (*Step, error) {
 		case KindMemoryStress:
 			setIf(st.Params, "percent", dp["Percent"])
 		case KindNetworkLatency:
-			st.Params["delayMilliseconds"] = orDefault(dp["DelayMilliseconds"], "200")
+			setIf(st.Params, "delayMilliseconds", dp["DelayMilliseconds"])
 			setIf(st.Params, "jitterMilliseconds", dp["JitterMilliseconds"])
 		case KindPacketLoss:
-			st.Params["lossPercent"] = orDefault(dp["LossPercent"], "7")
+			setIf(st.Params, "lossPercent", dp["LossPercent"])
 		case KindKillProcess:
 			st.Params["processName"] = dp["ProcessName"]
-			st.Params["signal"] = orDefault(dp["Signal"], "SIGKILL")
+			setIf(st.Params, "signal", dp["Signal"])
 			st.Duration = 0 // the kill is at once
 		}
 	}
@@ -168,13 +169,6 @@ func step(name string, a Action, f *File, res Resolution) (*Step, error) {
 		st.Params = nil
 	}
 	return st, nil
-}
-
-func orDefault(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
 }
 
 func setIf(m map[string]string, k, v string) {
