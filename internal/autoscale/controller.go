@@ -104,9 +104,12 @@ type Controller struct {
 
 	pendingTerminations []Action
 	// launch back-off after failed launches
-	failures   int
-	nextLaunch time.Time
-	scaleCause string // why desired last changed, for the next launches
+	failures int
+	// failedZones are zones where a launch failed lately (when): launches
+	// go to the group's other zones meanwhile, as AWS's do.
+	failedZones map[string]time.Time
+	nextLaunch  time.Time
+	scaleCause  string // why desired last changed, for the next launches
 }
 
 type refreshState struct {
@@ -172,6 +175,9 @@ func (c *Controller) find(id string) *Instance {
 const (
 	LaunchBackoff    = 10 * time.Second
 	MaxLaunchBackoff = 5 * time.Minute
+	// ZoneFailureHold is how long launches avoid a zone where one failed
+	// (e.g. InsufficientInstanceCapacity) while the group has other zones.
+	ZoneFailureHold = time.Minute
 )
 
 // ErrNotFound means the instance is not in the group.
@@ -197,16 +203,27 @@ func (c *Controller) InstanceRunning(id string, now time.Time) {
 	in.Lifecycle = InService
 	in.InServiceTime = now
 	c.failures, c.nextLaunch = 0, time.Time{}
+	delete(c.failedZones, in.Zone)
 	c.finish(id, "Launching", "Successful")
 }
 
-// LaunchFailed removes an instance that could not be started.
-// Further launches back off: 10 s after the first failure, doubling up to
+// LaunchFailed removes an instance that could not be started. As on AWS,
+// the next launch goes at once to another of the group's zones, avoiding
+// the failed one for ZoneFailureHold; when every zone has failed, launches
+// back off: 10 s after the first failure, doubling up to
 // MaxLaunchBackoff, until an instance starts.
 func (c *Controller) LaunchFailed(id string, err error, now time.Time) {
+	if in := c.find(id); in != nil {
+		if c.failedZones == nil {
+			c.failedZones = map[string]time.Time{}
+		}
+		c.failedZones[in.Zone] = now
+	}
 	c.remove(id)
 	c.failures++
-	c.nextLaunch = now.Add(min(MaxLaunchBackoff, LaunchBackoff<<min(c.failures-1, 10)))
+	if len(c.usableSubnets(now)) == 0 {
+		c.nextLaunch = now.Add(min(MaxLaunchBackoff, LaunchBackoff<<min(c.failures-1, 10)))
+	}
 	c.finish(id, "Launching", "Failed")
 	c.history = append(c.history, Activity{Time: now, InstanceID: id, Status: "Failed",
 		Description: "Launching a new EC2 instance: " + id + ". Status Reason: " + err.Error(),
@@ -461,7 +478,7 @@ func (c *Controller) launch(now time.Time, active int, cause string) (Action, er
 	if err != nil {
 		return Action{}, err
 	}
-	sn := c.chooseSubnet()
+	sn := c.chooseSubnet(now)
 	in := &Instance{ID: id, Zone: sn.Zone, Subnet: sn.ID, LaunchTemplateVersion: c.g.LaunchTemplateVersion,
 		LaunchTime: now, Lifecycle: Pending, Health: Healthy, Protected: c.g.NewInstancesProtectedFromScaleIn}
 	c.instances = append(c.instances, in)
@@ -482,9 +499,27 @@ func (c *Controller) terminate(in *Instance, now time.Time, cause string) Action
 	return Action{Kind: Terminate, InstanceID: in.ID, Zone: in.Zone, Subnet: in.Subnet, Activity: act}
 }
 
+// usableSubnets are the group's subnets in zones without a launch failure
+// in the last ZoneFailureHold.
+func (c *Controller) usableSubnets(now time.Time) []Subnet {
+	var out []Subnet
+	for _, s := range c.g.Subnets {
+		if at, failed := c.failedZones[s.Zone]; !failed || now.Sub(at) >= ZoneFailureHold {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // chooseSubnet balances across zones: the zone with the fewest active
-// instances (ties: the group's subnet order), then its least used subnet.
-func (c *Controller) chooseSubnet() Subnet {
+// instances (ties: the group's subnet order), then its least used
+// subnet; zones where a launch failed lately are left out while others
+// remain.
+func (c *Controller) chooseSubnet(now time.Time) Subnet {
+	subnets := c.usableSubnets(now)
+	if len(subnets) == 0 {
+		subnets = c.g.Subnets
+	}
 	perZone := map[string]int{}
 	perSubnet := map[string]int{}
 	for _, in := range c.instances {
@@ -493,8 +528,8 @@ func (c *Controller) chooseSubnet() Subnet {
 			perSubnet[in.Subnet]++
 		}
 	}
-	best := c.g.Subnets[0]
-	for _, s := range c.g.Subnets[1:] {
+	best := subnets[0]
+	for _, s := range subnets[1:] {
 		if z, bz := perZone[s.Zone], perZone[best.Zone]; z < bz || (s.Zone == best.Zone && perSubnet[s.ID] < perSubnet[best.ID]) {
 			best = s
 		}
@@ -668,9 +703,12 @@ func (c *Controller) rebalance(now time.Time) (launches, terms []Action) {
 	}
 	lo, hi := math.MaxInt, -1
 	big := ""
+	usable := c.usableSubnets(now)
 	for _, s := range c.g.Subnets {
 		n := perZone[s.Zone]
-		lo = min(lo, n)
+		if slices.ContainsFunc(usable, func(u Subnet) bool { return u.Zone == s.Zone }) {
+			lo = min(lo, n) // a zone launches avoid is not rebalanced into
+		}
 		if n > hi {
 			hi, big = n, s.Zone
 		}

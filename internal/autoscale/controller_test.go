@@ -375,3 +375,47 @@ func TestAZRebalance(t *testing.T) {
 		t.Fatalf("zones %v", zones)
 	}
 }
+
+// TestLaunchFailureTriesOtherZone: a launch that fails in one zone (say,
+// InsufficientInstanceCapacity) is retried at once in the group's other
+// zone, which launches keep to for ZoneFailureHold; AZ rebalancing does
+// not move instances back meanwhile, and does once the hold is over.
+func TestLaunchFailureTriesOtherZone(t *testing.T) {
+	c := newCtl(t, Group{Min: 2, Max: 4, Desired: 2, DefaultInstanceWarmup: time.Second})
+	now := t0
+	acts := c.Step(now, nil)
+	if kinds(acts) != "LaLb" {
+		t.Fatalf("first launches: %s", kinds(acts))
+	}
+	c.InstanceRunning(acts[1].InstanceID, now)
+	c.LaunchFailed(acts[0].InstanceID, errors.New("InsufficientInstanceCapacity"), now)
+	// At once, in zone b: no back-off while a zone is left.
+	acts = c.Step(now, nil)
+	if kinds(acts) != "Lb" {
+		t.Fatalf("after the failure in zone a: %s, want a launch in zone b at once", kinds(acts))
+	}
+	apply(c, acts, now)
+	// Both in zone b: no rebalancing into zone a while it is held.
+	for s := 0; s < 50; s += 5 {
+		if acts := c.Step(now.Add(time.Duration(s)*time.Second), nil); len(acts) != 0 {
+			t.Fatalf("during the hold, %ds after: %s", s, kinds(acts))
+		}
+	}
+	// After the hold, AZ rebalancing launches in zone a again.
+	later := now.Add(ZoneFailureHold + time.Minute)
+	if acts := c.Step(later, nil); kinds(acts) != "La" {
+		t.Errorf("after the hold: %s, want a rebalancing launch in zone a", kinds(acts))
+	}
+	// When every zone fails, launches back off.
+	c2 := newCtl(t, Group{Min: 1, Max: 2, Desired: 1})
+	for i, zone := range []string{"a", "b"} {
+		acts := c2.Step(t0, nil)
+		if kinds(acts) != "L"+zone {
+			t.Fatalf("launch %d: %s, want L%s", i, kinds(acts), zone)
+		}
+		c2.LaunchFailed(acts[0].InstanceID, errors.New("InsufficientInstanceCapacity"), t0)
+	}
+	if acts := c2.Step(t0.Add(5*time.Second), nil); len(acts) != 0 {
+		t.Errorf("both zones failed: launched %s at once, want the back-off", kinds(acts))
+	}
+}
