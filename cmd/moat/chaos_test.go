@@ -21,6 +21,8 @@ import (
 	"github.com/moat-dev/moat/internal/fis"
 	"github.com/moat-dev/moat/internal/testutil"
 	"github.com/moat-dev/moat/internal/vpc"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // TestChaosTemplateErrors: a bad template is refused before anything
@@ -309,20 +311,23 @@ func TestExperimentsInStackFile(t *testing.T) {
 }
 
 // injected counts what faults leave in the kernel and the process table:
-// the stack's namespaces, netem qdiscs in them, the lines of their
-// nftables rule sets, and stopped (frozen) processes.
-type injected struct{ namespaces, qdiscs, nftLines, frozen int }
+// the stack's namespaces, the qdiscs in them (this kernel has no netem:
+// latency and loss are nftables tables and a queue), moat's fault tables
+// and the lines of their nftables rule sets, and stopped (frozen)
+// processes.
+type injected struct{ namespaces, qdiscs, faultTables, nftLines, frozen int }
 
 func countInjected(t *testing.T, stack string) injected {
 	t.Helper()
 	var c injected
 	for _, ns := range stackNamespaces(stack) {
 		c.namespaces++
-		n, err := vpc.Netems(filepath.Join(vpc.NetnsDir, ns))
+		tables, err := vpc.FaultTables(filepath.Join(vpc.NetnsDir, ns))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.qdiscs += n
+		c.faultTables += len(tables)
+		c.qdiscs += qdiscs(t, filepath.Join(vpc.NetnsDir, ns))
 		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "ruleset").Output()
 		if err != nil {
 			t.Fatalf("nft list ruleset in %s: %v", ns, err)
@@ -343,6 +348,26 @@ func countInjected(t *testing.T, stack string) injected {
 	return c
 }
 
+// qdiscs counts the qdiscs of every link in the namespace at path.
+func qdiscs(t *testing.T, path string) int {
+	t.Helper()
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	qs, err := h.QdiscList(nil)
+	if err != nil {
+		t.Fatalf("qdiscs in %s: %v", path, err)
+	}
+	return len(qs)
+}
+
 // stackClient is a client of the e2e stack's control API.
 func (s *e2eStack) client() *client.Client {
 	return client.New(filepath.Join(s.home, s.name, "moat.sock"))
@@ -350,7 +375,8 @@ func (s *e2eStack) client() *client.Client {
 
 // TestChaosFaults runs experiments that inject faults into the example
 // stack: FIS's AZ power interruption of zone a under load (served and
-// failed requests, recovery), moat chaos killed with faults in place (the
+// failed requests, recovery), 200 ms of network latency on one instance
+// seen in its target's p50 and gone after, moat chaos killed with faults in place (the
 // daemon ends them with their durations), and a stop condition halting
 // an experiment with everything rolled back.
 func TestChaosFaults(t *testing.T) {
@@ -417,6 +443,67 @@ func TestChaosFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("200 ms of latency on one instance", func(t *testing.T) {
+		s := s.with(t)
+		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+		tpl := chaosTemplate(t, "latency.json", `{
+  "targets": {"one": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"},
+    "filters": [{"path": "State.Name", "values": ["running"]}], "selectionMode": "COUNT(1)"}},
+  "actions": {"latency": {"actionId": "aws:ssm:send-command", "targets": {"Instances": "one"},
+    "parameters": {"documentArn": "arn:aws:ssm:us-east-1::document/AWSFIS-Run-Network-Latency",
+      "documentParameters": "{\"DurationSeconds\": \"12\", \"DelayMilliseconds\": \"200\", \"JitterMilliseconds\": \"0\"}", "duration": "PT1M"}}},
+  "stopConditions": [{"source": "none"}]
+}`)
+		l := startLoad(s.web, 5000, 60*time.Second)
+		r, out, code := s.chaos(90*time.Second, "run", tpl)
+		time.Sleep(6 * time.Second) // seconds of load after the fault
+		ok, failed, _ := l.finish()
+		if code != 0 || len(r.Experiment.Actions) != 1 {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		a := r.Experiment.Actions[0]
+		if len(a.Targets) != 1 {
+			t.Fatalf("targets %v", a.Targets)
+		}
+		m, err := s.client().Metrics(context.Background(), r.Experiment.Start.Add(-5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var during, after []float64
+		for _, smp := range m.Samples {
+			for _, lb := range smp.LoadBalancers {
+				for _, tg := range lb.Targets {
+					if tg.ID != a.Targets[0] || tg.RequestCount == 0 {
+						continue
+					}
+					switch {
+					case smp.Time.After(a.Started.Add(1500*time.Millisecond)) && smp.Time.Before(a.Ended.Add(-time.Second)):
+						during = append(during, tg.P50)
+					case smp.Time.After(a.Ended.Add(1500 * time.Millisecond)):
+						after = append(after, tg.P50)
+					}
+				}
+			}
+		}
+		t.Logf("load %d ok %d failed; %s p50 during %v, after %v", ok, failed, a.Targets[0], during, after)
+		if len(during) < 5 || len(after) < 2 {
+			t.Fatalf("too few seconds with requests to the target: %d during, %d after", len(during), len(after))
+		}
+		for _, p := range during {
+			if p < 0.19 {
+				t.Errorf("p50 %v s during the latency fault, want >= 0.2 s", p)
+			}
+		}
+		for _, p := range after {
+			if p > 0.1 {
+				t.Errorf("p50 %v s after the fault ended, want it gone", p)
+			}
+		}
+		if got := countInjected(t, s.name); got != clean {
+			t.Errorf("after the experiment: %+v, before: %+v", got, clean)
+		}
+	})
+
 	t.Run("kill -9 of moat chaos: the faults end with their durations", func(t *testing.T) {
 		s := s.with(t)
 		testutil.Eventually(t, 90*time.Second, s.healthy(2))
@@ -438,7 +525,7 @@ func TestChaosFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		perr := testutil.Poll(30*time.Second, func() error {
-			if c := countInjected(t, s.name); c.frozen > before.frozen && c.nftLines > before.nftLines {
+			if c := countInjected(t, s.name); c.frozen > before.frozen && c.faultTables > before.faultTables {
 				return nil
 			}
 			return errors.New("faults not in place")
@@ -492,7 +579,7 @@ func TestChaosFaults(t *testing.T) {
 		var during injected
 		perr := testutil.Poll(60*time.Second, func() error {
 			during = countInjected(t, s.name)
-			if during.nftLines > before.nftLines && during.frozen > before.frozen {
+			if during.faultTables > before.faultTables && during.nftLines > before.nftLines && during.frozen > before.frozen {
 				return nil
 			}
 			return fmt.Errorf("during: %+v, before: %+v", during, before)
@@ -536,5 +623,41 @@ func TestChaosFaults(t *testing.T) {
 			}
 		}
 		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+	})
+
+	t.Run("kill -9 of moat chaos, then moat down: nothing left", func(t *testing.T) {
+		s := s.with(t)
+		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+		before := countInjected(t, s.name)
+		tpl := chaosTemplate(t, "down.json", `{
+  "targets": {"one": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"}, "selectionMode": "COUNT(1)"},
+    "private-b": {"resourceType": "aws:ec2:subnet", "resourceArns": ["arn:aws:ec2:us-east-1:123456789012:subnet/private-b"], "selectionMode": "ALL"}},
+  "actions": {
+    "freeze": {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "one"}, "parameters": {"startInstancesAfterDuration": "PT10M"}},
+    "cut-off": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "private-b"}, "parameters": {"duration": "PT10M"}}
+  },
+  "stopConditions": [{"source": "none"}]
+}`)
+		cmd := exec.Command(moatBin, "chaos", "run", tpl, "-f", s.file)
+		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		perr := testutil.Poll(30*time.Second, func() error {
+			if c := countInjected(t, s.name); c.frozen > before.frozen && c.faultTables > before.faultTables {
+				return nil
+			}
+			return errors.New("faults not in place")
+		})
+		cmd.Process.Kill()
+		cmd.Wait()
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		s.mustMoat(90*time.Second, "down")
+		assertNoLeftovers(t, s.name)
+		if c := countInjected(t, s.name); c.frozen != before.frozen {
+			t.Errorf("frozen processes after moat down: %d, before: %d", c.frozen, before.frozen)
+		}
 	})
 }
