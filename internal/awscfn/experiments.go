@@ -46,22 +46,35 @@ func (r *renderer) experiments() error {
 		}}},
 		"Tags": tags("fis"),
 	}})
-	for _, e := range r.p.Experiments {
-		if err := r.experiment(e.Name, e.Template); err != nil {
+	for i, e := range r.p.Experiments {
+		if err := r.experiment(e.Name, r.experimentFiles[i]); err != nil {
 			return fmt.Errorf("render experiment %s: %w", e.Name, err)
 		}
 	}
 	return nil
 }
 
-func (r *renderer) experiment(name, path string) error {
-	f, err := fis.LoadFile(path)
-	if err != nil {
-		return err
+// loadExperiments reads and checks the experiment templates, before
+// anything is rendered: the launch templates need to know whether one
+// sends SSM commands.
+func (r *renderer) loadExperiments() error {
+	for _, e := range r.p.Experiments {
+		f, err := fis.LoadFile(e.Template)
+		if err != nil {
+			return fmt.Errorf("render experiment %s: %w", e.Name, err)
+		}
+		if ps := fis.Validate(f).Errors(); len(ps) > 0 {
+			return fmt.Errorf("render experiment %s: %w", e.Name, ps)
+		}
+		for _, a := range f.Template.Actions {
+			r.ssm = r.ssm || a.ActionID == fis.ActionSendCommand
+		}
+		r.experimentFiles = append(r.experimentFiles, f)
 	}
-	if ps := fis.Validate(f).Errors(); len(ps) > 0 {
-		return ps
-	}
+	return nil
+}
+
+func (r *renderer) experiment(name string, f *fis.File) error {
 	t := f.Template
 	desc := t.Description
 	if desc == "" {

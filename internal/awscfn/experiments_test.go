@@ -1,6 +1,7 @@
 package awscfn
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,15 @@ func TestExperimentsAgainstSchema(t *testing.T) {
 	e := resource(t, tpl, "ExperimentAzAPower")
 	if e.Type != "AWS::FIS::ExperimentTemplate" || resource(t, tpl, IDFISRole).Type != "AWS::IAM::Role" {
 		t.Fatalf("experiment %s, role %s", e.Type, resource(t, tpl, IDFISRole).Type)
+	}
+	// An experiment sends SSM commands: the instances' role lets the SSM
+	// agent take them.
+	role := resource(t, tpl, "LaunchTemplateAppRole")
+	if arns := fmt.Sprint(role.Properties["ManagedPolicyArns"]); !strings.Contains(arns, "AmazonSSMManagedInstanceCore") {
+		t.Errorf("instance role policies %s", arns)
+	}
+	if lt := resource(t, tpl, "LaunchTemplateApp"); lt.Properties["LaunchTemplateData"].(map[string]any)["IamInstanceProfile"] == nil {
+		t.Error("the launch template has no instance profile")
 	}
 	// The zone letter of the local template is the region's zone on AWS.
 	acts := e.Properties["Actions"].(map[string]any)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-dev/moat/internal/fis"
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/spec"
 )
@@ -92,6 +93,10 @@ type renderer struct {
 	p    *plan.Plan
 	opts Options
 	t    *Template
+	// experiments are the stack's experiment templates, loaded and
+	// checked first; ssm says one sends SSM commands to instances.
+	experimentFiles []*fis.File
+	ssm             bool
 }
 
 func (r *renderer) add(res Resource) { r.t.Resources = append(r.t.Resources, res) }
@@ -110,6 +115,9 @@ func render(p *plan.Plan, opts Options) (*Template, error) {
 		desc += ": " + p.Description
 	}
 	r := &renderer{p: p, opts: opts, t: &Template{Description: desc}}
+	if err := r.loadExperiments(); err != nil {
+		return nil, err
+	}
 	r.images()
 	r.network()
 	r.networkACLs()
@@ -429,20 +437,28 @@ func (r *renderer) launchTemplate(lt plan.LaunchTemplate) error {
 	if lt.KeyPair != "" {
 		data["KeyName"] = ref(keyPairID(lt.KeyPair))
 	}
-	if asset != nil {
+	if asset != nil || r.ssm {
 		role, profile := id+"Role", id+"InstanceProfile"
-		r.add(Resource{ID: role, Type: "AWS::IAM::Role", Properties: map[string]any{
+		props := map[string]any{
 			"AssumeRolePolicyDocument": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
 				"Effect": "Allow", "Principal": map[string]any{"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
 			}}},
-			"Policies": []any{map[string]any{"PolicyName": "read-app-bundle", "PolicyDocument": map[string]any{
+			"Tags": tags(lt.Name),
+		}
+		if asset != nil {
+			props["Policies"] = []any{map[string]any{"PolicyName": "read-app-bundle", "PolicyDocument": map[string]any{
 				"Version": "2012-10-17", "Statement": []any{map[string]any{
 					"Effect": "Allow", "Action": "s3:GetObject",
 					"Resource": sub(fmt.Sprintf("arn:${AWS::Partition}:s3:::${%s}/${%s}", asset.ParamBucket, asset.ParamKey)),
 				}},
-			}}},
-			"Tags": tags(lt.Name),
-		}})
+			}}}
+		}
+		if r.ssm {
+			// An experiment sends SSM commands (aws:ssm:send-command):
+			// the instances' SSM agent needs this to take them.
+			props["ManagedPolicyArns"] = []any{sub("arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")}
+		}
+		r.add(Resource{ID: role, Type: "AWS::IAM::Role", Properties: props})
 		r.add(Resource{ID: profile, Type: "AWS::IAM::InstanceProfile", Properties: map[string]any{"Roles": []any{ref(role)}}})
 		data["IamInstanceProfile"] = map[string]any{"Arn": getAtt(profile, "Arn")}
 	}

@@ -237,7 +237,7 @@ func (r Report) Text() string {
 		if !a.Started.IsZero() {
 			when = offsetText(a.Started.Sub(res.Start))
 		}
-		fmt.Fprintf(&b, "  %-8s %-22s %-10s %s on %s", when, a.Name, a.State, a.ActionID, targetsText(a.Targets))
+		fmt.Fprintf(&b, "  %-8s %-26s %-10s %s on %s", when, a.Name, a.State, a.ActionID, targetsText(a.Targets))
 		if a.Error != "" {
 			fmt.Fprintf(&b, ": %s", a.Error)
 		}
