@@ -532,3 +532,185 @@ func TestNetworkFaults(t *testing.T) {
 		t.Errorf("disrupt an unknown subnet: %v", err)
 	}
 }
+
+// cgroupOf is the directory of a process's cgroup in a v1 hierarchy.
+func cgroupOf(t *testing.T, pid int, controller string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && slicesContains(strings.Split(parts[1], ","), controller) {
+			return filepath.Join("/sys/fs/cgroup", controller, parts[2])
+		}
+	}
+	t.Fatalf("process %d is in no %s cgroup", pid, controller)
+	return ""
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func readInt(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// newProcs are the processes in the namespace that are not in before.
+func newProcs(t *testing.T, nsPath string, before []nsProc) []nsProc {
+	old := map[int]bool{}
+	for _, p := range before {
+		old[p.pid] = true
+	}
+	var out []nsProc
+	for _, p := range procsIn(t, nsPath) {
+		if !old[p.pid] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestStressAndKillFaults: cpu-stress runs burners in a cgroup below the
+// instance's, held to their quota (throttled) and counted in its CPU
+// utilisation; memory-stress holds a share of the instance's memory limit
+// in its memory cgroup; both are gone (processes and cgroups) when their
+// fault ends. kill-process signals the named process.
+func TestStressAndKillFaults(t *testing.T) {
+	cl, stack := faultStack(t, "fltburn")
+	ctx := context.Background()
+	list, err := cl.Instances(ctx, false)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("instances: %v %+v", err, list)
+	}
+	in := list[0]
+	nsPath := vpc.NamespacePath(stack, in.ID)
+	before := procsIn(t, nsPath)
+	if len(before) == 0 {
+		t.Fatal("no process in the instance")
+	}
+	instCPU := cgroupOf(t, before[0].pid, "cpu")
+	instMem := cgroupOf(t, before[0].pid, "memory")
+	if !strings.HasSuffix(instCPU, "moat-"+in.ID) || !strings.HasSuffix(instMem, "moat-"+in.ID) {
+		t.Fatalf("the instance's cgroups are %s and %s: the test needs its limits (cgroup v1 cpu and memory)", instCPU, instMem)
+	}
+
+	// CPU: one burner at 50% of a CPU, on a t3.micro (2 vCPUs): 25%.
+	f, err := cl.StartFault(ctx, api.FaultRequest{Kind: "cpu-stress", Targets: []string{in.ID},
+		Params: map[string]string{"cpu": "1", "loadPercent": "50"}, DurationSeconds: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	burners := newProcs(t, nsPath, before)
+	if len(burners) != 1 {
+		t.Fatalf("burners: %+v, want one", burners)
+	}
+	burnCG := cgroupOf(t, burners[0].pid, "cpu")
+	if burnCG != filepath.Join(instCPU, "moat-fis-"+f.ID) {
+		t.Errorf("the burner is in cpu cgroup %s, want one below the instance's %s", burnCG, instCPU)
+	}
+	if q := readInt(t, filepath.Join(burnCG, "cpu.cfs_quota_us")); q != 50000 {
+		t.Errorf("burner quota %d µs per 100 ms, want 50000", q)
+	}
+	var cpu float64
+	testutil.Eventually(t, 20*time.Second, func() error {
+		cpu = instanceByID(t, cl, in.ID).CPUPercent
+		if cpu < 18 || cpu > 35 {
+			return fmt.Errorf("the instance's CPU utilisation is %.1f%%, want about 25%%", cpu)
+		}
+		return nil
+	})
+	stat, _ := os.ReadFile(filepath.Join(burnCG, "cpu.stat"))
+	if !strings.Contains(string(stat), "nr_throttled") || strings.Contains(string(stat), "nr_throttled 0\n") {
+		t.Errorf("the burner's cgroup was never throttled: %s", stat)
+	}
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if left := newProcs(t, nsPath, before); len(left) != 0 {
+		t.Errorf("processes left after the cpu-stress fault: %+v", left)
+	}
+	if _, err := os.Stat(burnCG); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("burner cgroup %s left: %v", burnCG, err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if c := instanceByID(t, cl, in.ID).CPUPercent; c > 10 {
+			return fmt.Errorf("CPU utilisation %.1f%% after the fault", c)
+		}
+		return nil
+	})
+	t.Logf("cpu-stress 1 burner at 50%% on 2 vCPUs: CPUUtilization %.1f%%", cpu)
+
+	// Memory: 25% of the t3.micro's 1 GiB.
+	memBefore := readInt(t, filepath.Join(instMem, "memory.usage_in_bytes"))
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "memory-stress", Targets: []string{in.ID}, Params: map[string]string{"percent": "25"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int64
+	testutil.Eventually(t, 20*time.Second, func() error {
+		held = readInt(t, filepath.Join(instMem, "memory.usage_in_bytes")) - memBefore
+		if held < 250<<20 {
+			return fmt.Errorf("the instance's memory cgroup holds %d MiB more, want 256", held>>20)
+		}
+		return nil
+	})
+	if _, err := cl.StopFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if left := newProcs(t, nsPath, before); len(left) != 0 {
+		t.Errorf("processes left after the memory-stress fault: %+v", left)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if now := readInt(t, filepath.Join(instMem, "memory.usage_in_bytes")); now-memBefore > 64<<20 {
+			return fmt.Errorf("the memory cgroup still holds %d MiB more", (now-memBefore)>>20)
+		}
+		return nil
+	})
+	t.Logf("memory-stress 25%%: the instance's memory cgroup held %d MiB more", held>>20)
+
+	// Kill: a name that does not run is refused with what runs.
+	if _, err := cl.StartFault(ctx, api.FaultRequest{Kind: "kill-process", Targets: []string{in.ID}, Params: map[string]string{"processName": "nginx"}}); err == nil || !strings.Contains(err.Error(), "no process named nginx on instance "+in.ID+": it runs") {
+		t.Errorf("kill-process of a name that does not run: %v", err)
+	}
+	var py int
+	for _, p := range procsIn(t, nsPath) {
+		if p.comm == "python3" {
+			py = p.pid
+		}
+	}
+	if py == 0 {
+		t.Fatalf("no python3 in the instance: %+v", procsIn(t, nsPath))
+	}
+	f, err = cl.StartFault(ctx, api.FaultRequest{Kind: "kill-process", Targets: []string{in.ID}, Params: map[string]string{"processName": "python3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.State != api.FaultEnded {
+		t.Errorf("kill-process is %s, want ended (one-shot)", f.State)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		for _, p := range procsIn(t, nsPath) {
+			if p.pid == py && p.state != 'Z' {
+				return fmt.Errorf("python3 (%d) still runs", py)
+			}
+		}
+		return nil
+	})
+}

@@ -183,11 +183,9 @@ func (in *Instance) StartBurners(b BurnSpec) (_ *Burners, err error) {
 		cmds = append(cmds, command(in.spec, acct, env, logf, "-c", "while :; do :; done"))
 	}
 	if b.MemoryBytes > 0 {
-		py, err := exec.LookPath("python3")
-		if err != nil {
-			return nil, fmt.Errorf("memory burner on instance %s: python3 is missing: scripts/deps.sh installs it", in.spec.ID)
-		}
-		c := command(in.spec, acct, env, logf, "-c", `exec "$0" -c "$1" "$2"`, py, memoryBurner, strconv.FormatInt(b.MemoryBytes, 10))
+		// python3 as the instance finds it on its PATH (moat's own may be
+		// in a directory the instance's user cannot read).
+		c := command(in.spec, acct, env, logf, "-c", `exec python3 -c "$0" "$1"`, memoryBurner, strconv.FormatInt(b.MemoryBytes, 10))
 		cmds = append(cmds, c)
 	}
 	for _, c := range cmds {
