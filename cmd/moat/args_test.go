@@ -55,6 +55,7 @@ func TestOutputFormatIsChecked(t *testing.T) {
 	for _, args := range [][]string{
 		{"ps", "-o", "yaml"},
 		{"targets", "-o", "yaml"},
+		{"top", "-o", "yaml"},
 		{"status", "-o", "table"},
 		{"events", "-o", "yaml"},
 		{"activity", "web", "-o", "yaml"},

@@ -302,6 +302,32 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Errorf("20 requests were served by %v, want both instances", seen)
 	}
 
+	t.Run("moat top", func(t *testing.T) {
+		s := s.with(t)
+		// the last second: both targets, named by instance id, and both
+		// instances' CPU and memory
+		var m api.MetricsSample
+		testutil.Eventually(t, 5*time.Second, func() error {
+			out, err := s.moat(10*time.Second, "top", "-o", "json")
+			if err != nil {
+				return err
+			}
+			m = api.MetricsSample{}
+			return json.Unmarshal([]byte(out), &m)
+		})
+		ids := map[string]bool{ins[0].ID: true, ins[1].ID: true}
+		if len(m.LoadBalancers) != 1 || len(m.LoadBalancers[0].Targets) != 2 || !ids[m.LoadBalancers[0].Targets[0].ID] || !ids[m.LoadBalancers[0].Targets[1].ID] {
+			t.Errorf("moat top: load balancers %+v, want web with the two instances as targets", m.LoadBalancers)
+		}
+		if len(m.Instances) != 2 || m.Instances[0].MemoryUsedBytes <= 0 {
+			t.Errorf("moat top: instances %+v, want both with their memory", m.Instances)
+		}
+		text := s.mustMoat(10*time.Second, "top")
+		if !strings.Contains(text, "load balancer web: ") || !strings.Contains(text, ins[0].ID) {
+			t.Errorf("moat top:\n%s", text)
+		}
+	})
+
 	t.Run("real-time through the load balancer", func(t *testing.T) {
 		s := s.with(t)
 		_ = s

@@ -144,3 +144,23 @@ func BenchmarkCountSerial(b *testing.B) {
 		c.fromTarget(200, 1500*time.Microsecond)
 	}
 }
+
+// BenchmarkRecordResponse is all a forwarded response's accounting costs
+// on the request path: its target response time (time.Since), its count
+// and histogram bucket in the target's cell, and the Prometheus duration
+// histogram. (Before the cells, the Prometheus counter and histogram
+// alone cost 88-102 ns/op on the same machine.)
+func BenchmarkRecordResponse(b *testing.B) {
+	e, err := New(Config{TargetGroups: []targetgroup.Config{{Name: "tg"}}, Listeners: []Listener{{Name: "l", DefaultAction: forwardTo("tg")}}}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	g := e.group("tg")
+	p := g.pool(g.tg.Register("t", "127.0.0.2:1"))
+	start := time.Now()
+	for b.Loop() {
+		p.cell.fromTarget(200, time.Since(start))
+		e.metrics.observe(g, start)
+	}
+}
