@@ -119,8 +119,14 @@ func TestConsoleEndToEnd(t *testing.T) {
 			}
 			return nil
 		})
-		// The timeline too, each event within a second of it happening.
+		// The timeline too, each event within a second of it happening:
+		// the termination, the target draining, the replacement healthy.
 		page.WaitFor(t, fmt.Sprintf(`document.getElementById('timeline').innerText.includes(%q)`, victim), 10*time.Second)
+		health := `[...document.querySelectorAll('#timeline li[data-type="target.health"]')].map(l => l.innerText)`
+		page.WaitFor(t, fmt.Sprintf(`%s.some(s => s.includes(%q) && s.includes('healthy -> draining'))`, health, victim), 10*time.Second)
+		page.WaitFor(t, fmt.Sprintf(`%s.some(s => !s.includes(%q) && s.includes('initial -> healthy'))`, health, victim), 10*time.Second)
+		// Target health shows each target's last checks with their latency.
+		page.WaitFor(t, `[...document.querySelectorAll('#targets tbody tr')].filter(r => r.querySelector('.check.pass')).length >= 2`, 15*time.Second)
 		v, err := page.Eval(`window.moatLatencies`)
 		if err != nil {
 			t.Fatal(err)

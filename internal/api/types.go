@@ -83,6 +83,18 @@ type Target struct {
 	State       string `json:"state"`
 	Reason      string `json:"reason,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Checks are the target's last health checks, newest first.
+	Checks []HealthCheck `json:"checks,omitempty"`
+}
+
+// HealthCheck is one health check of a target: when, whether it passed,
+// the reason code and words of a failure, and how long it took.
+type HealthCheck struct {
+	Time      time.Time `json:"time"`
+	OK        bool      `json:"ok"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	LatencyMS float64   `json:"latencyMs"`
 }
 
 // Activity is one scaling activity of a group, as

@@ -92,6 +92,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !slices.Equal(nodes, []string{"bastion public-a", "igw -", "internet -", "lb-web-0 public-a", "lb-web-1 public-b", "nat-a public-a"}) {
 		t.Errorf("map nodes %q", nodes)
 	}
+	// Target health with the last checks, newest first.
+	var checks []string
+	js(t, page, `[...document.querySelectorAll('#targets tbody tr')[0].querySelectorAll('.check')].map(c => c.dataset.ok + ' ' + c.dataset.latency)`, &checks)
+	if !slices.Equal(checks, []string{"true 1.5", "true 2.25"}) {
+		t.Errorf("last health checks %q", checks)
+	}
 	var targetEdges int
 	js(t, page, `document.querySelectorAll('#map line.edge.target').length`, &targetEdges)
 	if targetEdges != 3 {

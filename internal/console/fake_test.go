@@ -94,6 +94,9 @@ func (f *fakeStack) Targets(context.Context) ([]api.Target, error) {
 		t := api.Target{TargetGroup: "web", ID: in.ID, Address: in.IP + ":8000", State: f.health[in.ID]}
 		if t.State == "initial" {
 			t.Reason, t.Description = "Elb.InitialHealthChecking", "Initial health checks in progress"
+			t.Checks = []api.HealthCheck{{Time: time.Now(), Reason: "Target.Timeout", Detail: "Request timed out", LatencyMS: 2000}}
+		} else {
+			t.Checks = []api.HealthCheck{{Time: time.Now(), OK: true, LatencyMS: 1.5}, {Time: time.Now().Add(-5 * time.Second), OK: true, LatencyMS: 2.25}}
 		}
 		out = append(out, t)
 	}

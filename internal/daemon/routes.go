@@ -181,8 +181,13 @@ func (s *stack) targets() []api.Target {
 				if id == "" {
 					id = t.ID
 				}
-				out = append(out, api.Target{TargetGroup: tg.Name, ID: id, Address: t.Addr, State: string(t.State),
-					Reason: t.Reason, Description: t.Description})
+				at := api.Target{TargetGroup: tg.Name, ID: id, Address: t.Addr, State: string(t.State),
+					Reason: t.Reason, Description: t.Description}
+				for _, c := range t.Checks {
+					at.Checks = append(at.Checks, api.HealthCheck{Time: c.Time, OK: c.OK, Reason: c.Reason, Detail: c.Detail,
+						LatencyMS: float64(c.Latency.Microseconds()) / 1000})
+				}
+				out = append(out, at)
 			}
 		}
 	}

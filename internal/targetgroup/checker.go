@@ -19,8 +19,16 @@ import (
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Probe performs one HTTP health check of addr (host:port) with hc and
-// returns its result. It never returns an error: failures are results.
+// returns its result and how long it took. It never returns an error:
+// failures are results.
 func Probe(ctx context.Context, dial DialFunc, addr string, hc HealthCheck) Result {
+	start := time.Now()
+	r := probe(ctx, dial, addr, hc)
+	r.Latency = time.Since(start)
+	return r
+}
+
+func probe(ctx context.Context, dial DialFunc, addr string, hc HealthCheck) Result {
 	hc = hc.WithDefaults()
 	if hc.Port != "traffic-port" {
 		if host, _, err := net.SplitHostPort(addr); err == nil {

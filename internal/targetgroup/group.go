@@ -87,10 +87,23 @@ func (c Config) WithDefaults() Config {
 
 // Result is the outcome of one health check.
 type Result struct {
-	OK     bool
-	Reason string // failure reason code: ReasonResponseCodeMismatch, ReasonTimeout, ReasonFailedHealthChecks
-	Detail string // human description of the failure
+	OK      bool
+	Reason  string        // failure reason code: ReasonResponseCodeMismatch, ReasonTimeout, ReasonFailedHealthChecks
+	Detail  string        // human description of the failure
+	Latency time.Duration // how long the check took
 }
+
+// Check is one health check of a target as the group observed it.
+type Check struct {
+	Time    time.Time
+	OK      bool
+	Reason  string
+	Detail  string
+	Latency time.Duration
+}
+
+// KeptChecks is how many of its last health checks a target keeps.
+const KeptChecks = 5
 
 // Target is one registered target. Its routing counters are safe for
 // concurrent use; its health fields are guarded by the group.
@@ -109,6 +122,7 @@ type Target struct {
 	ejected      bool
 	healthySince time.Time
 	drainUntil   time.Time
+	checks       []Check // the last KeptChecks, oldest first
 }
 
 // Begin counts a request (or tunnel) starting on t.
@@ -130,6 +144,8 @@ type Status struct {
 	State       State
 	Reason      string
 	Description string
+	// Checks are the last health checks, newest first (Targets only).
+	Checks []Check
 }
 
 // Group is a target group: its targets, their health, and routing. It is
@@ -308,6 +324,10 @@ func (g *Group) Observe(id string, r Result) {
 	if t == nil {
 		return
 	}
+	t.checks = append(t.checks, Check{Time: g.now(), OK: r.OK, Reason: r.Reason, Detail: r.Detail, Latency: r.Latency})
+	if len(t.checks) > KeptChecks {
+		t.checks = t.checks[len(t.checks)-KeptChecks:]
+	}
 	hc := g.cfg.HealthCheck
 	before := t.state
 	switch t.state {
@@ -419,7 +439,11 @@ func (g *Group) Targets() []Status {
 	defer g.mu.Unlock()
 	out := make([]Status, 0, len(g.targets))
 	for _, t := range g.targets {
-		out = append(out, Status{ID: t.ID, Addr: t.Addr, State: t.state, Reason: t.reason, Description: t.description})
+		checks := make([]Check, len(t.checks))
+		for i, c := range t.checks {
+			checks[len(t.checks)-1-i] = c
+		}
+		out = append(out, Status{ID: t.ID, Addr: t.Addr, State: t.state, Reason: t.reason, Description: t.description, Checks: checks})
 	}
 	return out
 }

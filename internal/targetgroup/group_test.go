@@ -251,3 +251,33 @@ func TestTransitions(t *testing.T) {
 		t.Fatalf("reasons %q, want %q", reasons, wantReasons)
 	}
 }
+
+func TestLastChecks(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	g := New(Config{Name: "web"}, c.now)
+	g.Register("i-1", "10.0.128.5:8000")
+	steps := []Result{
+		{OK: true, Latency: 3 * time.Millisecond},
+		{Reason: ReasonTimeout, Detail: "Request timed out", Latency: 5 * time.Second},
+		{Reason: ReasonTimeout, Detail: "Request timed out", Latency: 5 * time.Second},
+		{Reason: ReasonResponseCodeMismatch, Detail: "Health checks failed with these codes: [503]", Latency: time.Millisecond},
+		{OK: true, Latency: 2 * time.Millisecond},
+		{OK: true, Latency: 2 * time.Millisecond},
+	}
+	for _, r := range steps {
+		c.t = c.t.Add(5 * time.Second)
+		g.Observe("i-1", r)
+	}
+	st := g.Targets()[0]
+	if len(st.Checks) != KeptChecks {
+		t.Fatalf("%d checks kept, want %d", len(st.Checks), KeptChecks)
+	}
+	// Newest first, each with its time, verdict, reason and latency.
+	newest, oldest := st.Checks[0], st.Checks[KeptChecks-1]
+	if !newest.OK || newest.Latency != 2*time.Millisecond || !newest.Time.Equal(time.Unix(1030, 0)) {
+		t.Errorf("newest check %+v", newest)
+	}
+	if oldest.OK || oldest.Reason != ReasonTimeout || oldest.Latency != 5*time.Second || !oldest.Time.Equal(time.Unix(1010, 0)) {
+		t.Errorf("oldest kept check %+v", oldest)
+	}
+}

@@ -273,7 +273,11 @@ function drawTargets() {
   const body = $("targets").tBodies[0];
   body.replaceChildren(...state.snap.targets.map((t) => el("tr", { dataset: { target: t.id, targetGroup: t.targetGroup, state: t.state } },
     el("td", {}, t.targetGroup), el("td", {}, t.id), el("td", {}, t.address),
-    el("td", { class: "state-" + t.state }, t.state), el("td", {}, t.reason || ""), el("td", {}, t.description || ""))));
+    el("td", { class: "state-" + t.state }, t.state), el("td", {}, t.reason || ""), el("td", {}, t.description || ""),
+    el("td", { class: "checks" }, (t.checks || []).map((c) => el("span", {
+      class: "check " + (c.ok ? "pass" : "fail"), dataset: { ok: String(c.ok), latency: String(c.latencyMs) },
+      title: new Date(c.time).toLocaleTimeString() + (c.ok ? " passed" : " " + c.reason + ": " + (c.detail || "")),
+    }, (c.ok ? "✓ " : "✗ ") + (c.latencyMs < 10 ? c.latencyMs.toFixed(1) : c.latencyMs.toFixed(0)) + " ms"))))));
 }
 
 // ---- auto scaling ----
