@@ -18,6 +18,7 @@ var linuxOnly = []struct{ use, short string }{
 	{"scale", "Set an auto scaling group's desired capacity"},
 	{"terminate", "Terminate an instance"},
 	{"refresh", "Replace a group's instances"},
+	{"protect", "Protect an instance from scale-in"},
 	{"logs", "Print an instance's output"},
 	{"ssh", "SSH to an instance through the bastion"},
 	{"lb", "Run the load balancer on its own"},

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +17,23 @@ import (
 	"github.com/moat-dev/moat/internal/browsertest"
 	"github.com/moat-dev/moat/internal/testutil"
 )
+
+// screenshot saves a PNG of the page's element selector as name in
+// $MOAT_SCREENSHOTS, when set (the README's pictures come from here).
+func screenshot(t *testing.T, page *browsertest.Page, selector, name string) {
+	dir := os.Getenv("MOAT_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := page.Screenshot(selector)
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
 
 // consoleInstances is what the console's map draws of the instances
 // (not fading out): "id subnet zone ip", sorted.
@@ -51,6 +70,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	b := browsertest.Start(t)
 	page := b.Open(t, url)
+	if err := page.SetViewport(1280, 900); err != nil {
+		t.Fatal(err)
+	}
 	want := func() []string {
 		var out []string
 		for _, in := range s.instances() {
@@ -95,6 +117,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		page.WaitFor(t, `[...document.querySelectorAll('#map line.edge.target')].filter(e => Number(e.dataset.rps) > 0).length === 2`, 15*time.Second)
 		page.WaitFor(t, `Number((document.querySelector('#metrics .leg[data-series=RequestCount]') || {dataset: {}}).dataset.value) > 0`, 5*time.Second)
 		page.WaitFor(t, `document.querySelectorAll('#instance-metrics tr[data-instance]').length === 2`, 5*time.Second)
+		screenshot(t, page, "#map-panel", "console-map.png")
 	})
 
 	t.Run("terminate with the button", func(t *testing.T) {
@@ -127,6 +150,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		page.WaitFor(t, fmt.Sprintf(`%s.some(s => !s.includes(%q) && s.includes('initial -> healthy'))`, health, victim), 10*time.Second)
 		// Target health shows each target's last checks with their latency.
 		page.WaitFor(t, `[...document.querySelectorAll('#targets tbody tr')].filter(r => r.querySelector('.check.pass')).length >= 2`, 15*time.Second)
+		screenshot(t, page, "#timeline-panel", "console-timeline.png")
 		v, err := page.Eval(`window.moatLatencies`)
 		if err != nil {
 			t.Fatal(err)
@@ -153,6 +177,25 @@ func TestConsoleEndToEnd(t *testing.T) {
 		testutil.Eventually(t, 15*time.Second, sameAsPS)
 		if st := s.mustMoat(10*time.Second, "status"); !strings.Contains(st, "group web: desired 3") {
 			t.Errorf("moat status after the console set desired capacity 3:\n%s", st)
+		}
+	})
+
+	t.Run("scale-in protection", func(t *testing.T) {
+		s := s.with(t)
+		id := s.instances()[0].ID
+		page.WaitFor(t, fmt.Sprintf(`(() => { const n = document.querySelector('#map .node[data-name=%q]');
+			n.dispatchEvent(new MouseEvent('click', {bubbles: true})); return !!document.getElementById('protect'); })()`, id), 10*time.Second)
+		if _, err := page.Eval(`document.getElementById('protect').click()`); err != nil {
+			t.Fatal(err)
+		}
+		page.WaitFor(t, fmt.Sprintf(`document.querySelector('#map .node[data-name=%q]').textContent.includes('protected')`, id), 10*time.Second)
+		for _, in := range s.instances() {
+			if in.ID == id && !in.Protected {
+				t.Errorf("moat ps: %s is not protected from scale-in", id)
+			}
+		}
+		if out := s.mustMoat(10*time.Second, "events"); !strings.Contains(out, "scale-in protection of instance "+id+" in group web on") {
+			t.Errorf("moat events does not tell the protection of %s", id)
 		}
 	})
 

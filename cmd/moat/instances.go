@@ -22,6 +22,7 @@ func init() {
 	register(newScaleCommand)
 	register(newTerminateCommand)
 	register(newRefreshCommand)
+	register(newProtectCommand)
 	register(newLogsCommand)
 }
 
@@ -142,6 +143,42 @@ func newTerminateCommand() *cobra.Command {
 	stackFlags(c, &file, &stack)
 	c.Flags().BoolVar(&decrement, "decrement-desired", false, "lower the group's desired capacity instead of replacing the instance")
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask (terminate never asks; accepted for scripts)")
+	return c
+}
+
+func newProtectCommand() *cobra.Command {
+	var file, stack string
+	var off bool
+	c := &cobra.Command{
+		Use:   "protect ID|INDEX",
+		Short: "Protect an instance from scale-in (--off removes the protection)",
+		Long: `Set an instance's scale-in protection, as AWS's SetInstanceProtection: a
+protected instance is never chosen when its group scales in or rebalances
+its zones, and an instance refresh skips it (AWS's default); it is still
+replaced when unhealthy and terminated by moat terminate. --off removes it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, _, err := connect(c.Context(), stack, file)
+			if err != nil {
+				return err
+			}
+			id, err := instanceID(c, cl, args[0])
+			if err != nil {
+				return err
+			}
+			if err := cl.SetProtection(c.Context(), id, !off); err != nil {
+				return apiErr(err)
+			}
+			word := "protected from scale-in"
+			if off {
+				word = "no longer protected from scale-in"
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "%s is %s\n", id, word)
+			return nil
+		},
+	}
+	stackFlags(c, &file, &stack)
+	c.Flags().BoolVar(&off, "off", false, "remove the protection")
 	return c
 }
 

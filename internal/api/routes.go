@@ -42,6 +42,9 @@ var (
 	GetActivities = Route{"GET", "/v1/groups/{name}/activities"}
 	// PostTerminate: POST TerminateRequest, returns Accepted.
 	PostTerminate = Route{"POST", "/v1/instances/{id}/terminate"}
+	// PostProtection: POST ProtectionRequest, sets an instance's scale-in
+	// protection (SetInstanceProtection); returns ProtectionRequest.
+	PostProtection = Route{"POST", "/v1/instances/{id}/protection"}
 	// GetLogs: GET, returns the instance's console output as text; with
 	// ?follow=1 it keeps streaming.
 	GetLogs = Route{"GET", "/v1/instances/{id}/logs"}
@@ -74,7 +77,7 @@ var (
 
 // Routes are all the routes, in the order above.
 var Routes = []Route{GetStatus, PostShutdown, GetEvents, GetInstances, GetTargets, PostScale, PostRefresh,
-	GetActivities, PostTerminate, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe, PostFault, GetFaults, DeleteFault, GetMetrics}
+	GetActivities, PostTerminate, PostProtection, GetLogs, PostApply, GetMembership, GetSSHAccess, PostProbe, PostFault, GetFaults, DeleteFault, GetMetrics}
 
 // ServeMuxPattern is the route as a net/http.ServeMux pattern.
 func (r Route) ServeMuxPattern() string { return r.Method + " " + r.Pattern }

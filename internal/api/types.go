@@ -75,6 +75,11 @@ type TerminateRequest struct {
 	DecrementDesired bool `json:"decrementDesired"`
 }
 
+// ProtectionRequest is the body of PostProtection (and its answer).
+type ProtectionRequest struct {
+	ProtectedFromScaleIn bool `json:"protectedFromScaleIn"`
+}
+
 // Target is one target of a target group, as GetTargets lists it.
 type Target struct {
 	TargetGroup string `json:"targetGroup"`

@@ -158,6 +158,42 @@ func (p *Page) Eval(expr string) (json.RawMessage, error) {
 	return res.Result.Value, nil
 }
 
+// SetViewport sets the page's viewport in CSS pixels.
+func (p *Page) SetViewport(width, height int) error {
+	_, err := p.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": height,
+		"deviceScaleFactor": 1, "mobile": false})
+	return err
+}
+
+// Screenshot is a PNG of the element selector matches (the whole page for
+// "").
+func (p *Page) Screenshot(selector string) ([]byte, error) {
+	params := map[string]any{"format": "png", "captureBeyondViewport": true}
+	if selector != "" {
+		v, err := p.Eval(fmt.Sprintf(`(() => { const r = document.querySelector(%q).getBoundingClientRect();
+			return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height, scale: 1}; })()`, selector))
+		if err != nil {
+			return nil, err
+		}
+		var clip map[string]float64
+		if err := json.Unmarshal(v, &clip); err != nil {
+			return nil, err
+		}
+		params["clip"] = clip
+	}
+	raw, err := p.Call("Page.captureScreenshot", params)
+	if err != nil {
+		return nil, err
+	}
+	var shot struct {
+		Data []byte `json:"data"` // base64 in JSON: decoded by encoding/json
+	}
+	if err := json.Unmarshal(raw, &shot); err != nil {
+		return nil, err
+	}
+	return shot.Data, nil
+}
+
 // WaitFor polls a JavaScript expression until it is true or the timeout passes.
 func (p *Page) WaitFor(t *testing.T, expr string, timeout time.Duration) {
 	t.Helper()

@@ -170,6 +170,11 @@ func (c *Client) Metrics(ctx context.Context, since time.Time) (api.Metrics, err
 	return m, err
 }
 
+// SetProtection sets an instance's scale-in protection.
+func (c *Client) SetProtection(ctx context.Context, id string, protected bool) error {
+	return c.call(ctx, api.PostProtection, []string{id}, "", api.ProtectionRequest{ProtectedFromScaleIn: protected}, nil)
+}
+
 // Logs calls fn with each line of an instance's console output (without
 // its newline); with follow, until ctx is done or the daemon exits.
 func (c *Client) Logs(ctx context.Context, id string, follow bool, fn func(line []byte)) error {

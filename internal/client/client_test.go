@@ -89,6 +89,7 @@ func TestEveryRouteIsTyped(t *testing.T) {
 	acts, err := c.Activities(ctx, "web g")
 	check("Activities", err, len(acts) == 1)
 	check("Terminate", c.Terminate(ctx, "i-1", true), true)
+	check("SetProtection", c.SetProtection(ctx, "i-1", true), true)
 	var lines []string
 	err = c.Logs(ctx, "i-1", false, func(l []byte) { lines = append(lines, string(l)) })
 	check("Logs", err, slices.Equal(lines, []string{"line 1", "line 2"}))

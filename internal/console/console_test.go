@@ -104,16 +104,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("%d target edges, want 3", targetEdges)
 	}
 
-	// Terminate one with the button: it leaves, its replacement appears
-	// and turns healthy.
+	// Protect one from scale-in, then terminate it with the button: it
+	// leaves, its replacement appears and turns healthy.
 	victim := strings.Fields(got[0])[0]
 	js(t, page, fmt.Sprintf(`document.querySelector('#map .node[data-name=%q]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, victim), nil)
-	page.WaitFor(t, `!!document.getElementById('terminate')`, 5*time.Second)
+	page.WaitFor(t, `!!document.getElementById('protect')`, 5*time.Second)
+	js(t, page, `document.getElementById('protect').click()`, nil)
+	page.WaitFor(t, fmt.Sprintf(`document.querySelector('#map .node[data-name=%q]').textContent.includes('protected') &&
+		document.getElementById('protect').innerText === 'Remove scale-in protection'`, victim), 5*time.Second)
 	js(t, page, `document.getElementById('terminate').click()`, nil)
 	page.WaitFor(t, fmt.Sprintf(`!%s.some(s => s.startsWith(%q))`, mapInstances, victim), 5*time.Second)
 	page.WaitFor(t, fmt.Sprintf(`%s.length === 3`, mapInstances), 5*time.Second)
 	page.WaitFor(t, `[...document.querySelectorAll('#map .node.instance:not(.gone)')].every(n => n.dataset.health === 'healthy')`, 5*time.Second)
-	if calls := src.callLog(); !slices.Equal(calls, []string{"terminate " + victim + " false"}) {
+	if calls := src.callLog(); !slices.Equal(calls, []string{"protect " + victim + " true", "terminate " + victim + " false"}) {
 		t.Errorf("calls %q", calls)
 	}
 	// The timeline tells it.

@@ -229,6 +229,18 @@ func (f *fakeStack) Metrics(_ context.Context, since time.Time) (api.Metrics, er
 	return api.Metrics{Samples: []api.MetricsSample{smp}}, nil
 }
 
+func (f *fakeStack) SetProtection(_ context.Context, id string, protected bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("protect %s %v", id, protected))
+	i := slices.IndexFunc(f.insts, func(in api.Instance) bool { return in.ID == id })
+	if i < 0 {
+		return &client.Error{Status: 404, Message: "instance " + id + " is not in any auto scaling group"}
+	}
+	f.insts[i].Protected = protected
+	return nil
+}
+
 func (f *fakeStack) callLog() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

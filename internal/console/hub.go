@@ -27,6 +27,7 @@ type Source interface {
 	Scale(ctx context.Context, group string, desired int) error
 	Terminate(ctx context.Context, id string, decrementDesired bool) error
 	Refresh(ctx context.Context, group string) error
+	SetProtection(ctx context.Context, id string, protected bool) error
 	Metrics(ctx context.Context, since time.Time) (api.Metrics, error)
 }
 

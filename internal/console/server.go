@@ -86,6 +86,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/scale", s.change(s.scale))
 	mux.HandleFunc("POST /api/terminate", s.change(s.terminate))
 	mux.HandleFunc("POST /api/refresh", s.change(s.refresh))
+	mux.HandleFunc("POST /api/protect", s.change(s.protect))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkHost(s.opts.Addr, r.Host); err != nil {
 			writeError(w, http.StatusForbidden, err)
@@ -277,6 +278,20 @@ func (s *Server) refresh(ctx context.Context, body json.RawMessage) (any, error)
 		return nil, err
 	}
 	return api.Accepted{Status: "refreshing"}, s.opts.Source.Refresh(ctx, req.Group)
+}
+
+// ProtectRequest is the body of POST /api/protect.
+type ProtectRequest struct {
+	ID                   string `json:"id"`
+	ProtectedFromScaleIn bool   `json:"protectedFromScaleIn"`
+}
+
+func (s *Server) protect(ctx context.Context, body json.RawMessage) (any, error) {
+	req, err := decode[ProtectRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	return api.ProtectionRequest{ProtectedFromScaleIn: req.ProtectedFromScaleIn}, s.opts.Source.SetProtection(ctx, req.ID, req.ProtectedFromScaleIn)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

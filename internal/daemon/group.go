@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -488,6 +489,25 @@ func (g *groupRuntime) terminateInstance(id string, decrement bool) error {
 		g.kick()
 	}
 	return err
+}
+
+// setProtection is set-instance-protection: a protected instance is not
+// chosen for scale-in. The event log tells it (AWS records no activity).
+func (g *groupRuntime) setProtection(id string, protected bool) error {
+	g.mu.Lock()
+	err := g.ctrl.SetProtection(id, protected)
+	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	word := "off"
+	if protected {
+		word = "on"
+	}
+	g.s.events.Add(events.Event{Component: "autoscale", Type: "instance.protection",
+		Message: fmt.Sprintf("A user request set scale-in protection of instance %s in group %s %s", id, g.name, word),
+		Fields:  map[string]string{"group": g.name, "instance": id, "protectedFromScaleIn": strconv.FormatBool(protected)}})
+	return nil
 }
 
 // startRefresh replaces every instance (moat refresh), through the load

@@ -79,6 +79,25 @@ var stackHandlers = map[api.Route]func(*stack, http.ResponseWriter, *http.Reques
 		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group: give an instance id or index from moat ps", id))
 	},
+	api.PostProtection: func(s *stack, w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var req api.ProtectionRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		for _, g := range s.groupMap() {
+			if g.has(id) {
+				if err := g.setProtection(id, req.ProtectedFromScaleIn); err != nil {
+					writeError(w, http.StatusBadRequest, err)
+					return
+				}
+				writeJSON(w, http.StatusOK, req)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("instance %s is not in any auto scaling group: give an instance id or index from moat ps", id))
+	},
 	api.GetLogs:   (*stack).handleLogs,
 	api.PostProbe: (*stack).handleProbe,
 	api.PostApply: (*stack).handleApply,

@@ -259,7 +259,11 @@ function drawDetail() {
         onclick: () => act("/api/terminate", { id: n.name, decrementDesired: false }, "terminate " + n.name) }, "Terminate instance"),
       el("button", { type: "button", id: "terminate-decrement", disabled: !token || undefined,
         onclick: () => act("/api/terminate", { id: n.name, decrementDesired: true }, "terminate " + n.name + " and decrement desired capacity") },
-      "Terminate, decrement desired"));
+      "Terminate, decrement desired"),
+      el("button", { type: "button", id: "protect", disabled: !token || undefined,
+        onclick: () => act("/api/protect", { id: n.name, protectedFromScaleIn: !n.instance.protectedFromScaleIn },
+          (n.instance.protectedFromScaleIn ? "remove the scale-in protection of " : "protect from scale-in ") + n.name) },
+      n.instance.protectedFromScaleIn ? "Remove scale-in protection" : "Protect from scale-in"));
   }
   parts.push(actions);
   box.replaceChildren(...parts);
