@@ -374,3 +374,28 @@ func TestConsoleTrafficAndExposure(t *testing.T) {
 		t.Errorf("exposed %q", rows)
 	}
 }
+
+// TestConsoleWith50Instances: the page stays responsive with 50
+// instances and their traffic: each snapshot and each second of metrics
+// is drawn in well under a second (the longest is logged).
+func TestConsoleWith50Instances(t *testing.T) {
+	src := newFakeStack(examplePlan(t), 50)
+	src.traffic = true
+	addr := startConsole(t, src, NewToken())
+	b := browsertest.Start(t)
+	page := b.Open(t, URL(addr, ""))
+	page.WaitFor(t, fmt.Sprintf(`%s.length === 50`, mapInstances), 20*time.Second)
+	page.WaitFor(t, `document.querySelectorAll('#instance-metrics tr[data-instance]').length === 50`, 10*time.Second)
+	// A few more seconds of metrics, each redrawn.
+	page.WaitFor(t, `document.querySelectorAll('#map line.edge.target').length === 50 &&
+		[...document.querySelectorAll('#map line.edge.target')].every(e => e.dataset.rps === '10')`, 10*time.Second)
+	time.Sleep(3 * time.Second)
+	var longest float64
+	js(t, page, `window.moatRenderMs`, &longest)
+	t0 := time.Now()
+	js(t, page, `1 + 1`, nil)
+	t.Logf("50 instances: longest draw of one message %.1f ms; a script answers in %v", longest, time.Since(t0))
+	if longest > 500 {
+		t.Errorf("drawing one message took %.0f ms with 50 instances; the page must stay responsive", longest)
+	}
+}

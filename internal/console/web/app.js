@@ -59,9 +59,20 @@ function connect() {
   es.onopen = () => { $("conn").textContent = "live"; $("conn").className = "pill ok"; };
   es.onerror = () => { $("conn").textContent = "reconnecting"; $("conn").className = "pill warn"; };
   es.addEventListener("reset", () => { $("timeline").replaceChildren(); state.metrics = []; });
-  es.addEventListener("snapshot", (m) => onSnapshot(JSON.parse(m.data)));
-  es.addEventListener("event", (m) => onEvent(JSON.parse(m.data)));
-  es.addEventListener("metrics", (m) => onMetrics(JSON.parse(m.data)));
+  es.addEventListener("snapshot", timed(onSnapshot));
+  es.addEventListener("event", timed(onEvent));
+  es.addEventListener("metrics", timed(onMetrics));
+}
+
+// The longest the page spent drawing one message (ms), for the browser
+// test of a large stack.
+window.moatRenderMs = 0;
+function timed(f) {
+  return (m) => {
+    const t0 = performance.now();
+    f(JSON.parse(m.data));
+    window.moatRenderMs = Math.max(window.moatRenderMs, performance.now() - t0);
+  };
 }
 
 function onSnapshot(s) {
