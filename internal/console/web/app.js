@@ -159,7 +159,8 @@ function drawMap() {
         text(sx + 6, y + 14, (s.public ? "Public subnet " : "Private subnet ") + s.name, "title"),
         text(sx + 6, y + 26, s.cidr + "  route table " + s.routeTable + (s.networkAcl ? "  NACL " + s.networkAcl : ""), "small"));
       root.append(g);
-      pos.set(s.name, { x: sx + sw / 2, y: y + h - 4 });
+      // A subnet's own edges (to its NAT gateway) leave from its top edge.
+      pos.set(s.name, { x: sx + sw * 0.8, y: y + 2 });
       (inSubnet.get(s.name) || []).forEach((n, i) => {
         const nx = sx + PAD + (i % cols) * (W + GAP), ny = y + HEAD + Math.floor(i / cols) * (H + GAP);
         pos.set(n.name, { x: nx + W / 2, y: ny + H / 2 });
@@ -183,8 +184,8 @@ function drawMap() {
     edgesG.append(svg("line", { class: "edge " + e.kind + (failing ? " failing" : ""), x1: a.x, y1: a.y, x2: b.x, y2: b.y,
       dataset: { id, from: e.from, to: e.to, kind: e.kind, tg: e.targetGroup || "" } }));
     if (["target", "internet", "egress"].includes(e.kind) || (e.kind === "ingress" && e.to === "bastion")) {
-      // Traffic labels sit a third of the way along, nearer the source.
-      labelsG.append(svg("text", { class: "edge-lbl", x: a.x + (b.x - a.x) * 0.62 + 4, y: a.y + (b.y - a.y) * 0.62, dataset: { for: id } }));
+      // Traffic labels sit a little before the middle of the edge.
+      labelsG.append(svg("text", { class: "edge-lbl", x: a.x + (b.x - a.x) * 0.45 + 5, y: a.y + (b.y - a.y) * 0.45, dataset: { for: id } }));
     }
   });
   root.append(edgesG, nodesG, labelsG);
