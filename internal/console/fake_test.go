@@ -57,7 +57,7 @@ func (f *fakeStack) launchLocked(health string) string {
 }
 
 func (f *fakeStack) addLocked(typ, msg string) {
-	e := events.Event{Time: time.Now().UTC(), Component: "autoscale", Type: typ, Message: msg}
+	e := events.Event{Seq: uint64(len(f.log) + 1), Time: time.Now().UTC(), Component: "autoscale", Type: typ, Message: msg}
 	f.log = append(f.log, e)
 	for _, ch := range f.subs {
 		select {
@@ -123,10 +123,10 @@ func (f *fakeStack) Membership(context.Context) (secgroup.Membership, error) {
 	return m, nil
 }
 
-func (f *fakeStack) Events(ctx context.Context, follow bool, fn func(events.Event)) error {
+func (f *fakeStack) EventsAfter(ctx context.Context, after uint64, follow bool, fn func(events.Event)) error {
 	ch := make(chan events.Event, 64)
 	f.mu.Lock()
-	past := slices.Clone(f.log)
+	past := slices.DeleteFunc(slices.Clone(f.log), func(e events.Event) bool { return e.Seq <= after })
 	if follow {
 		f.subs = append(f.subs, ch)
 	}

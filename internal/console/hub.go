@@ -23,7 +23,7 @@ type Source interface {
 	Targets(ctx context.Context) ([]api.Target, error)
 	Activities(ctx context.Context, group string) ([]api.Activity, error)
 	Membership(ctx context.Context) (secgroup.Membership, error)
-	Events(ctx context.Context, follow bool, fn func(events.Event)) error
+	EventsAfter(ctx context.Context, after uint64, follow bool, fn func(events.Event)) error
 	Scale(ctx context.Context, group string, desired int) error
 	Terminate(ctx context.Context, id string, decrementDesired bool) error
 	Refresh(ctx context.Context, group string) error
@@ -104,10 +104,17 @@ func (h *hub) run(ctx context.Context) {
 }
 
 // followEvents streams the event log (history, then live) into the ring;
-// every event also asks for a refresh, so the map follows at once.
+// every event also asks for a refresh, so the map follows at once. When
+// the stream breaks it resumes after the last event's Seq: each event
+// reaches the ring once.
 func (h *hub) followEvents(ctx context.Context) {
+	var last uint64
 	for ctx.Err() == nil {
-		err := h.src.Events(ctx, true, func(e events.Event) {
+		err := h.src.EventsAfter(ctx, last, true, func(e events.Event) {
+			if e.Seq != 0 && e.Seq <= last {
+				return
+			}
+			last = e.Seq
 			b, err := json.Marshal(e)
 			if err != nil {
 				return
@@ -118,17 +125,12 @@ func (h *hub) followEvents(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Debug("event stream ended; following again", "err", err)
+		h.log.Debug("event stream ended; following again", "after", last, "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
-		// The history comes again: start the timeline over.
-		h.mu.Lock()
-		h.ring = newRing(h.ring.epoch+"r", maxEvents, maxSamples)
-		h.last = nil
-		h.mu.Unlock()
 	}
 }
 

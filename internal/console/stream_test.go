@@ -1,9 +1,18 @@
 package console
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/moat-dev/moat/internal/events"
+	"github.com/moat-dev/moat/internal/testutil"
 )
 
 func TestMessageEncode(t *testing.T) {
@@ -77,5 +86,55 @@ func TestRingSince(t *testing.T) {
 	}
 	if got := r.id(9); got != "e1-9" {
 		t.Errorf("id(9) = %q", got)
+	}
+}
+
+// breakingStream is a stack whose event stream breaks once after two
+// events; the second stream (asked after Seq 2) repeats event 2.
+type breakingStream struct {
+	*fakeStack
+	mu     sync.Mutex
+	afters []uint64
+}
+
+func (b *breakingStream) EventsAfter(ctx context.Context, after uint64, follow bool, fn func(events.Event)) error {
+	b.mu.Lock()
+	b.afters = append(b.afters, after)
+	n := len(b.afters)
+	b.mu.Unlock()
+	if n == 1 {
+		fn(events.Event{Seq: 1, Message: "one"})
+		fn(events.Event{Seq: 2, Message: "two"})
+		return errors.New("connection reset")
+	}
+	fn(events.Event{Seq: 2, Message: "two"})
+	fn(events.Event{Seq: 3, Message: "three"})
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestFollowEventsResumesAfterSeq(t *testing.T) {
+	src := &breakingStream{fakeStack: newFakeStack(examplePlan(t), 0)}
+	h := newHub(examplePlan(t), src, slog.New(slog.DiscardHandler), "e1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.followEvents(ctx) }()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		_, _, msgs, _ := h.since("")
+		var got []string
+		for _, m := range msgs {
+			var e events.Event
+			_ = json.Unmarshal(m.data, &e)
+			got = append(got, e.Message)
+		}
+		if !slices.Equal(got, []string{"one", "two", "three"}) {
+			return fmt.Errorf("timeline %q, want one two three, each once", got)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if !slices.Equal(src.afters, []uint64{0, 2}) {
+		t.Errorf("streams asked after %v, want [0 2]", src.afters)
 	}
 }
