@@ -24,4 +24,5 @@ var linuxOnly = []struct{ use, short string }{
 	{"lb", "Run the load balancer on its own"},
 	{"chaos", "Run AWS FIS experiments against the running stack"},
 	{"console", "Print the live web console's URL and open it"},
+	{"top", "Show the stack's last second of metrics"},
 }
