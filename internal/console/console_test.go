@@ -104,6 +104,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("%d target edges, want 3", targetEdges)
 	}
 
+	// Route tables on demand.
+	js(t, page, `document.getElementById('show-routes').click()`, nil)
+	page.WaitFor(t, `!document.getElementById('routes').hidden && document.getElementById('routes').innerText.includes('Route table private-a') &&
+		document.getElementById('routes').innerText.includes('nat nat-a')`, 5*time.Second)
+	// Nothing the page loaded came from anywhere but the console.
+	var foreign []string
+	js(t, page, `performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin + '/'))`, &foreign)
+	if len(foreign) != 0 {
+		t.Errorf("the page loaded %q from elsewhere", foreign)
+	}
+
 	// Protect one from scale-in, then terminate it with the button: it
 	// leaves, its replacement appears and turns healthy.
 	victim := strings.Fields(got[0])[0]

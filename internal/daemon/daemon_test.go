@@ -3,6 +3,10 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +179,68 @@ func TestEventSeq(t *testing.T) {
 	}
 	if last := resumed[len(resumed)-1]; last.Type != "stack.stopped" {
 		t.Errorf("the stream ended before the last event: %+v", last)
+	}
+}
+
+// TestConsoleAddressInUse: a stack whose console address is taken does
+// not start, says how to fix it, and leaves its lock and socket free.
+func TestConsoleAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := daemon.Dir(t.TempDir())
+	p := &plan.Plan{Stack: "consoletest", Local: plan.Local{Console: netip.MustParseAddrPort(ln.Addr().String())}}
+	err = daemon.Run(context.Background(), p, daemon.Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "publish the console") || !strings.Contains(err.Error(), "set local.console to a free loopback address") {
+		t.Fatalf("Run = %v, want the console's address in use and the fix", err)
+	}
+	if dir.Held() {
+		t.Error("lock still held")
+	}
+	if _, err := os.Stat(dir.Socket()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket left: %v", err)
+	}
+}
+
+// TestConsoleServed: the daemon serves the console on local.console, and
+// its status gives the console's URL with the token of this start.
+func TestConsoleServed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	dir := daemon.Dir(t.TempDir())
+	p := &plan.Plan{Stack: "consoletest", Local: plan.Local{Console: addr},
+		Endpoints: []plan.Endpoint{{Kind: plan.EndpointConsole, Name: "console", Publish: addr, URL: "http://" + addr.String() + "/"}}}
+	ready, done := make(chan error, 1), make(chan error, 1)
+	go func() {
+		done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, ConsoleToken: "tok", Ready: func(err error) { ready <- err }})
+	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	cl := client.New(dir.Socket())
+	st, err := cl.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Endpoints) != 1 || st.Endpoints[0].URL != "http://"+addr.String()+"/#token=tok" {
+		t.Errorf("status endpoints %+v, want the console's URL with its token", st.Endpoints)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / on the console: %s", resp.Status)
+	}
+	shutdown(t, cl, done, 10*time.Second)
+	if _, err := http.Get("http://" + addr.String() + "/"); err == nil {
+		t.Error("the console still answers after the daemon stopped")
 	}
 }
