@@ -368,6 +368,29 @@ func qdiscs(t *testing.T, path string) int {
 	return len(qs)
 }
 
+// killChaosOnceInjected runs moat chaos on a template that freezes an
+// instance and adds a fault table, and kills it with SIGKILL (it undoes
+// nothing) once both are in place.
+func (s *e2eStack) killChaosOnceInjected(t *testing.T, tpl string, before injected) {
+	t.Helper()
+	cmd := exec.Command(moatBin, "chaos", "run", tpl, "-f", s.file)
+	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	perr := testutil.Poll(30*time.Second, func() error {
+		if c := countInjected(t, s.name); c.frozen > before.frozen && c.faultTables > before.faultTables {
+			return nil
+		}
+		return errors.New("faults not in place")
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+}
+
 // stackClient is a client of the e2e stack's control API.
 func (s *e2eStack) client() *client.Client {
 	return client.New(filepath.Join(s.home, s.name, "moat.sock"))
@@ -519,22 +542,7 @@ func TestChaosFaults(t *testing.T) {
   },
   "stopConditions": [{"source": "none"}]
 }`)
-		cmd := exec.Command(moatBin, "chaos", "run", tpl, "-f", s.file)
-		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		perr := testutil.Poll(30*time.Second, func() error {
-			if c := countInjected(t, s.name); c.frozen > before.frozen && c.faultTables > before.faultTables {
-				return nil
-			}
-			return errors.New("faults not in place")
-		})
-		cmd.Process.Kill() // SIGKILL: moat chaos undoes nothing
-		cmd.Wait()
-		if perr != nil {
-			t.Fatal(perr)
-		}
+		s.killChaosOnceInjected(t, tpl, before)
 		killed := time.Now()
 		testutil.Eventually(t, 20*time.Second, func() error {
 			if c := countInjected(t, s.name); c != before {
@@ -638,22 +646,7 @@ func TestChaosFaults(t *testing.T) {
   },
   "stopConditions": [{"source": "none"}]
 }`)
-		cmd := exec.Command(moatBin, "chaos", "run", tpl, "-f", s.file)
-		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		perr := testutil.Poll(30*time.Second, func() error {
-			if c := countInjected(t, s.name); c.frozen > before.frozen && c.faultTables > before.faultTables {
-				return nil
-			}
-			return errors.New("faults not in place")
-		})
-		cmd.Process.Kill()
-		cmd.Wait()
-		if perr != nil {
-			t.Fatal(perr)
-		}
+		s.killChaosOnceInjected(t, tpl, before)
 		s.mustMoat(90*time.Second, "down")
 		assertNoLeftovers(t, s.name)
 		if c := countInjected(t, s.name); c.frozen != before.frozen {
