@@ -200,6 +200,15 @@ func TestChaosExperiments(t *testing.T) {
 		if len(dr.Steps) != 2 || dr.Steps[1].Name != "watch" || dr.Steps[1].Start != 0 || dr.Steps[1].Duration != 5*time.Second {
 			t.Errorf("steps %+v", dr.Steps)
 		}
+		// For humans: the targets, the schedule, the stop conditions.
+		cmd := exec.Command(moatBin, "chaos", "run", terminateA, "--dry-run", "-f", s.file)
+		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+		text, err := cmd.CombinedOutput()
+		for _, want := range []string{"zone-a", "COUNT(1)", zoneA, "aws:fis:wait", "planned length: 5s", "dry run: nothing injected"} {
+			if err != nil || !strings.Contains(string(text), want) {
+				t.Errorf("dry run text lacks %q (%v):\n%s", want, err, text)
+			}
+		}
 		// Nothing was injected: the instance still runs.
 		for _, i := range s.instances() {
 			if i.ID == zoneA && i.State != "running" {
