@@ -454,19 +454,9 @@ func (o *alarmObserver) Observe(ctx context.Context, a fis.Alarm) (fis.Observati
 	if err != nil {
 		return fis.Observation{}, err
 	}
-	obs := fis.Observation{Time: now}
-	for _, s := range m.Samples {
-		if !s.Time.After(since) {
-			continue
-		}
-		since = s.Time
-		for _, lb := range s.LoadBalancers {
-			if lb.Name == a.Subject {
-				obs.Errors += float64(lb.HTTPCode_ELB_5XX_Count + lb.HTTPCode_Target_5XX_Count)
-				obs.Requests += float64(lb.RequestCount)
-			}
-		}
-	}
+	sums, since := fis.SumLoadBalancers(m.Samples, since)
+	lb := sums[a.Subject]
+	obs := fis.Observation{Time: now, Errors: float64(lb.Failed), Requests: float64(lb.Requests)}
 	o.mu.Lock()
 	if o.last == nil {
 		o.last = map[string]time.Time{}
@@ -575,7 +565,7 @@ func (s *stackWatch) metrics(ctx context.Context) {
 	s.mu.Lock()
 	since := s.lastSample
 	if since.IsZero() {
-		since = s.start.Add(-time.Second)
+		since = s.start // seconds that ended before the experiment are not its
 	}
 	s.mu.Unlock()
 	m, err := s.cl.Metrics(ctx, since)
@@ -591,23 +581,14 @@ func (s *stackWatch) metrics(ctx context.Context) {
 	if s.lbs == nil {
 		s.lbs = map[string]*fis.LBReport{}
 	}
-	for _, smp := range m.Samples {
-		if !smp.Time.After(s.lastSample) || smp.Time.Before(s.start) {
-			continue
+	sums, last := fis.SumLoadBalancers(m.Samples, since)
+	for name, sum := range sums {
+		if s.lbs[name] == nil {
+			s.lbs[name] = &fis.LBReport{Name: name}
 		}
-		s.lastSample = smp.Time
-		for _, lb := range smp.LoadBalancers {
-			r := s.lbs[lb.Name]
-			if r == nil {
-				r = &fis.LBReport{Name: lb.Name}
-				s.lbs[lb.Name] = r
-			}
-			failed := lb.HTTPCode_ELB_5XX_Count + lb.HTTPCode_Target_5XX_Count
-			r.Requests += lb.RequestCount
-			r.Failed += failed
-			r.Served += lb.RequestCount - min(failed, lb.RequestCount)
-		}
+		s.lbs[name].Add(sum)
 	}
+	s.lastSample = last
 }
 
 func (s *stackWatch) loadBalancers() ([]fis.LBReport, error) {

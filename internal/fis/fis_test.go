@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/events"
 )
 
@@ -444,5 +445,35 @@ func TestReport(t *testing.T) {
 	}
 	if !strings.Contains(r.Text(), "verdict: FAIL") {
 		t.Errorf("text:\n%s", r.Text())
+	}
+}
+
+func TestSumLoadBalancers(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	lb := func(name string, req, elb5, tg5 uint64) api.LBMetrics {
+		return api.LBMetrics{Name: name, RequestCount: req, HTTPCode_ELB_5XX_Count: elb5, HTTPCode_Target_5XX_Count: tg5}
+	}
+	samples := []api.MetricsSample{
+		{Time: t0, LoadBalancers: []api.LBMetrics{lb("web", 100, 0, 0)}},
+		{Time: t0.Add(time.Second), LoadBalancers: []api.LBMetrics{lb("web", 10, 2, 1), lb("api", 5, 0, 0)}},
+		{Time: t0.Add(2 * time.Second), LoadBalancers: []api.LBMetrics{lb("web", 10, 0, 0), lb("api", 0, 0, 0)}},
+	}
+	sums, last := SumLoadBalancers(samples, t0) // the first second ended at since: left out
+	if want := (LBReport{Name: "web", Requests: 20, Served: 17, Failed: 3}); sums["web"] != want {
+		t.Errorf("web %+v, want %+v", sums["web"], want)
+	}
+	if want := (LBReport{Name: "api", Requests: 5, Served: 5}); sums["api"] != want {
+		t.Errorf("api %+v", sums["api"])
+	}
+	if !last.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("last %v", last)
+	}
+	if sums, last := SumLoadBalancers(samples, last); len(sums) != 0 || !last.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("nothing new: %v %v", sums, last)
+	}
+	r := LBReport{Name: "web", Requests: 1, Served: 1}
+	r.Add(sums["web"])
+	if want := (LBReport{Name: "web", Requests: 21, Served: 18, Failed: 3}); r != want {
+		t.Errorf("add: %+v, want %+v", r, want)
 	}
 }
