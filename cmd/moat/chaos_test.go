@@ -566,11 +566,12 @@ func TestChaosFaults(t *testing.T) {
 		s := s.with(t)
 		testutil.Eventually(t, 90*time.Second, s.healthy(2))
 		before := countInjected(t, s.name)
-		// Everything starts at once; the alarm trips once the frozen
-		// instance has been unhealthy for 5 s, long after.
+		// Everything starts at once. The group replaces the frozen
+		// instances at once (their EC2 status is stopped), and the
+		// alarm trips while the replacements pass their health checks.
 		tpl := chaosTemplate(t, "rollback.json", `{
   "targets": {
-    "one": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"}, "selectionMode": "COUNT(1)",
+    "one": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"}, "selectionMode": "ALL",
       "filters": [{"path": "State.Name", "values": ["running"]}]},
     "private-a": {"resourceType": "aws:ec2:subnet", "resourceArns": ["arn:aws:ec2:us-east-1:123456789012:subnet/private-a"], "selectionMode": "ALL"}
   },
@@ -581,7 +582,7 @@ func TestChaosFaults(t *testing.T) {
       "parameters": {"startInstancesAfterDuration": "PT10M"}},
     "hold": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT10M"}}
   },
-  "stopConditions": [{"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:healthy-hosts(web) < 2 for 5s"}]
+  "stopConditions": [{"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:healthy-hosts(web) < 2 for 2s"}]
 }`)
 		ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 		defer cancel()
