@@ -110,7 +110,10 @@ type Activity struct {
 	Description string    `json:"description"`
 	Cause       string    `json:"cause,omitempty"`
 	Status      string    `json:"status"`
-	InstanceID  string    `json:"instanceId,omitempty"`
+	// StatusMessage says why a failed activity failed, in EC2's words
+	// (AWS's StatusMessage).
+	StatusMessage string `json:"statusMessage,omitempty"`
+	InstanceID    string `json:"instanceId,omitempty"`
 }
 
 // ApplyResult says what PostApply (a re-run of moat up) changed.

@@ -77,7 +77,10 @@ type Activity struct {
 	Description string // "Launching a new EC2 instance: i-…"
 	Cause       string // "At 2026-… an instance was started in response to …"
 	Status      string // InProgress, Successful, Failed
-	InstanceID  string
+	// StatusMessage is why a failed activity failed, as EC2 said it
+	// (AWS's StatusMessage), e.g. an InsufficientInstanceCapacity.
+	StatusMessage string
+	InstanceID    string
 }
 
 // Metrics is one metric datapoint, covering the last metric period.
@@ -225,7 +228,7 @@ func (c *Controller) LaunchFailed(id string, err error, now time.Time) {
 		c.nextLaunch = now.Add(min(MaxLaunchBackoff, LaunchBackoff<<min(c.failures-1, 10)))
 	}
 	c.finish(id, "Launching", "Failed")
-	c.history = append(c.history, Activity{Time: now, InstanceID: id, Status: "Failed",
+	c.history = append(c.history, Activity{Time: now, InstanceID: id, Status: "Failed", StatusMessage: err.Error(),
 		Description: "Launching a new EC2 instance: " + id + ". Status Reason: " + err.Error(),
 		Cause:       fmt.Sprintf("At %s the launch of instance %s failed.", ts(now), id)})
 }

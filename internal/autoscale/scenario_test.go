@@ -94,7 +94,7 @@ func TestLaunchBackoff(t *testing.T) {
 	}
 	c.InstanceRunning(got[0].InstanceID, now.Add(30*time.Second))
 	h := c.History()
-	if !strings.Contains(h[1].Description, "Status Reason: no such file") || h[0].Status != "Failed" {
+	if !strings.Contains(h[1].Description, "Status Reason: no such file") || h[1].StatusMessage != "no such file" || h[0].Status != "Failed" {
 		t.Fatalf("history %+v", h)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,12 +29,13 @@ import (
 // period (instances a fault makes unhealthy stay, so that the test sees
 // them come back) and returns its client.
 func faultStack(t *testing.T, name string) (*client.Client, string) {
-	cl, p := faultStackPlan(t, name)
+	cl, p, _ := faultStackPlan(t, name)
 	return cl, p.Stack
 }
 
-// faultStackPlan is faultStack with the stack's plan.
-func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan) {
+// faultStackPlan is faultStack with the stack's plan and a function that
+// shuts the stack down (once; the test's clean-up does it otherwise).
+func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan, func()) {
 	t.Helper()
 	testutil.RequireRoot(t, "faults act on a running stack: network namespaces, nftables, processes")
 	p := exampleStack(t, name)
@@ -55,14 +57,18 @@ func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("the stack did not start within 3 minutes")
 	}
-	t.Cleanup(func() {
-		shutdown(t, cl, done, 90*time.Second)
-		if ns := stackNS(p.Stack); len(ns) > 0 {
-			t.Errorf("namespaces left after shutdown: %v", ns)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			shutdown(t, cl, done, 90*time.Second)
+			if ns := stackNS(p.Stack); len(ns) > 0 {
+				t.Errorf("namespaces left after shutdown: %v", ns)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	testutil.Eventually(t, 60*time.Second, func() error { return healthyTargets(cl, 2) })
-	return cl, p
+	return cl, p, stop
 }
 
 func stackNS(stack string) []string {
@@ -379,7 +385,7 @@ func TestStopAndRebootInstances(t *testing.T) {
 // traffic with other zones (availability-zone), in a router table of its
 // own; each is gone when its fault ends (qdiscs and tables counted).
 func TestNetworkFaults(t *testing.T) {
-	cl, p := faultStackPlan(t, "fltnet")
+	cl, p, _ := faultStackPlan(t, "fltnet")
 	ctx := context.Background()
 	list, err := cl.Instances(ctx, false)
 	if err != nil || len(list) < 2 {
@@ -713,4 +719,97 @@ func TestStressAndKillFaults(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInsufficientCapacity: with insufficient-capacity on a zone, the
+// replacement of an instance terminated there fails in AWS's words
+// (StatusMessage) and is launched in the other zone at once. The fault
+// still active at shutdown is undone then (its end is in the event log).
+func TestInsufficientCapacity(t *testing.T) {
+	cl, p, stop := faultStackPlan(t, "fltice")
+	ctx := context.Background()
+	list, err := cl.Instances(ctx, false)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("instances: %v %+v", err, list)
+	}
+	victim := list[0]
+	var awsZone, otherZone string
+	for _, z := range p.Zones {
+		if z.Name == victim.Zone {
+			awsZone = z.AWSName
+		} else {
+			otherZone = z.Name
+		}
+	}
+	if _, err := cl.StartFault(ctx, api.FaultRequest{Kind: "insufficient-capacity", Targets: []string{"web"}, Params: map[string]string{"zones": "nowhere"}}); err == nil || !strings.Contains(err.Error(), `zone "nowhere" is not one of the stack's`) {
+		t.Errorf("insufficient-capacity in an unknown zone: %v", err)
+	}
+	f, err := cl.StartFault(ctx, api.FaultRequest{Kind: "insufficient-capacity", Targets: []string{"web"},
+		Params: map[string]string{"zones": awsZone}, Experiment: "EXPICE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Terminate(ctx, victim.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	var failed api.Activity
+	testutil.Eventually(t, 60*time.Second, func() error {
+		acts, err := cl.Activities(ctx, "web")
+		if err != nil {
+			return err
+		}
+		for _, a := range acts {
+			if a.Status == "Failed" && failed.Description == "" {
+				failed = a
+			}
+		}
+		if failed.Description == "" {
+			return errors.New("no failed launch yet")
+		}
+		ins, err := cl.Instances(ctx, false)
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, in := range ins {
+			if in.ID == victim.ID {
+				return fmt.Errorf("%s is still there", victim.ID)
+			}
+			if in.State == "running" {
+				if in.Zone != otherZone {
+					return fmt.Errorf("instance %s runs in zone %s during the fault", in.ID, in.Zone)
+				}
+				running++
+			}
+		}
+		if running != 2 {
+			return fmt.Errorf("%d instances running, want 2 (in zone %s)", running, otherZone)
+		}
+		return nil
+	})
+	want := "We currently do not have sufficient t3.micro capacity in the Availability Zone you requested (" + awsZone + "). Our system will be working on provisioning additional capacity. You can currently get t3.micro capacity by not specifying an Availability Zone in your request or choosing "
+	if !strings.HasPrefix(failed.StatusMessage, want) || !strings.HasSuffix(failed.StatusMessage, ". Launching EC2 instance failed.") {
+		t.Errorf("failed launch's StatusMessage = %q, want AWS's InsufficientInstanceCapacity message", failed.StatusMessage)
+	}
+	t.Logf("activity: %s / %s", failed.Description, failed.Cause)
+
+	// Still active at shutdown: undone then, and said so.
+	dir := daemon.StackDir(p.Stack)
+	stop()
+	evs, err := events.ReadFile(dir.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end *events.Event
+	for i, e := range evs {
+		if e.Component == "fis" && e.Type == "fault.end" && e.Fields["fault"] == f.ID {
+			end = &evs[i]
+		}
+	}
+	if end == nil || !strings.Contains(end.Message, "the stack is stopping") || end.Fields["experiment"] != "EXPICE" || end.Fields["kind"] != "insufficient-capacity" {
+		t.Errorf("fault.end of %s at shutdown: %+v", f.ID, end)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(string(dir), "faults")); len(ents) != 0 {
+		t.Errorf("fault records left after shutdown: %v", ents)
+	}
 }

@@ -614,7 +614,7 @@ func (g *groupRuntime) activities() []api.Activity {
 	out := make([]api.Activity, 0, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
 		a := h[i]
-		out = append(out, api.Activity{Time: a.Time, Group: g.name, Description: a.Description, Cause: a.Cause,
+		out = append(out, api.Activity{Time: a.Time, Group: g.name, Description: a.Description, Cause: a.Cause, StatusMessage: a.StatusMessage,
 			Status: a.Status, InstanceID: a.InstanceID})
 	}
 	return out
