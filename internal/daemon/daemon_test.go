@@ -41,16 +41,9 @@ func TestLockIsExclusiveAndReleasedOnExit(t *testing.T) {
 func TestControlAPI(t *testing.T) {
 	dir := daemon.Dir(t.TempDir())
 	p := &plan.Plan{Stack: "apitest"}
-	ready := make(chan error, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
-	}()
-	if err := <-ready; err != nil {
-		t.Fatal(err)
-	}
+	cl, ready, done := runDaemon(context.Background(), p, dir)
+	waitReady(t, ready, time.Minute)
 	ctx := context.Background()
-	cl := client.New(dir.Socket())
 	st, err := cl.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +86,30 @@ func TestControlAPI(t *testing.T) {
 	}
 }
 
+// runDaemon runs a daemon of p on dir in the background until ctx ends
+// or it is shut down: ready gets its Ready error once the stack is up (or
+// failed to come up), done what Run returned.
+func runDaemon(ctx context.Context, p *plan.Plan, dir daemon.Dir) (cl *client.Client, ready, done <-chan error) {
+	r, d := make(chan error, 1), make(chan error, 1)
+	go func() {
+		d <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { r <- err }})
+	}()
+	return client.New(dir.Socket()), r, d
+}
+
+// waitReady fails the test when the stack does not come up within limit.
+func waitReady(t *testing.T, ready <-chan error, limit time.Duration) {
+	t.Helper()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("the stack did not start within %v", limit)
+	}
+}
+
 // shutdown asks the daemon to tear its stack down and waits, at most
 // limit, for Run to return without an error.
 func shutdown(t *testing.T, cl *client.Client, done <-chan error, limit time.Duration) {
@@ -118,15 +135,9 @@ func TestEventSeq(t *testing.T) {
 	dir := daemon.Dir(t.TempDir())
 	p := &plan.Plan{Stack: "seqtest"}
 	run := func() (*client.Client, <-chan error) {
-		ready := make(chan error, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- daemon.Run(context.Background(), p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
-		}()
-		if err := <-ready; err != nil {
-			t.Fatal(err)
-		}
-		return client.New(dir.Socket()), done
+		cl, ready, done := runDaemon(context.Background(), p, dir)
+		waitReady(t, ready, time.Minute)
+		return cl, done
 	}
 	ctx := context.Background()
 	cl, done := run()

@@ -75,13 +75,7 @@ func TestControlAPIWhileStarting(t *testing.T) {
 	dir := daemon.StackDir(p.Stack)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan error, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
-	}()
-
-	cl := client.New(dir.Socket())
+	cl, ready, done := runDaemon(ctx, p, dir)
 	stop := make(chan struct{})
 	var (
 		wg       sync.WaitGroup

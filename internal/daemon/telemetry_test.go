@@ -7,11 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/daemon"
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/instance"
@@ -31,20 +31,8 @@ func TestMetrics(t *testing.T) {
 	dir := daemon.StackDir(p.Stack)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan error, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, p, daemon.Options{Dir: dir, Ready: func(err error) { ready <- err }})
-	}()
-	cl := client.New(dir.Socket())
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the stack did not start within 3 minutes")
-	}
+	cl, ready, done := runDaemon(ctx, p, dir)
+	waitReady(t, ready, 3*time.Minute)
 	defer shutdown(t, cl, done, 90*time.Second)
 	// The targets' health transitions are events, naming the instances.
 	healthy := map[string]bool{}
@@ -166,4 +154,42 @@ func TestMetrics(t *testing.T) {
 		return nil
 	})
 	t.Logf("instance %s burning one CPU of 2 vCPUs: CPUUtilization up to %.1f%%", who.Instance, peak)
+
+	// One instance fails its /health (503, the app's demo switch): GETs
+	// of /health through the load balancer reach it in turn, and each
+	// second with such 5XX is an lb.5xx event naming it. (Its health
+	// checks fail too, but the test ends before they count.)
+	if code, body = get("/health/fail"); code != 200 {
+		t.Fatalf("GET /health/fail: %d %q", code, body)
+	}
+	failed := 0
+	for range 4 {
+		if code, _ := get("/health"); code == 503 {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no GET /health through the load balancer reached the failing instance")
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		var by map[string]string
+		n := 0
+		if err := cl.Events(ctx, false, func(e events.Event) {
+			if e.Type == "lb.5xx" {
+				by = e.Fields
+				for k, v := range e.Fields {
+					if strings.HasPrefix(k, "target.i-") {
+						c, _ := strconv.Atoi(v)
+						n += c
+					}
+				}
+			}
+		}); err != nil {
+			return err
+		}
+		if n != failed {
+			return fmt.Errorf("lb.5xx events count %d 5XX by target (last: %v), want the %d 503s", n, by, failed)
+		}
+		return nil
+	})
 }
