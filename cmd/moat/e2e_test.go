@@ -239,16 +239,11 @@ func assertNoLeftovers(t *testing.T, stack string) {
 	}
 }
 
-// stackNamespaces lists the stack's named namespaces.
+// stackNamespaces lists the stack's named namespaces as reclaim finds
+// them (vpc.Leftovers: not those of a stack whose name extends this one).
 func stackNamespaces(stack string) []string {
-	ents, _ := os.ReadDir(vpc.NetnsDir)
-	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "moat-"+stack+"-") {
-			out = append(out, e.Name())
-		}
-	}
-	return out
+	ns, _ := vpc.Leftovers(stack, "")
+	return ns
 }
 
 var servedBy = regexp.MustCompile(`<b id="who">(i-[0-9a-f]{17})</b>`)

@@ -61,7 +61,7 @@ func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan, func
 	stop := func() {
 		once.Do(func() {
 			shutdown(t, cl, done, 90*time.Second)
-			if ns := stackNS(p.Stack); len(ns) > 0 {
+			if ns, _ := vpc.Leftovers(p.Stack, ""); len(ns) > 0 {
 				t.Errorf("namespaces left after shutdown: %v", ns)
 			}
 		})
@@ -69,17 +69,6 @@ func faultStackPlan(t *testing.T, name string) (*client.Client, *plan.Plan, func
 	t.Cleanup(stop)
 	testutil.Eventually(t, 60*time.Second, func() error { return healthyTargets(cl, 2) })
 	return cl, p, stop
-}
-
-func stackNS(stack string) []string {
-	ents, _ := os.ReadDir(vpc.NetnsDir)
-	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "moat-"+stack+"-") {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 func healthyTargets(cl *client.Client, n int) error {
