@@ -606,6 +606,20 @@ func TestStackEndToEnd(t *testing.T) {
 		if out := s.mustMoat(30*time.Second, "up", "-d"); !strings.Contains(out, "security group app: rules") {
 			t.Errorf("moat up with a changed security group said %q", out)
 		}
+		// and the timeline names the group
+		sgEvent := false
+		for line := range strings.Lines(s.mustMoat(10*time.Second, "events", "-o", "json")) {
+			var e struct {
+				Type   string
+				Fields map[string]string
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Type == "vpc.securitygroups" && e.Fields["groups"] == "app" {
+				sgEvent = true
+			}
+		}
+		if !sgEvent {
+			t.Error("no vpc.securitygroups event naming the app group in moat events")
+		}
 		out3, err := sshForward(cfgPath, bastionAlias, ins[0].IP+":8000", "GET /health HTTP/1.0\r\n\r\n")
 		if err != nil || !strings.Contains(string(out3), "200") {
 			t.Errorf("ssh -W %s:8000 through the bastion after the group admits it: %v\n%s", ins[0].IP, err, out3)

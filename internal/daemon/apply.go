@@ -9,10 +9,12 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/autoscale"
+	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/plan"
 )
 
@@ -27,9 +29,9 @@ type planDiff struct {
 	// pairs, the bastion, published addresses, which security groups a
 	// node is in, and which groups, load balancers or target groups exist.
 	restart []string
-	// securityGroups says whether security group rules changed (applied
-	// live to every node, as AWS does).
-	securityGroups bool
+	// securityGroups are the security groups whose rules changed (applied
+	// live to every node, as AWS does), added or removed.
+	securityGroups []string
 	// networkACLs says whether network ACLs or their subnets changed
 	// (applied live in the router, as AWS does).
 	networkACLs bool
@@ -69,7 +71,7 @@ func diffPlans(old, new *plan.Plan) planDiff {
 		},
 		func(name, what string) {
 			d.live = append(d.live, "security group "+name+": "+what)
-			d.securityGroups = true
+			d.securityGroups = append(d.securityGroups, name)
 		})
 	diffByName(old.NetworkACLs, new.NetworkACLs, func(a plan.NetworkACL) string { return a.Name },
 		func(o, a plan.NetworkACL) string {
@@ -210,12 +212,15 @@ func (s *stack) apply(ctx context.Context, np *plan.Plan) (api.ApplyResult, erro
 			return api.ApplyResult{}, fmt.Errorf("load balancer %s: %w", l.Name, err)
 		}
 	}
-	if d.securityGroups {
+	if len(d.securityGroups) > 0 {
 		nodes, err := s.network().UpdateSecurityGroups(ctx, np.SecurityGroups)
 		if err != nil {
 			return api.ApplyResult{}, err
 		}
-		s.event("vpc", "vpc.securitygroups", "Security group rules replaced on %d node(s)", len(nodes))
+		groups := strings.Join(d.securityGroups, ", ")
+		s.events.Add(events.Event{Component: "vpc", Type: "vpc.securitygroups",
+			Message: fmt.Sprintf("Security group rules replaced on %d node(s): %s changed", len(nodes), groups),
+			Fields:  map[string]string{"groups": groups, "nodes": strings.Join(nodes, ", ")}})
 	}
 	if d.networkACLs {
 		if _, err := s.network().UpdateNetworkACLs(ctx, np.NetworkACLs); err != nil {
