@@ -266,6 +266,13 @@ func (r *faultRuntime) stop(id, why string) (api.Fault, error) {
 func (r *faultRuntime) stopAll(context.Context) error {
 	r.mu.Lock()
 	r.closed = true
+	r.mu.Unlock()
+	// An injection in flight ends first, and its fault is listed only when
+	// it ends: the active faults are read after it (before, such a fault
+	// stayed active, its record on disk, its timer firing on a stack gone).
+	r.injecting.Lock()
+	r.injecting.Unlock()
+	r.mu.Lock()
 	var ids []string
 	for _, id := range r.order {
 		if r.faults[id].f.State == api.FaultActive {
@@ -273,8 +280,6 @@ func (r *faultRuntime) stopAll(context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	r.injecting.Lock() // an injection in flight ends first
-	r.injecting.Unlock()
 	var errs []error
 	for _, id := range ids {
 		f, err := r.stop(id, "the stack is stopping")
