@@ -377,13 +377,14 @@ func qdiscs(t *testing.T, path string) int {
 	return len(qs)
 }
 
-// killChaosOnceInjected runs moat chaos on a template that freezes an
-// instance and adds a fault table, and kills it with SIGKILL (it undoes
-// nothing) once both are in place.
-func (s *e2eStack) killChaosOnceInjected(t *testing.T, tpl string, before injected) {
+// chaosOnceInjected starts moat chaos on a template that freezes an
+// instance and adds a fault table, and returns once both are in place.
+func (s *e2eStack) chaosOnceInjected(t *testing.T, tpl string, before injected, args ...string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(moatBin, "chaos", "run", tpl, "-f", s.file)
+	cmd := exec.Command(moatBin, append([]string{"chaos", "run", tpl, "-f", s.file}, args...)...)
 	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	stdout := &strings.Builder{}
+	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,11 +394,21 @@ func (s *e2eStack) killChaosOnceInjected(t *testing.T, tpl string, before inject
 		}
 		return errors.New("faults not in place")
 	})
-	cmd.Process.Kill()
-	cmd.Wait()
 	if perr != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatal(perr)
 	}
+	return cmd, stdout
+}
+
+// killChaosOnceInjected kills moat chaos with SIGKILL (it undoes nothing)
+// once its faults are in place.
+func (s *e2eStack) killChaosOnceInjected(t *testing.T, tpl string, before injected) {
+	t.Helper()
+	cmd, _ := s.chaosOnceInjected(t, tpl, before)
+	cmd.Process.Kill()
+	cmd.Wait()
 }
 
 // stackClient is a client of the e2e stack's control API.
@@ -563,6 +574,35 @@ func TestChaosFaults(t *testing.T) {
 			return nil
 		})
 		t.Logf("the daemon undid the faults %v after moat chaos was killed", time.Since(killed).Round(100*time.Millisecond))
+	})
+
+	t.Run("Ctrl-C rolls everything back", func(t *testing.T) {
+		s := s.with(t)
+		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+		before := countInjected(t, s.name)
+		tpl := chaosTemplate(t, "interrupted.json", `{
+  "targets": {"one": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"}, "selectionMode": "COUNT(1)"},
+    "private-b": {"resourceType": "aws:ec2:subnet", "resourceArns": ["arn:aws:ec2:us-east-1:123456789012:subnet/private-b"], "selectionMode": "ALL"}},
+  "actions": {
+    "freeze": {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "one"}, "parameters": {"startInstancesAfterDuration": "PT10M"}},
+    "cut-off": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "private-b"}, "parameters": {"duration": "PT10M", "scope": "availability-zone"}}
+  },
+  "stopConditions": [{"source": "none"}]
+}`)
+		cmd, stdout := s.chaosOnceInjected(t, tpl, before, "-o", "json")
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		var r fis.Report
+		if jerr := json.Unmarshal([]byte(stdout.String()), &r); jerr != nil {
+			t.Fatalf("report: %v\n%s", jerr, stdout.String())
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || r.Experiment.State != fis.StateCancelled || len(r.Experiment.RolledBack) != 2 {
+			t.Errorf("exit %v, state %s, rolled back %v", err, r.Experiment.State, r.Experiment.RolledBack)
+		}
+		// Undone before moat chaos exited.
+		if c := countInjected(t, s.name); c.frozen != before.frozen || c.faultTables != before.faultTables || c.nftLines != before.nftLines {
+			t.Errorf("after Ctrl-C: %+v, before: %+v", c, before)
+		}
 	})
 
 	t.Run("a stop condition rolls everything back", func(t *testing.T) {
