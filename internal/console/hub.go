@@ -224,6 +224,11 @@ func (h *hub) snapshot(ctx context.Context) Snapshot {
 	if s.Targets == nil {
 		s.Targets = []api.Target{}
 	}
+	// Usage changes every second and comes with the metrics: leaving it
+	// out, a snapshot changes only when the stack does.
+	for i := range inst {
+		inst[i].CPUPercent, inst[i].MemoryBytes = 0, 0
+	}
 	s.Map = BuildMap(h.plan, mem, inst, tgs)
 	s.Activities = map[string][]api.Activity{}
 	for _, g := range h.plan.AutoScalingGroups {

@@ -116,6 +116,11 @@ function drawMap() {
 
   const zones = m.zones.length ? m.zones : [{ name: "" }];
   const wrapW = Math.max($("map-wrap").clientWidth - 4, 600);
+  // Redraw only when what the map shows changed (a click on a node is
+  // then never lost to a redraw); traffic is drawn in place.
+  const key = JSON.stringify([m, [...state.ghosts.keys()], state.selected, state.reach || null,
+    state.exposed ? [...state.exposed] : null, wrapW], (k, v) => (k === "checks" ? undefined : v));
+  if (same($("map"), key)) return;
   const laneW = Math.max(W + 2 * PAD + 20, Math.floor((wrapW - 40) / zones.length) - 10);
   const cols = Math.max(1, Math.floor((laneW - 2 * PAD - 20 + GAP) / (W + GAP)));
   const inSubnet = new Map();
@@ -248,9 +253,20 @@ function drawNode(n, x, y) {
 
 // ---- the selected node ----
 
+// same reports whether box already shows what key stands for, and
+// remembers key: a panel is redrawn only when what it shows changed, so a
+// click on one of its buttons is never lost to a redraw.
+function same(box, key) {
+  if (box.dataset.key === key) return true;
+  box.dataset.key = key;
+  return false;
+}
+
 function drawDetail() {
   const box = $("node-detail");
   const n = state.snap && state.snap.map.nodes.find((x) => x.name === state.selected);
+  // (its targets' last checks are not shown here: they change often)
+  if (same(box, JSON.stringify(n || null, (k, v) => (k === "checks" ? undefined : v)))) return;
   if (!n) { box.replaceChildren(el("p", { class: "muted" }, "Select a node on the map for its details and actions.")); return; }
   const rows = [["Name", n.name], ["Kind", n.label], ["Subnet", n.subnet || "-"], ["Zone", n.zone || "-"],
     ["Private IP", n.addr || "-"], ["Security groups", (n.groups || []).join(", ") || "-"]];
@@ -300,6 +316,7 @@ function drawTargets() {
 
 function drawGroups() {
   const box = $("groups");
+  if (same(box, JSON.stringify([state.snap.status.groups, state.snap.activities]))) return;
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.group : null;
   const typed = focused ? document.activeElement.value : null;
   box.replaceChildren(...(state.snap.status.groups || []).map((g) => {
