@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -66,13 +67,11 @@ type hub struct {
 	// sampled is the time of the last metrics sample published.
 	sampled time.Time
 	kick    chan struct{}
-	ready   chan struct{} // closed once the first snapshot is in
-	once    sync.Once
 }
 
 func newHub(p *plan.Plan, src Source, log *slog.Logger, epoch string) *hub {
 	return &hub{plan: p, src: src, log: log, tick: time.Second, ring: newRing(epoch, maxEvents, maxSamples),
-		subs: map[chan struct{}]struct{}{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}
+		subs: map[chan struct{}]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
 // run follows the event log and refreshes the snapshot every tick and
@@ -144,6 +143,11 @@ func (h *hub) poke() {
 // refresh reads the state through the control API and publishes it when
 // it changed.
 func (h *hub) refresh(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("console refresh panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	if !h.wanted() {
 		return
 	}
@@ -162,7 +166,6 @@ func (h *hub) refresh(ctx context.Context) {
 	if !same {
 		h.publish(KindSnapshot, b)
 	}
-	h.once.Do(func() { close(h.ready) })
 	h.refreshMetrics(ctx)
 }
 
