@@ -50,11 +50,11 @@ func URL(addr netip.AddrPort, token string) string {
 
 // Errors of the checks.
 var (
-	errHost    = errors.New("foreign Host")
-	errOrigin  = errors.New("cross-origin request")
-	errToken   = errors.New("missing or wrong console token")
-	errType    = errors.New("a change must be a JSON body (Content-Type: application/json)")
-	errLoopbck = errors.New("the console listens on loopback only")
+	errHost     = errors.New("foreign Host")
+	errOrigin   = errors.New("cross-origin request")
+	errToken    = errors.New("missing or wrong console token")
+	errType     = errors.New("a change must be a JSON body (Content-Type: application/json)")
+	errLoopback = errors.New("the console listens on loopback only")
 )
 
 // allowedHosts are the Host values that name the console at addr: the

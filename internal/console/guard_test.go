@@ -100,3 +100,14 @@ func TestTokenAndURL(t *testing.T) {
 		t.Errorf("URL without token = %q", got)
 	}
 }
+
+func TestNewRefusesNonLoopback(t *testing.T) {
+	for _, a := range []string{"0.0.0.0:9465", "10.0.0.1:9465", "[::]:9465"} {
+		if _, err := New(Options{Addr: netip.MustParseAddrPort(a)}); !errors.Is(err, errLoopback) {
+			t.Errorf("New on %s: %v, want a refusal", a, err)
+		}
+	}
+	if _, err := New(Options{Addr: netip.MustParseAddrPort("[::1]:9465")}); err != nil {
+		t.Errorf("New on [::1]:9465: %v", err)
+	}
+}

@@ -56,7 +56,7 @@ type Server struct {
 // New returns a console; Run follows the stack, Handler serves it.
 func New(opts Options) (*Server, error) {
 	if !opts.Addr.Addr().IsLoopback() {
-		return nil, fmt.Errorf("console on %s: %w", opts.Addr, errLoopbck)
+		return nil, fmt.Errorf("console on %s: %w", opts.Addr, errLoopback)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
