@@ -136,6 +136,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Change the desired capacity.
 	js(t, page, `document.getElementById('desired-web').value = '5'; document.getElementById('set-desired-web').click()`, nil)
 	page.WaitFor(t, `document.querySelector('.group[data-group=web] .counts').dataset.desired === '5'`, 5*time.Second)
+	// Start an instance refresh; terminate one more, decrementing the
+	// desired capacity: it is not replaced.
+	js(t, page, `document.getElementById('refresh-web').click()`, nil)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if calls := src.callLog(); !slices.Contains(calls, "refresh web") {
+			return fmt.Errorf("calls %q: want an instance refresh of web", calls)
+		}
+		return nil
+	})
+	insts, _ := src.Instances(context.Background(), false)
+	second := insts[0].ID
+	js(t, page, fmt.Sprintf(`document.querySelector('#map .node[data-name=%q]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, second), nil)
+	page.WaitFor(t, fmt.Sprintf(`document.getElementById('detail-table').innerText.includes(%q)`, second), 5*time.Second)
+	js(t, page, `document.getElementById('terminate-decrement').click()`, nil)
+	page.WaitFor(t, fmt.Sprintf(`%s.length === 2 && document.querySelector('.group[data-group=web] .counts').dataset.desired === '4'`, mapInstances), 5*time.Second)
 	// Out of range: refused with the control API's words, nothing changed.
 	js(t, page, `document.getElementById('desired-web').value = '99'; document.getElementById('set-desired-web').click()`, nil)
 	page.WaitFor(t, `document.getElementById('notice').innerText.includes('must be between min 2 and max 60')`, 5*time.Second)
@@ -153,7 +168,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(verdict, "ALLOWED") || !strings.Contains(verdict, "allowed by sg lb ingress #1: tcp 80 0.0.0.0/0") {
 		t.Errorf("internet -> lb-web-0 80:\n%s", verdict)
 	}
-	insts, _ := src.Instances(context.Background(), false)
+	insts, _ = src.Instances(context.Background(), false)
 	reach("internet", insts[0].ID, "22")
 	js(t, page, `document.getElementById('reach-result').innerText`, &verdict)
 	if !strings.Contains(verdict, "DENIED") || !strings.Contains(verdict, "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS") {
