@@ -686,6 +686,37 @@ func TestChaosFaults(t *testing.T) {
 		testutil.Eventually(t, 90*time.Second, s.healthy(2))
 	})
 
+	t.Run("a 5xx-ratio stop condition over the load balancer's metrics", func(t *testing.T) {
+		s := s.with(t)
+		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+		// The app dies on every instance (AWSFIS-Run-Kill-Process): the
+		// load balancer answers 502 until the group has replaced them.
+		tpl := chaosTemplate(t, "5xx.json", `{
+  "targets": {"all": {"resourceType": "aws:ec2:instance", "resourceTags": {"moat:group": "web"}, "selectionMode": "ALL"}},
+  "actions": {
+    "kill-app": {"actionId": "aws:ssm:send-command", "targets": {"Instances": "all"},
+      "parameters": {"documentArn": "arn:aws:ssm:us-east-1::document/AWSFIS-Run-Kill-Process",
+        "documentParameters": "{\"ProcessName\": \"python3\", \"Signal\": \"SIGKILL\"}", "duration": "PT1M"}},
+    "watch": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT5M"}, "startAfter": ["kill-app"]}
+  },
+  "stopConditions": [{"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-5xx"}]
+}`)
+		l := startLoad(s.web, 5000, 90*time.Second)
+		r, out, code := s.chaos(120*time.Second, "run", tpl, "--alarm", "web-5xx=5xx-ratio(web) > 0.5 for 3s")
+		ok, failed, _ := l.finish()
+		t.Logf("load %d ok, %d failed", ok, failed)
+		if code != exitFailure || r.Experiment.State != fis.StateStopped || !strings.Contains(r.Experiment.Reason, "5xx-ratio(web) > 0.5") {
+			t.Fatalf("exit %d, state %s (%s)\n%s", code, r.Experiment.State, r.Experiment.Reason, out)
+		}
+		if d := r.Experiment.End.Sub(r.Experiment.Start); d > 60*time.Second {
+			t.Errorf("stopped after %v", d)
+		}
+		if len(r.LoadBalancers) != 1 || r.LoadBalancers[0].Failed == 0 {
+			t.Errorf("load balancers %+v: the 5xx are not in the report", r.LoadBalancers)
+		}
+		testutil.Eventually(t, 90*time.Second, s.healthy(2))
+	})
+
 	t.Run("kill -9 of moat chaos, then moat down: nothing left", func(t *testing.T) {
 		s := s.with(t)
 		testutil.Eventually(t, 90*time.Second, s.healthy(2))
