@@ -13,6 +13,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/events"
 	"github.com/moat-dev/moat/internal/fault"
+	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/vpc"
 )
 
@@ -37,10 +38,32 @@ func Reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
 // reclaim is Reclaim for a daemon that holds the machine lock already.
 // The crashed daemon's active faults are undone first, from their
 // records (see undoFaultRecords), and their end goes to the event log.
+// Last go the cgroups of instances whose namespace no longer exists, this
+// stack's or any other's: a daemon killed before it stopped its instances
+// leaves them, and nothing else would ever remove them. That is best
+// effort: a cgroup that still holds a process (another stack's instance
+// on its way down) stays for a later run, and never fails this one.
 func reclaim(ctx context.Context, stack string, dir Dir) (int, error) {
 	ferr := undoFaultRecords(dir)
 	n, err := reclaimNamespaces(ctx, stack, dir)
+	if os.Geteuid() == 0 {
+		_, _ = instance.ReclaimCgroups(instanceHasNamespace())
+	}
 	return n, errors.Join(ferr, err)
+}
+
+// instanceHasNamespace reports whether an instance id names a node of a
+// namespace that exists now (moat-<stack>-<id>), for any stack.
+func instanceHasNamespace() func(id string) bool {
+	ents, _ := os.ReadDir(vpc.NetnsDir)
+	return func(id string) bool {
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), "-"+id) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // reclaimNamespaces kills the processes in the stack's namespaces, then
