@@ -1,7 +1,10 @@
 package console
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"testing"
@@ -129,4 +132,36 @@ func TestBuildMap(t *testing.T) {
 			t.Errorf("reach resolves map node %s to %+v, %v", n.Name, e, err)
 		}
 	}
+}
+
+// BenchmarkBuildMap: the map of the example with 50 instances, as every
+// snapshot builds it.
+func BenchmarkBuildMap(b *testing.B) {
+	p := examplePlan(b)
+	f := newFakeStack(p, 50)
+	insts, _ := f.Instances(context.Background(), false)
+	targets, _ := f.Targets(context.Background())
+	mem, _ := f.Membership(context.Background())
+	b.ReportAllocs()
+	for b.Loop() {
+		BuildMap(p, mem, insts, targets)
+	}
+}
+
+// BenchmarkSnapshot: reading and encoding one snapshot of 50 instances
+// (the stand-in's reads are in memory: this is the console's own cost).
+func BenchmarkSnapshot(b *testing.B) {
+	p := examplePlan(b)
+	h := newHub(p, newFakeStack(p, 50), slog.New(slog.DiscardHandler), "e1")
+	ctx := context.Background()
+	var n int
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, err := json.Marshal(h.snapshot(ctx))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(buf)
+	}
+	b.ReportMetric(float64(n), "bytes/snapshot")
 }
