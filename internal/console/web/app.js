@@ -256,9 +256,10 @@ function drawNode(n, x, y) {
 // same reports whether box already shows what key stands for, and
 // remembers key: a panel is redrawn only when what it shows changed, so a
 // click on one of its buttons is never lost to a redraw.
+const drawn = new WeakMap(); // element -> the key of what it shows
 function same(box, key) {
-  if (box.dataset.key === key) return true;
-  box.dataset.key = key;
+  if (drawn.get(box) === key) return true;
+  drawn.set(box, key);
   return false;
 }
 
