@@ -45,7 +45,7 @@ func exampleStack(t *testing.T, name string) *plan.Plan {
 	}
 	text := strings.Replace(string(src), "name: realtime", fmt.Sprintf("name: %s-%04x", name, os.Getpid()&0xffff), 1)
 	text = strings.Replace(text, "address: 127.0.0.1:8080", "address: "+freeAddr(t), 1)
-	text = strings.Replace(text, "bastion: 127.0.0.1:2222", "bastion: "+freeAddr(t), 1)
+	text = strings.Replace(text, "bastion: 127.0.0.1:2222", "bastion: "+freeAddr(t)+"\n  console: "+freeAddr(t), 1)
 	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
