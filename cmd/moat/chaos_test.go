@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,29 +130,18 @@ func (l *load) finish() (ok, failed int64, errs []string) {
 	return l.ok.Load(), l.failed.Load(), l.errs
 }
 
-// chaosRun runs moat chaos and decodes its -o json report.
+// chaos runs moat chaos (args: its subcommand, then the rest) through
+// moatSplit and decodes its -o json report.
 func (s *e2eStack) chaos(timeout time.Duration, args ...string) (fis.Report, string, int) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, moatBin, append(append([]string{"chaos"}, args...), "-f", s.file, "-o", "json")...)
-	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatalf("moat chaos %v: %v\n%s", args, err, stderr.String())
-	}
+	stdout, stderr, code := s.moatSplit(timeout, 2, append(append([]string{"chaos"}, args...), "-o", "json")...)
 	var r fis.Report
-	if out := stdout.String(); out != "" && !strings.Contains(strings.Join(args, " "), "--dry-run") {
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			s.t.Fatalf("moat chaos %v -o json: %v\n%s\n%s", args, err, out, stderr.String())
+	if stdout != "" && !slices.Contains(args, "--dry-run") {
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			s.t.Fatalf("moat chaos %v -o json: %v\n%s\n%s", args, err, stdout, stderr)
 		}
 	}
-	return r, stdout.String() + stderr.String(), code
+	return r, stdout + stderr, code
 }
 
 // TestChaosExperiments runs FIS templates against the example stack: the
@@ -201,12 +191,10 @@ func TestChaosExperiments(t *testing.T) {
 			t.Errorf("steps %+v", dr.Steps)
 		}
 		// For humans: the targets, the schedule, the stop conditions.
-		cmd := exec.Command(moatBin, "chaos", "run", terminateA, "--dry-run", "-f", s.file)
-		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-		text, err := cmd.CombinedOutput()
+		stdout, stderr, code := s.moatSplit(30*time.Second, 2, "chaos", "run", terminateA, "--dry-run")
 		for _, want := range []string{"zone-a", "COUNT(1)", zoneA, "aws:fis:wait", "planned length: 5s", "dry run: nothing injected"} {
-			if err != nil || !strings.Contains(string(text), want) {
-				t.Errorf("dry run text lacks %q (%v):\n%s", want, err, text)
+			if code != 0 || !strings.Contains(stdout+stderr, want) {
+				t.Errorf("dry run text lacks %q (exit %d):\n%s%s", want, code, stdout, stderr)
 			}
 		}
 		// Nothing was injected: the instance still runs.
