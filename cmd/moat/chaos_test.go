@@ -369,8 +369,7 @@ func qdiscs(t *testing.T, path string) int {
 // instance and adds a fault table, and returns once both are in place.
 func (s *e2eStack) chaosOnceInjected(t *testing.T, tpl string, before injected, args ...string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(moatBin, append([]string{"chaos", "run", tpl, "-f", s.file}, args...)...)
-	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+	cmd := s.command(context.Background(), 2, append([]string{"chaos", "run", tpl}, args...)...)
 	stdout := &strings.Builder{}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
@@ -617,8 +616,7 @@ func TestChaosFaults(t *testing.T) {
 }`)
 		ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, moatBin, "chaos", "run", tpl, "-f", s.file, "-o", "json")
-		cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
+		cmd := s.command(ctx, 2, "chaos", "run", tpl, "-o", "json")
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {

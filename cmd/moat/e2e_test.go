@@ -139,10 +139,17 @@ func (s *e2eStack) moatSplit(timeout time.Duration, cmdWords int, args ...string
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return runCmd(s.t, s.command(ctx, cmdWords, args...))
+}
+
+// command is the binary with the stack's environment and the stack file
+// given with -f after the command's words (cmdWords of args), not started
+// (moatSplit runs it; a test that acts while it runs starts it).
+func (s *e2eStack) command(ctx context.Context, cmdWords int, args ...string) *exec.Cmd {
 	full := append(append(slices.Clone(args[:cmdWords]), "-f", s.file), args[cmdWords:]...)
 	cmd := exec.CommandContext(ctx, moatBin, full...)
 	cmd.Env = append(os.Environ(), "MOAT_HOME="+s.home)
-	return runCmd(s.t, cmd)
+	return cmd
 }
 
 func (s *e2eStack) mustMoat(timeout time.Duration, args ...string) string {
