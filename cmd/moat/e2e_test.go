@@ -761,6 +761,15 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 	if len(stackNamespaces(s.name)) == 0 {
 		t.Fatal("a running stack has no namespaces: the test proves nothing")
 	}
+	// The foreground moat up prints the console's URL with the token of
+	// this start, the one moat console gives.
+	url := strings.TrimSpace(s.mustMoat(10*time.Second, "console", "--no-open"))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(up.out.String(), "console   console    "+url+"\n") {
+			return fmt.Errorf("moat up's output does not list the console at %s:\n%s", url, up.out.String())
+		}
+		return nil
+	})
 	up.interrupt(t)
 	assertNoLeftovers(t, s.name)
 }
