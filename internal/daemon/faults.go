@@ -177,18 +177,21 @@ func (r *faultRuntime) start(ctx context.Context, req api.FaultRequest) (api.Fau
 		end := time.Now().UTC()
 		fr.f.State, fr.f.Ended = api.FaultEnded, &end
 		r.forget(fr)
+		out := copyFault(fr.f)
 		r.add(fr)
-		r.event("fault.end", fr.f, fmt.Sprintf("Fault %s ended: %s done", fr.f.ID, spec.Kind))
-		return copyFault(fr.f), nil
+		r.event("fault.end", out, fmt.Sprintf("Fault %s ended: %s done", out.ID, spec.Kind))
+		return out, nil
 	}
+	// What the caller gets is the fault as started: once listed, its
+	// timer or a DELETE may end it at any time.
+	out := copyFault(fr.f)
 	r.add(fr)
-	if !fr.f.Ends.IsZero() {
-		id := fr.f.ID
+	if !out.Ends.IsZero() {
 		r.mu.Lock()
-		fr.timer = time.AfterFunc(time.Until(fr.f.Ends), func() { _, _ = r.stop(id, "its duration passed") })
+		fr.timer = time.AfterFunc(time.Until(out.Ends), func() { _, _ = r.stop(out.ID, "its duration passed") })
 		r.mu.Unlock()
 	}
-	return copyFault(fr.f), nil
+	return out, nil
 }
 
 func until(t time.Time) string {

@@ -231,7 +231,10 @@ func environ(spec Spec, acct account) []string {
 }
 
 // command builds a /bin/sh command; stdout and stderr are the log file
-// itself (an *os.File, so exec starts no copying goroutines).
+// itself (an *os.File, so exec starts no copying goroutines). It leads a
+// session of its own (so a process group of its own): had it moat's
+// session, moat's death would orphan its process group and the kernel
+// would send a stopped instance (stop-instances) SIGHUP and SIGCONT.
 func command(spec Spec, acct account, env []string, logf *os.File, args ...string) *exec.Cmd {
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = spec.WorkDir
@@ -239,7 +242,7 @@ func command(spec Spec, acct account, env []string, logf *os.File, args ...strin
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: acct.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: acct.cred}
 	return cmd
 }
 
