@@ -37,8 +37,15 @@ type cgroupSet struct {
 }
 
 // selfCgroup is moat's path in the v1 hierarchy holding controller.
+//
+// It reads the calling thread's cgroups, not the process's: /proc/self
+// is the main thread, which may be, at that moment, locked in another
+// instance's cgroups to start its processes (startIn), and a new
+// instance's cgroup would then be made below that instance's. A thread
+// that runs this code is never inside an instance's cgroups: startIn
+// keeps such a thread locked until it has left them.
 func selfCgroup(controller string) (string, bool) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	b, err := os.ReadFile("/proc/thread-self/cgroup")
 	if err != nil {
 		return "", false
 	}
@@ -164,7 +171,7 @@ func (cs *cgroupSet) remove() error {
 		// Cgroups below the instance's (burners) go first.
 		if subs, err := os.ReadDir(d); err == nil {
 			for _, e := range subs {
-				if e.IsDir() {
+				if e.IsDir() && strings.HasPrefix(e.Name(), burnerCgroupPrefix) {
 					dirs = append(dirs, filepath.Join(d, e.Name()))
 				}
 			}
@@ -201,12 +208,11 @@ func (cs *cgroupSet) procs() map[int]bool {
 		return nil
 	}
 	out := map[int]bool{}
-	// The instance's cgroup and the ones below it (burners of a fault,
-	// see StartBurners).
+	// The instance's cgroup and the burners' below it (StartBurners).
 	dirs := []string{cs.dirs[0]}
 	if subs, err := os.ReadDir(cs.dirs[0]); err == nil {
 		for _, e := range subs {
-			if e.IsDir() {
+			if e.IsDir() && strings.HasPrefix(e.Name(), burnerCgroupPrefix) {
 				dirs = append(dirs, filepath.Join(cs.dirs[0], e.Name()))
 			}
 		}

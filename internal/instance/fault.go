@@ -133,6 +133,9 @@ type Burners struct {
 	cmds    []*exec.Cmd
 }
 
+// burnerCgroupPrefix starts the name of a burners' cgroup.
+const burnerCgroupPrefix = "moat-fis-"
+
 // BurnSpec says what burners to start.
 type BurnSpec struct {
 	// Name names the burners' cgroup (moat-fis-<Name>), e.g. a fault id.
@@ -167,7 +170,7 @@ func (in *Instance) StartBurners(b BurnSpec) (_ *Burners, err error) {
 			_ = out.Stop()
 		}
 	}()
-	cg, made, err := burnerCgroups(in.cg, "moat-fis-"+b.Name, b.CPUs)
+	cg, made, err := burnerCgroups(in.cg, burnerCgroupPrefix+b.Name, b.CPUs)
 	out.Cgroups = made
 	if err != nil {
 		return nil, fmt.Errorf("burners on instance %s: %w", in.spec.ID, err)
