@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 	"github.com/google/nftables/userdata"
 
 	"github.com/moat-dev/moat/internal/plan"
@@ -90,8 +91,11 @@ func (r *recorder) Flush() error {
 }
 
 func family(f nftables.TableFamily) string {
-	if f == nftables.TableFamilyINet {
+	switch f {
+	case nftables.TableFamilyINet:
 		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
 	}
 	return fmt.Sprint(f)
 }
@@ -142,6 +146,16 @@ func render(e expr.Any) string {
 		return fmt.Sprintf("payload load %db @ %s header + %d => reg %d", e.Len, base, e.Offset, e.DestRegister)
 	case *expr.Lookup:
 		return fmt.Sprintf("lookup reg %d set %s", e.SourceRegister, e.SetName)
+	case *expr.Numgen:
+		return fmt.Sprintf("numgen reg %d = random %% %d", e.Register, e.Modulus)
+	case *expr.Byteorder:
+		return fmt.Sprintf("byteorder reg %d = hton(reg %d, %d, %d)", e.DestRegister, e.SourceRegister, e.Size, e.Len)
+	case *expr.Target:
+		var info []byte
+		if u, ok := e.Info.(*xt.Unknown); ok {
+			info = *u
+		}
+		return fmt.Sprintf("target name %s rev %d 0x%x", e.Name, e.Rev, info)
 	case *expr.Verdict:
 		if e.Kind == expr.VerdictJump {
 			return "jump " + e.Chain
@@ -152,7 +166,7 @@ func render(e expr.Any) string {
 }
 
 func cmpOp(o expr.CmpOp) string {
-	return map[expr.CmpOp]string{expr.CmpOpEq: "eq", expr.CmpOpNeq: "neq"}[o]
+	return map[expr.CmpOp]string{expr.CmpOpEq: "eq", expr.CmpOpNeq: "neq", expr.CmpOpLt: "lt"}[o]
 }
 
 // testMembership is the test stack's plan and the offline membership,
