@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/xt"
 	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 
 	"github.com/moat-dev/moat/internal/plan"
 	"github.com/moat-dev/moat/internal/secgroup"
