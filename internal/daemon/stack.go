@@ -125,8 +125,6 @@ func (s *stack) start(ctx context.Context) error {
 		{"load balancers", s.startBalancers},
 		{"bastion", s.startBastion},
 		{"auto scaling groups", func(ctx context.Context) error { return s.startGroups(ctx, loopCtx) }},
-		// Last, so that teardown undoes the faults first.
-		{"faults", func(context.Context) error { s.onStop(s.faults.stopAll); return nil }},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -138,6 +136,9 @@ func (s *stack) start(ctx context.Context) error {
 		}
 		s.log.Info("started", "part", st.name, "took", time.Since(t0).Round(time.Millisecond))
 	}
+	// Last, so that teardown undoes injected faults before anything else
+	// (faults can only be injected once the stack runs).
+	s.onStop(s.faults.stopAll)
 	return nil
 }
 
