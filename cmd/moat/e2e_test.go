@@ -680,29 +680,35 @@ func refreshed(before, now []api.Instance) bool {
 	return countRunning(now) == len(before)
 }
 
-// TestCrashedStackIsReclaimed kills the daemon with SIGKILL and checks
-// that moat down reclaims its namespaces and processes.
-func TestCrashedStackIsReclaimed(t *testing.T) {
-	s := newE2EStack(t, "e2ecrash", nil)
-	s.mustMoat(120*time.Second, "up", "-d", "--wait")
+// killDaemon kills the stack's daemon with SIGKILL, as a crash would, and
+// waits (5 s at most) for it to be gone.
+func (s *e2eStack) killDaemon() {
+	s.t.Helper()
 	pidText, err := os.ReadFile(filepath.Join(s.home, s.name, "daemon.pid"))
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
 	if pid <= 1 {
-		t.Fatalf("bad daemon pid %q", pidText)
+		s.t.Fatalf("bad daemon pid %q", pidText)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	// Wait (5 s at most) for the daemon to be gone, then go on either way.
 	_ = testutil.Poll(5*time.Second, func() error {
 		if syscall.Kill(pid, 0) == nil {
 			return fmt.Errorf("daemon %d still there", pid)
 		}
 		return nil
 	})
+}
+
+// TestCrashedStackIsReclaimed kills the daemon with SIGKILL and checks
+// that moat down reclaims its namespaces and processes.
+func TestCrashedStackIsReclaimed(t *testing.T) {
+	s := newE2EStack(t, "e2ecrash", nil)
+	s.mustMoat(120*time.Second, "up", "-d", "--wait")
+	s.killDaemon()
 	if len(stackNamespaces(s.name)) == 0 {
 		t.Fatal("a killed daemon left no namespaces: the test proves nothing")
 	}

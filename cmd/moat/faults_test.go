@@ -3,19 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/client"
 	"github.com/moat-dev/moat/internal/events"
-	"github.com/moat-dev/moat/internal/testutil"
 )
 
 // existing counts the paths that exist (the burners' cgroups, outside
@@ -69,23 +65,7 @@ func TestCrashWithFaultsIsUndone(t *testing.T) {
 		t.Fatalf("burner cgroups of %s: %v, want one", ids[2], cgroups)
 	}
 
-	pidText, err := os.ReadFile(filepath.Join(dir, "daemon.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
-	if pid <= 1 {
-		t.Fatalf("bad daemon pid %q", pidText)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = testutil.Poll(5*time.Second, func() error {
-		if syscall.Kill(pid, 0) == nil {
-			return fmt.Errorf("daemon %d still there", pid)
-		}
-		return nil
-	})
+	s.killDaemon()
 	before, cgBefore := countInjected(t, s.name), existing(cgroups)
 	// The stopped instance's processes, a table in the router and one in
 	// the second instance, the burners' cgroup.
