@@ -652,6 +652,18 @@ func (g *groupRuntime) instanceStopped(rec *instanceRec) {
 	if rec.state == stateRunning {
 		rec.state = stateStopped
 		g.ctrl.InstanceStopped(rec.id, true, time.Now())
+		g.targetsStopped(rec, true)
+	}
+}
+
+// targetsStopped takes a stopped instance's targets out of their target
+// groups' routing (ALB: unused, Target.InvalidState) or, started again,
+// back to health checking. Called with g.mu held.
+func (g *groupRuntime) targetsStopped(rec *instanceRec, stopped bool) {
+	for _, tg := range g.tgs {
+		if e := g.s.engineFor(tg.Name); e != nil {
+			_ = e.SetStopped(tg.Name, g.targetAddr(rec, tg), stopped) // not registered (yet): nothing routes to it
+		}
 	}
 }
 
@@ -667,6 +679,7 @@ func (s *stack) instanceResumed(id string) {
 		rec.state = stateRunning
 		rec.lastCPUAt = time.Time{}
 		g.ctrl.InstanceStopped(rec.id, false, time.Now())
+		g.targetsStopped(rec, false)
 	}
 }
 

@@ -199,6 +199,20 @@ func (e *Engine) Deregister(tg, addr string) error {
 	return nil
 }
 
+// SetStopped takes addr in tg out of routing while its instance is
+// stopped, and puts it back to be checked afresh when it starts (see
+// targetgroup.Group.SetStopped).
+func (e *Engine) SetStopped(tg, addr string, stopped bool) error {
+	g := e.group(tg)
+	if g == nil {
+		return fmt.Errorf("stop %s: unknown target group %q", addr, tg)
+	}
+	if !g.tg.SetStopped(addr, stopped) {
+		return fmt.Errorf("stop %s: not registered in %q", addr, tg)
+	}
+	return nil
+}
+
 // Targets returns the health of every target of tg.
 func (e *Engine) Targets(tg string) []targetgroup.Status {
 	if g := e.group(tg); g != nil {

@@ -30,6 +30,7 @@ const (
 	ReasonDeregistrationInProgress = "Target.DeregistrationInProgress"
 	ReasonNotRegistered            = "Target.NotRegistered"
 	ReasonNotInUse                 = "Target.NotInUse"
+	ReasonInvalidState             = "Target.InvalidState"
 )
 
 // Algorithm is a target group's load balancing algorithm.
@@ -277,6 +278,33 @@ func (g *Group) Deregister(id string) bool {
 	return true
 }
 
+// SetStopped marks target id unused while its instance is stopped, as
+// ALB does (Target.InvalidState, "Target is in the stopped state"): no
+// request is routed to it and its health checks do not count. Started
+// again, it is checked afresh from initial, as a new registration is. It
+// reports whether the target is registered (and not draining).
+func (g *Group) SetStopped(id string, stopped bool) bool {
+	g.mu.Lock()
+	defer g.unlock()
+	t := g.find(id)
+	if t == nil || t.state == StateDraining {
+		return false
+	}
+	from := t.state
+	switch {
+	case stopped && t.state != StateUnused:
+		t.state, t.reason, t.description = StateUnused, ReasonInvalidState, "Target is in the stopped state"
+	case !stopped && t.state == StateUnused:
+		t.state, t.reason, t.description = StateInitial, ReasonRegistrationInProgress, "Target registration is in progress"
+	default:
+		return true
+	}
+	t.passes, t.fails, t.ejected = 0, 0, false
+	g.note(t, from)
+	g.rebuild()
+	return true
+}
+
 // Expire removes draining targets whose delay has ended, or that have no
 // request in flight, and returns them so that the caller can close what
 // is still open on them.
@@ -422,7 +450,7 @@ func (g *Group) find(id string) *Target {
 func (g *Group) rebuild() {
 	rs := &routeSet{algo: g.cfg.Algorithm, slow: g.cfg.SlowStart}
 	for _, t := range g.targets {
-		if t.state == StateDraining {
+		if t.state == StateDraining || t.state == StateUnused {
 			continue
 		}
 		rs.open = append(rs.open, t)

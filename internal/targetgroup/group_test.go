@@ -281,3 +281,51 @@ func TestLastChecks(t *testing.T) {
 		t.Errorf("oldest kept check %+v", oldest)
 	}
 }
+
+// TestStoppedTargetIsUnused: a stopped instance's target is unused with
+// Target.InvalidState, never picked (not even failing open), its health
+// checks do not count, and started again it is checked from initial.
+func TestStoppedTargetIsUnused(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	g := New(Config{}, c.now)
+	a := g.Register("a", "127.0.0.2:1")
+	b := g.Register("b", "127.0.0.3:1")
+	g.Observe("a", Result{OK: true})
+	g.Observe("b", Result{OK: true})
+	if !g.SetStopped("a", true) {
+		t.Fatal("SetStopped of a registered target reported false")
+	}
+	if s, r := g.Health("a"); s != StateUnused || r != ReasonInvalidState {
+		t.Fatalf("stopped target: %s %s, want unused %s", s, r, ReasonInvalidState)
+	}
+	g.Observe("a", Result{OK: true})
+	if s, _ := g.Health("a"); s != StateUnused {
+		t.Fatalf("a health check changed a stopped target to %s", s)
+	}
+	for range 10 {
+		if g.Pick(nil) != b {
+			t.Fatal("the stopped target was picked")
+		}
+	}
+	g.Observe("b", Result{OK: false, Reason: ReasonTimeout})
+	g.Observe("b", Result{OK: false, Reason: ReasonTimeout})
+	if s, _ := g.Health("b"); s != StateUnhealthy {
+		t.Fatalf("b is %s after two failed checks, want unhealthy", s)
+	}
+	for range 10 {
+		if got := g.Pick(nil); got == a {
+			t.Fatal("failing open picked the stopped target")
+		}
+	}
+	g.SetStopped("a", false)
+	if s, r := g.Health("a"); s != StateInitial || r != ReasonRegistrationInProgress {
+		t.Fatalf("started again: %s %s, want initial", s, r)
+	}
+	g.Observe("a", Result{OK: true})
+	if s, _ := g.Health("a"); s != StateHealthy || g.Pick(nil) != a {
+		t.Fatalf("started target after a passing check: %s", s)
+	}
+	if g.SetStopped("nobody", true) {
+		t.Error("SetStopped of an unknown target reported true")
+	}
+}
