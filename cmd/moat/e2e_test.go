@@ -27,6 +27,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/browsertest"
+	"github.com/moat-dev/moat/internal/instance"
 	"github.com/moat-dev/moat/internal/testutil"
 	"github.com/vishvananda/netlink"
 
@@ -123,7 +124,7 @@ func (s *e2eStack) moat(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	flag := "-f"
-	if args[0] == "events" {
+	if args[0] == "events" || args[0] == "logs" { // there -f is --follow
 		flag = "--file"
 	}
 	cmd := exec.CommandContext(ctx, moatBin, append([]string{args[0], flag, s.file}, args[1:]...)...)
@@ -240,9 +241,18 @@ func assertNoLeftovers(t *testing.T, stack string) {
 			procs++
 		}
 	}
+	// Isolated instances' processes (their working directory is inside
+	// their own mount namespace) by their uid ranges, allocated per stack.
+	ranges := 0
+	rs, _ := os.ReadDir(instance.UIDRangeDir)
+	for _, r := range rs {
+		if b, err := os.ReadFile(filepath.Join(instance.UIDRangeDir, r.Name())); err == nil && strings.HasPrefix(string(b), stack+" ") {
+			ranges++
+		}
+	}
 	ns := stackNamespaces(stack)
-	if len(ns)+links+tables+procs != 0 {
-		t.Errorf("stack %s left %d namespace(s) %v, %d host link(s), %d host nftables table(s), %d process(es)", stack, len(ns), ns, links, tables, procs)
+	if len(ns)+links+tables+procs+ranges != 0 {
+		t.Errorf("stack %s left %d namespace(s) %v, %d host link(s), %d host nftables table(s), %d process(es), %d uid range(s)", stack, len(ns), ns, links, tables, procs, ranges)
 	}
 }
 

@@ -68,7 +68,7 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.Lau
 		return fmt.Errorf("metadata endpoint: %w", err)
 	}
 	workDir := filepath.Join(s.instanceRoot(), rec.id)
-	stopSSH, err := s.serveInstanceSSH(lt, rec, n, workDir)
+	stopSSH, err := s.serveInstanceSSH(g, lt, rec, n, workDir)
 	if err != nil {
 		stopMD()
 		return fmt.Errorf("ssh endpoint: %w", err)
@@ -93,7 +93,8 @@ func (s *stack) launchInstance(ctx context.Context, g *groupRuntime, lt plan.Lau
 	proc, err := instance.Start(ctx, instance.Spec{
 		ID: rec.id, NetNSPath: n.NSPath, WorkDir: workDir, FilesDir: lt.FilesDir, Env: env,
 		UserData: lt.UserData, Command: lt.Command, User: lt.User, LogPath: s.logPath(rec.id), Limits: limits,
-		Isolation: instance.IsolationProcess,
+		Isolation: s.isolation(), Owner: s.plan.Stack, IP: addr.String(), Hide: s.hidden(),
+		Hostname: metadata.Hostname(metadata.Info{LocalIPv4: addr, Region: s.plan.AWS.Region}),
 	})
 	if err != nil {
 		return err
@@ -172,10 +173,46 @@ func (s *stack) awsZone(zone string) string {
 	return zone
 }
 
+// isolation is how the stack's instances are isolated (local.isolation).
+func (s *stack) isolation() instance.Isolation {
+	if s.plan.Local.Isolation == string(instance.IsolationProcess) {
+		return instance.IsolationProcess
+	}
+	return instance.IsolationMachine
+}
+
+// hidden are the host directories of moat's that isolated instances must
+// not see beyond those they never see (/run, /tmp, /home, /root): the
+// state directory ($MOAT_HOME, with the key pairs) and the instances'
+// directories.
+func (s *stack) hidden() []string {
+	hide := []string{string(s.dir), s.instanceRoot()}
+	if home := filepath.Dir(string(s.dir)); home != "/" {
+		hide = append(hide, home) // $MOAT_HOME: key pairs and private keys
+	}
+	return hide
+}
+
+// checkIsolation refuses to start a stack whose instances are to be
+// isolated as machines on a host that forbids it, saying how to fix it
+// (or to choose local.isolation: process).
+func (s *stack) checkIsolation(context.Context) error {
+	if len(s.plan.AutoScalingGroups) == 0 {
+		return nil
+	}
+	if s.isolation() == instance.IsolationProcess {
+		s.event("instance", "instance.isolation", "Instances run as processes of the host (local.isolation: process): they see its processes and files and each other's")
+		return nil
+	}
+	return instance.CheckIsolation()
+}
+
 // serveInstanceSSH runs the instance's SSH endpoint on port 22 of its own
 // address, accepting the launch template's key pair; sessions run as the
-// instance's user, in its directory and namespace.
-func (s *stack) serveInstanceSSH(lt plan.LaunchTemplate, rec *instanceRec, n *vpc.Node, workDir string) (stop func(), err error) {
+// instance's user, in its home, environment and namespaces (all of them
+// with isolation machine, so a login sees what the instance sees; its
+// network namespace only with isolation process).
+func (s *stack) serveInstanceSSH(g *groupRuntime, lt plan.LaunchTemplate, rec *instanceRec, n *vpc.Node, workDir string) (stop func(), err error) {
 	if lt.KeyPair == "" {
 		return func() {}, nil
 	}
@@ -187,19 +224,34 @@ func (s *stack) serveInstanceSSH(lt plan.LaunchTemplate, rec *instanceRec, n *vp
 	if err != nil {
 		return nil, err
 	}
-	cred, _, _ := instance.Account(lt.User)
 	var env []string
 	for k, v := range lt.Environment {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+workDir)
-	nsPath := n.NSPath
-	srv, err := instancessh.New(instancessh.Config{
-		HostKey: hk, AuthorizedKeys: sshpolicy.NewKeySet(keys...), User: lt.User, Credential: cred,
-		Dir: workDir, Home: workDir, Env: env, Logger: s.sshLog.With("instance", rec.id),
-		Start: func(c *exec.Cmd) error { return instance.StartInNamespace(nsPath, c) },
-	})
+	cfg := instancessh.Config{HostKey: hk, AuthorizedKeys: sshpolicy.NewKeySet(keys...), User: lt.User,
+		Logger: s.sshLog.With("instance", rec.id)}
+	if s.isolation() == instance.IsolationMachine {
+		home := instance.IsolatedHome(lt.User)
+		cfg.Dir, cfg.Home = "/", home
+		cfg.Env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+home)
+		cfg.Start = func(c *exec.Cmd) error {
+			g.mu.Lock()
+			proc := rec.proc
+			g.mu.Unlock()
+			if proc == nil {
+				return fmt.Errorf("instance %s is still booting", rec.id)
+			}
+			return proc.StartSession(c)
+		}
+	} else {
+		cred, _, _ := instance.Account(lt.User)
+		nsPath := n.NSPath
+		cfg.Credential, cfg.Dir, cfg.Home = cred, workDir, workDir
+		cfg.Env = append(env, "MOAT_INSTANCE_ID="+rec.id, "MOAT_WORK_DIR="+workDir)
+		cfg.Start = func(c *exec.Cmd) error { return instance.StartInNamespace(nsPath, c) }
+	}
+	srv, err := instancessh.New(cfg)
 	if err != nil {
 		return nil, err
 	}

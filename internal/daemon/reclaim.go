@@ -81,6 +81,10 @@ func reclaimNamespaces(ctx context.Context, stack string, dir Dir) (int, error) 
 	n, err := vpc.Reclaim(ctx, stack, string(dir))
 	if os.Geteuid() == 0 {
 		err = errors.Join(err, os.RemoveAll(filepath.Join("/run/moat", stack)))
+		// The uid ranges of the crashed run's instances, now that none
+		// of its processes is left.
+		_, rerr := instance.ReleaseUIDRanges(stack)
+		err = errors.Join(err, rerr)
 	}
 	return n, err
 }

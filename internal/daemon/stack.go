@@ -119,6 +119,7 @@ func (s *stack) start(ctx context.Context) error {
 		name string
 		fn   func(context.Context) error
 	}{
+		{"isolation", s.checkIsolation},
 		{"key pairs", s.startKeyPairs},
 		{"network", s.startNetwork},
 		{"audit log", s.startAudit},

@@ -99,6 +99,10 @@ func chooseInner(name, passwd string) innerAccount {
 	return innerAccount{name: name, uid: uid, gid: uid, home: "/home/" + name}
 }
 
+// IsolatedHome is the home of the launch template's user inside an
+// isolated instance (/home/ec2-user; /root for root).
+func IsolatedHome(user string) string { return chooseInner(user, "").home }
+
 // withAccount is an /etc/passwd (or, with group, /etc/group) content with
 // the account's line in place of any line of the same name, or appended
 // (pure).

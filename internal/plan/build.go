@@ -260,7 +260,7 @@ func resolve(dir string, s spec.Stack) *Plan {
 		}
 		p.LoadBalancers = append(p.LoadBalancers, l)
 	}
-	p.Local = Local{Egress: s.Local.Egress, Metrics: netip.MustParseAddrPort(s.Local.Metrics), MetricPeriod: seconds(s.Local.MetricPeriod),
+	p.Local = Local{Egress: s.Local.Egress, Metrics: netip.MustParseAddrPort(s.Local.Metrics), MetricPeriod: seconds(s.Local.MetricPeriod), Isolation: s.Local.Isolation,
 		Console: netip.MustParseAddrPort(s.Local.Console)}
 	p.Endpoints = append(p.Endpoints, Endpoint{Kind: EndpointMetrics, Name: "metrics", Publish: p.Local.Metrics, Target: "Prometheus metrics",
 		URL: fmt.Sprintf("http://%s/metrics", p.Local.Metrics)})

@@ -409,6 +409,8 @@ type Local struct {
 	MetricPeriod time.Duration  `json:"metricPeriod"`
 	// Console is where the live web console listens (package console).
 	Console netip.AddrPort `json:"console"`
+	// Isolation of the instances: "machine" or "process" (spec.Local).
+	Isolation string `json:"isolation"`
 }
 
 // AWS renderer settings.

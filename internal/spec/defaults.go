@@ -281,6 +281,9 @@ func defaultLocal(s *Stack) {
 	if l.MetricPeriod == 0 {
 		l.MetricPeriod = DefaultMetricPeriod
 	}
+	if l.Isolation == "" {
+		l.Isolation = "machine"
+	}
 	published := map[string]bool{}
 	used := map[string]bool{}
 	for _, p := range l.Publish {

@@ -395,6 +395,13 @@ type Local struct {
 	// MetricPeriod is how often, in seconds, scaling metrics are evaluated
 	// (AWS: 60). Default 60.
 	MetricPeriod int `yaml:"metricPeriod,omitempty" json:"metricPeriod,omitempty"`
+	// Isolation is how instances are kept apart: machine (the default)
+	// runs each like a separate machine (its own processes, filesystem
+	// view, hostname and root, in user, PID, mount, UTS and IPC
+	// namespaces); process runs them as unprivileged processes of the
+	// host that see its processes and files, for hosts that forbid user
+	// namespaces.
+	Isolation string `yaml:"isolation,omitempty" json:"isolation,omitempty" jsonschema:"enum=machine,enum=process"`
 }
 
 // Publish puts one load balancer listener on a loopback address.

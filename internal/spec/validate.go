@@ -900,6 +900,11 @@ func (v *validator) local() {
 	check("local.metrics", l.Metrics, "the metrics endpoint")
 	check("local.console", l.Console, "the console")
 	v.between("local.metricPeriod", l.MetricPeriod, 1, 3600, "metric period")
+	switch l.Isolation {
+	case "machine", "process":
+	default:
+		v.errf("local.isolation", didYouMean(l.Isolation, []string{"machine", "process"}, "isolation"), "isolation %q is not known", l.Isolation)
+	}
 }
 
 func (v *validator) aws() {

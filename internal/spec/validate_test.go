@@ -237,6 +237,8 @@ func TestValidate(t *testing.T) {
 			path: "vpc", msg: "expected a mapping"},
 		{name: "wrong type bool", edits: []string{"  metricPeriod: 15", "  metricPeriod: 15\n  egress: maybe"},
 			path: "local.egress", msg: `expected true or false, found "maybe"`, at: "maybe"},
+		{name: "unknown isolation", edits: []string{"  metricPeriod: 15", "  metricPeriod: 15\n  isolation: vm"},
+			path: "local.isolation", msg: `isolation "vm" is not known`, at: "vm"},
 		{name: "bad port range syntax", edits: []string{"port: 80, cidr", "port: eighty, cidr"},
 			path: "securityGroups[0].ingress[0].port", msg: "is not a port"},
 		{name: "rule port out of range", edits: []string{"port: 80, cidr", "port: 70000, cidr"},
