@@ -8,6 +8,7 @@ command -v ip >/dev/null      || need+=(iproute2)
 command -v nft >/dev/null     || need+=(nftables)
 command -v ssh >/dev/null     || need+=(openssh-client)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v nsenter >/dev/null  || need+=(util-linux)  # moat ssh into isolated instances
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null    || need+=(curl)
 command -v ss >/dev/null      || need+=(iproute2)

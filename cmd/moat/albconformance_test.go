@@ -24,8 +24,8 @@ func TestStackALBConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the conformance suite waits for health checks (minutes); not in -short")
 	}
-	// The backend is this test binary, in a directory the instances'
-	// user (nobody) can reach.
+	// The backend is this test binary, shipped to the instances as the
+	// launch template's files (an instance sees none of the host's /tmp).
 	bin, err := os.MkdirTemp("", "moat-albconformance-")
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestStackALBConformance(t *testing.T) {
 	name := fmt.Sprintf("albconf-%04x", os.Getpid()&0xffff)
 	httpAddr, httpsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	text := albconformance.StackFile(albconformance.StackOptions{Name: name, HTTP: httpAddr, HTTPS: httpsAddr,
-		Metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Console: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Command: backend, BackendOn: ":8000"})
+		Metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Console: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Files: bin, Command: "./backend", BackendOn: ":8000"})
 	s := newE2EStackFile(t, name, t.TempDir(), text)
 	s.mustMoat(120*time.Second, "up", "-d", "--wait")
 	albconformance.Test(t, &albconformance.Target{HTTP: "http://" + httpAddr, HTTPS: "https://" + httpsAddr, Targets: stackTargets{s}})
