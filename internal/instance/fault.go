@@ -192,6 +192,13 @@ func (in *Instance) StartBurners(b BurnSpec) (_ *Burners, err error) {
 		cmds = append(cmds, c)
 	}
 	for _, c := range cmds {
+		if in.iso != nil {
+			// Inside the instance, as its user (the host's account
+			// cannot enter its home).
+			if err := in.inside(c, false); err != nil {
+				return nil, fmt.Errorf("burners on instance %s: %w", in.spec.ID, err)
+			}
+		}
 		if err := startIn(in.spec.NetNSPath, cg, c); err != nil {
 			return nil, fmt.Errorf("burners on instance %s: %w", in.spec.ID, err)
 		}

@@ -186,17 +186,38 @@ func (in *Instance) StartSession(cmd *exec.Cmd) error {
 		return fmt.Errorf("instance %s is not running", in.spec.ID)
 	default:
 	}
+	if err := in.inside(cmd, true); err != nil {
+		return err
+	}
+	return cmd.Start()
+}
+
+// inside makes cmd (not started yet) run inside every namespace of the
+// isolated instance as its user, in its home: cmd becomes nsenter joining
+// init's PID, mount, UTS, IPC and network namespaces and the user
+// namespace of the instance's processes. SSH sessions (StartSession) run
+// this way with fork: nsenter stays their parent outside and the session
+// runs in the instance's PID namespace. The burners (StartBurners) run
+// without: nsenter becomes the burner, in every namespace of the
+// instance but its PID namespace, a single process that the daemon
+// reaps (a forked child outliving a killed nsenter would be reparented to
+// the host's init, and its zombie would keep the burners' cgroup busy).
+func (in *Instance) inside(cmd *exec.Cmd, fork bool) error {
 	userns, err := in.userNamespace()
 	if err != nil {
 		return err
 	}
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
-		return fmt.Errorf("log in to instance %s: %w (install util-linux)", in.spec.ID, err)
+		return fmt.Errorf("enter instance %s: %w (install util-linux)", in.spec.ID, err)
 	}
 	u := in.iso.inner
-	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(in.pid), "--mount", "--uts", "--ipc", "--net", "--pid",
-		"--user=" + userns, "--setuid=" + strconv.Itoa(int(u.uid)), "--setgid=" + strconv.Itoa(int(u.gid)), "--wd", "--"}, cmd.Args...)
+	args := []string{"nsenter", "--target=" + strconv.Itoa(in.pid), "--mount", "--uts", "--ipc", "--net", "--pid",
+		"--user=" + userns, "--setuid=" + strconv.Itoa(int(u.uid)), "--setgid=" + strconv.Itoa(int(u.gid)), "--wd"}
+	if !fork {
+		args = append(args, "--no-fork")
+	}
+	cmd.Args = append(append(args, "--"), cmd.Args...)
 	cmd.Path = nsenter
 	cmd.Dir = "/"
 	if cmd.SysProcAttr != nil {
@@ -205,7 +226,7 @@ func (in *Instance) StartSession(cmd *exec.Cmd) error {
 	if f, ok := cmd.Stdin.(*os.File); ok && strings.HasPrefix(f.Name(), "/dev/pts/") {
 		_ = f.Chown(int(in.iso.uids.base+u.uid), int(in.iso.uids.base+u.gid))
 	}
-	return cmd.Start()
+	return nil
 }
 
 // userNamespace is the user namespace of one of init's children (they all
