@@ -3,8 +3,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -218,6 +220,16 @@ func TestInstancesIsolated(t *testing.T) {
 		if err := syscall.Kill(p, 0); err != nil {
 			t.Errorf("process %d: %v", p, err)
 		}
+	}
+
+	// An interactive login (a terminal, ssh -tt) is the same machine, and
+	// its terminal belongs to the user.
+	cfgPath, alias, _ := s.sshConfig(a.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tty, err := exec.CommandContext(ctx, "ssh", "-F", cfgPath, "-tt", alias, `echo "tty=$(stat -c %U $(tty)) host=$(hostname)"; exit`).CombinedOutput()
+	if want := "tty=ec2-user host=" + wantHost; err != nil || !strings.Contains(string(tty), want) {
+		t.Errorf("ssh -tt: %v; output %q, want %q", err, tty, want)
 	}
 
 	// User data ran as root inside (moat logs shows its output).

@@ -110,7 +110,8 @@ func startIsolated(ctx context.Context, spec Spec) (in *Instance, err error) {
 		Env:    []string{"GOMAXPROCS=1"},
 		Stdout: logf, Stderr: logf,
 		ExtraFiles: []*os.File{cfgR, stW},
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true,
+		// A session of its own, as command's processes (see command).
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true,
 			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC},
 	}
 	err = startIn(spec.NetNSPath, cg, cmd)
