@@ -458,14 +458,15 @@ func TestChaosFaults(t *testing.T) {
 		if !inB {
 			t.Errorf("no instance launched in zone b during the interruption")
 		}
-		// The goal is 0 failed GETs. A stopped instance's kernel still
-		// accepts connections locally (its processes are frozen), so
-		// requests the load balancer sent it before its health checks
-		// failed hang until the client gives up; there are at most a few.
-		if failed > 5 {
+		// The goal is 0 failed GETs. A stopped instance's target is unused
+		// at once (Target.InvalidState), so no request is sent to it after
+		// the stop; only the one GET of this sequential load that the
+		// instance may be answering at the instant it stops can fail, as
+		// on a powered-off instance.
+		if failed > 1 {
 			t.Errorf("%d of %d GETs failed through the load balancer: %v", failed, ok+failed, errs)
 		} else if failed > 0 {
-			t.Logf("goal of 0 failed GETs missed: %d of %d failed (requests sent to the stopped instance before it was found unhealthy): %v", failed, ok+failed, errs)
+			t.Logf("goal of 0 failed GETs missed: %d of %d failed (in flight on the instance when it stopped): %v", failed, ok+failed, errs)
 		}
 		if code != 0 || !r.Pass {
 			t.Errorf("exit %d, hypotheses %+v", code, r.Hypotheses)
