@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,14 +312,34 @@ func TestExperimentsInStackFile(t *testing.T) {
 // the stack's namespaces, the qdiscs in them (this kernel has no netem:
 // latency and loss are nftables tables and a queue), moat's fault tables
 // and the lines of their nftables rule sets, and stopped (frozen)
-// processes.
+// processes of the stack: those in a network namespace the stack has had
+// (other packages' tests, running at the same time, freeze their own).
 type injected struct{ namespaces, qdiscs, faultTables, nftLines, frozen int }
+
+// stackNetns remembers, per stack, the inodes of every network namespace
+// countInjected saw it have, so that a frozen process still counts once
+// its namespace's name is gone.
+var stackNetns = struct {
+	sync.Mutex
+	inodes map[string]map[uint64]bool
+}{inodes: map[string]map[uint64]bool{}}
 
 func countInjected(t *testing.T, stack string) injected {
 	t.Helper()
 	var c injected
+	stackNetns.Lock()
+	defer stackNetns.Unlock()
+	seen := stackNetns.inodes[stack]
+	if seen == nil {
+		seen = map[uint64]bool{}
+		stackNetns.inodes[stack] = seen
+	}
 	for _, ns := range stackNamespaces(stack) {
 		c.namespaces++
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(vpc.NetnsDir, ns), &st); err == nil {
+			seen[st.Ino] = true
+		}
 		tables, err := vpc.FaultTables(filepath.Join(vpc.NetnsDir, ns))
 		if err != nil {
 			t.Fatal(err)
@@ -333,6 +354,10 @@ func countInjected(t *testing.T, stack string) injected {
 	}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) != nil || !seen[st.Ino] {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
