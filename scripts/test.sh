@@ -30,4 +30,4 @@ for target in darwin/amd64 darwin/arm64 windows/amd64; do
 done
 unset GOOS GOARCH
 go test -count=1 -tags portable ./cmd/moat
-go test -race -count=1 -timeout 20m ./... "$@"
+go test -race -count=1 -timeout 30m ./... "$@"
